@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` (main job on the emulator, ends with an HTML report) and `make test`.
+# Both bootstrap themselves: a .venv with the project and its dev extra, plus a Jupyter kernel named bedrock-lab.
+# Re-running is fast: the install step re-runs only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.bedrock-lab-installed
+SWEEP  ?= params/sweeps/demo.yaml
+
+.PHONY: demo test lint setup clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo   run the demo sweep on the embedded emulator and write an HTML report"
+	@echo "make test   run the whole test suite (lint included)"
+	@echo "make setup  only create .venv and install the project"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bedrock-lab needs Python 3.11+, found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name bedrock-lab --display-name "Python (bedrock-lab)" >/dev/null
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bedrock-lab demo --sweep $(SWEEP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) outputs/*/ .pytest_cache .ruff_cache

@@ -1,0 +1,227 @@
+"""Per-request records: the one row per request that every engine writes and every analysis reads.
+
+Schema version 1. Times are seconds. ``start`` and ``intended_start`` are Unix epoch seconds (wall clock,
+for ordering and joining with server logs); every duration is measured with a monotonic clock.
+
+Latencies (``ttft_s``, ``e2e_s``) are measured from ``intended_start`` when the run is open loop (so a
+client that falls behind its schedule cannot hide queueing: no coordinated omission) and from ``start``
+otherwise. ``schedule_lag_s = start - intended_start`` says how late the client was.
+
+Records are written as parquet shards, each one atomically (temp file + ``os.replace``), so a crash or a
+SIGKILL never leaves a half-written shard that breaks reading: at worst the rows buffered since the last
+flush are lost. :func:`load_records` reads every shard below a folder into one DataFrame.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bedrock_lab.errors import RecordsError
+
+SCHEMA_VERSION = 1
+
+#: error kinds an engine may assign (None for a success)
+ERROR_KINDS = ("throttled", "server", "timeout", "validation", "stream", "connection", "client")
+#: API names as used in records and Locust request names
+APIS = ("converse", "converse-stream", "invoke", "invoke-stream")
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request, as measured by the client. Field docs are the schema documentation."""
+
+    # identity
+    run_id: str  #: one engine run (a burst or a Locust run)
+    cell_id: str  #: sweep cell this run belongs to ("" outside a sweep)
+    engine: str  #: "burst" or "locust"
+    worker: str  #: worker that sent it (process/greenlet/task id)
+    seq: int  #: sequence number within the worker
+    api: str  #: one of APIS
+    model_id: str  #: model id as sent (with region prefix or ARN)
+    tier_requested: str | None  #: service tier asked for (None = not sent)
+    tier_served: str | None  #: service tier echoed by the service
+    prompt_id: str  #: prompt/workload item id
+    prompt_size: str  #: size class: small/medium/large/chat/summarise/...
+    users: int | None  #: closed loop: concurrency of the run
+    rate_rps: float | None  #: open loop: target arrival rate
+    # timing
+    intended_start: float | None  #: epoch s the schedule wanted (open loop), else None
+    start: float  #: epoch s the request was actually sent
+    schedule_lag_s: float | None  #: start - intended_start (open loop)
+    ttft_s: float | None  #: time to first content token (streaming) / None for non-streaming
+    e2e_s: float | None  #: end-to-end latency until the last byte (None if it never ended)
+    itl_mean_s: float | None = None  #: inter-token (inter-chunk) gap statistics, streaming only
+    itl_p50_s: float | None = None
+    itl_p95_s: float | None = None
+    itl_max_s: float | None = None
+    n_chunks: int | None = None  #: content chunks received
+    chunk_times: list[float] | None = None  #: optional: offsets (s) of each content chunk from start
+    # tokens (from the service's usage / invocation metrics)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    # outcome
+    status: str = "ok"  #: "ok" or "error"
+    error_kind: str | None = None  #: one of ERROR_KINDS
+    error_code: str | None = None  #: e.g. ThrottlingException, modelStreamErrorException, ReadTimeout
+    http_status: int | None = None
+    retries: int = 0  #: retries the client made (botocore RetryAttempts)
+    # server ground truth (emulator headers; None against AWS)
+    server_request_id: str | None = None
+    server_queue_s: float | None = None
+    server_ttft_s: float | None = None
+    server_decode_s: float | None = None
+    server_latency_s: float | None = None  #: service-reported latency (metrics.latencyMs / invocation latency)
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    ints = {"seq", "users", "n_chunks", "input_tokens", "output_tokens", "http_status", "retries", "schema_version"}
+    strings = {
+        "run_id", "cell_id", "engine", "worker", "api", "model_id", "tier_requested", "tier_served",
+        "prompt_id", "prompt_size", "status", "error_kind", "error_code", "server_request_id",
+    }  # fmt: skip
+    if name in ints:
+        return pa.int64()
+    if name in strings:
+        return pa.string()
+    if name == "chunk_times":
+        return pa.list_(pa.float64())
+    return pa.float64()
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
+ARROW_SCHEMA = pa.schema([pa.field(c, _arrow_type(c)) for c in COLUMNS])
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def write_shard(rows: Iterable[RequestRecord | Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Write rows to one parquet shard atomically; returns the final path."""
+    dicts = [r.to_row() if isinstance(r, RequestRecord) else dict(r) for r in rows]
+    unknown = {k for d in dicts for k in d} - set(COLUMNS)
+    if unknown:
+        raise RecordsError(f"unknown record fields {sorted(unknown)}; schema v{SCHEMA_VERSION} has {list(COLUMNS)}")
+    columns = {c: [_clean(d.get(c)) for d in dicts] for c in COLUMNS}
+    table = pa.Table.from_pydict(columns, schema=ARROW_SCHEMA)
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+class RecordWriter:
+    """Buffers records and flushes them as numbered shards ``records-<worker>-<n>.parquet`` in ``folder``.
+
+    Thread-safe. Flushes every ``flush_rows`` rows or ``flush_seconds`` seconds (checked on ``add``), and on
+    ``close``; use it as a context manager so an interrupt still writes what was measured.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        worker: str = "w0",
+        *,
+        flush_rows: int = 500,
+        flush_seconds: float = 5.0,
+    ) -> None:
+        self.folder = Path(folder)
+        self.worker = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in worker)
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._buf: list[RequestRecord] = []
+        self._lock = threading.Lock()
+        self._n = 0
+        self._last = time.monotonic()
+        self.rows_written = 0
+        self.shards: list[Path] = []
+
+    def add(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._buf.append(record)
+            due = len(self._buf) >= self.flush_rows or time.monotonic() - self._last >= self.flush_seconds
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._buf = self._buf, []
+            self._last = time.monotonic()
+            if not rows:
+                return
+            n = self._n
+            self._n += 1
+        path = write_shard(rows, self.folder / f"records-{self.worker}-{os.getpid()}-{n:05d}.parquet")
+        with self._lock:
+            self.rows_written += len(rows)
+            self.shards.append(path)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def shard_paths(root: str | os.PathLike[str]) -> list[Path]:
+    """Every finished shard below ``root`` (temp files of interrupted writes are ignored)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.exists():
+        raise RecordsError(f"records folder {root} does not exist")
+    return sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def load_records(root: str | os.PathLike[str], *, keep_chunk_times: bool = False) -> pd.DataFrame:
+    """Load every record shard below ``root`` (a folder, a sweep, or one file) into one DataFrame.
+
+    Columns follow :data:`COLUMNS`; an empty folder gives an empty frame with those columns. Shards of an
+    unknown schema version raise :class:`RecordsError`.
+    """
+    paths = shard_paths(root)
+    columns = [c for c in COLUMNS if keep_chunk_times or c != "chunk_times"]
+    if not paths:
+        return ARROW_SCHEMA.empty_table().select(columns).to_pandas()
+    tables = []
+    for p in paths:
+        try:
+            t = pq.read_table(p, columns=columns)
+        except Exception as exc:  # pyarrow raises several types
+            raise RecordsError(f"cannot read record shard {p}: {exc}") from exc
+        tables.append(t)
+    table = pa.concat_tables(tables, promote_options="default")
+    versions = set(table.column("schema_version").to_pylist())
+    if versions - {SCHEMA_VERSION}:
+        raise RecordsError(f"record shards below {root} have schema versions {sorted(versions)}; "
+                           f"this bedrock-lab reads version {SCHEMA_VERSION}")
+    return table.to_pandas()
