@@ -8,22 +8,25 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.bedrock-lab-installed
 SWEEP  ?= params/sweeps/demo.yaml
 
-.PHONY: demo test lint setup clean help
+.PHONY: demo test lint lab setup clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo   run the demo sweep on the embedded emulator and write an HTML report"
 	@echo "make test   run the whole test suite (lint included)"
+	@echo "make lab    open JupyterLab at the repo root (notebooks/ open as notebooks)"
 	@echo "make setup  only create .venv and install the project"
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml .jupyterlab-overrides.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bedrock-lab needs Python 3.11+, found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name bedrock-lab --display-name "Python (bedrock-lab)" >/dev/null
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@cp .jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +34,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=.
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
