@@ -1,16 +1,61 @@
-"""`bedrock-lab analyze`: not built yet (see the issue tracker)."""
+"""`bedrock-lab analyze`: the statistical analysis of a sweep or records folder, as tables."""
 
 from __future__ import annotations
 
 import argparse
+import warnings
+from pathlib import Path
 
-DESCRIPTION = "Not available yet in this version of bedrock-lab."
+SUMMARY = "run the statistical analysis of a sweep or records folder"
+DESCRIPTION = """\
+Run the analysis of a sweep (outputs/<sweep>) or of any folder of request records and write its tables as
+CSV: summary.csv (per configuration and load: counts, success/throttle/error rates with Wilson intervals,
+goodput, p50/p90/p95/p99 of time to first token, inter-token and end-to-end latency and output speed with
+distribution-free 95% intervals), load.csv and capacity.csv (throughput, Little's law, Universal Scalability
+Law fit, knee, highest load meeting the SLOs), comparisons.csv (tier vs tier with Brunner-Munzel, Holm and
+Benjamini-Hochberg, verdicts), costs.csv, fits.csv and qq.csv (distribution fits of the largest cell), and
+analysis.json. Prints the executive summary. `bedrock-lab report` runs the same analysis inside the HTML report.
+
+examples:
+  bedrock-lab analyze outputs/demo                  # tables in outputs/demo/tables/
+  bedrock-lab analyze outputs/demo --figures        # also the slide figures in outputs/demo/figures/
+  bedrock-lab analyze runs/burst-1 --out /tmp/t --slo-ttft 0.5
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("sweep_dir", type=Path, help="sweep folder (outputs/<sweep>) or a folder of record shards")
+    parser.add_argument("--out", type=Path, help="folder for the tables (default: <sweep_dir>/tables)")
+    g = parser.add_argument_group("SLOs (default: the sweep file's slo section, else TTFT <= 1 s, e2e <= 10 s)")
+    g.add_argument("--slo-ttft", type=float, metavar="S", help="max time to first token, seconds")
+    g.add_argument("--slo-e2e", type=float, metavar="S", help="max end-to-end latency, seconds")
+    g.add_argument("--slo-itl", type=float, metavar="S", help="max mean inter-token latency, seconds")
+    g.add_argument("--slo-tokens-per-s", type=float, metavar="TPS", help="min output tokens per second")
+    g.add_argument("--goodput-target", type=float, metavar="SHARE", help="share of requests that must meet the SLOs")
+    parser.add_argument("--fit-metric", default="ttft_s", choices=["ttft_s", "e2e_s", "itl_mean_s"],
+                        help="metric whose distribution is fitted (default %(default)s)")
+    parser.add_argument("--no-fit", action="store_true", help="skip the distribution fits (faster)")
+    parser.add_argument("--figures", action="store_true", help="also write the slide figures (PNG and SVG)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of bootstraps and subsampling")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("bedrock-lab analyze: not available yet")
-    return 2
+    from bedrock_lab.report import analysis as an
+    from bedrock_lab.report.summary import executive_summary
+
+    data = an.load_sweep(args.sweep_dir)
+    slo = an.slo_from(data, {"ttft_s": args.slo_ttft, "e2e_s": args.slo_e2e, "itl_s": args.slo_itl,
+                             "tokens_per_s": args.slo_tokens_per_s, "goodput_target": args.goodput_target})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = an.analyze(data, slo, fit_metric=args.fit_metric, fit=not args.no_fit, seed=args.seed)
+    out = args.out or Path(args.sweep_dir) / "tables"
+    written = an.write_tables(result, out)
+    if args.figures:
+        from bedrock_lab.report.figures import write_slide_figures
+
+        written += write_slide_figures(result)
+    for sentence in executive_summary(result):
+        print(f"- {sentence}")
+    print(f"\n{len(written)} files written to {out}" + (" and figures/" if args.figures else ""))
+    return 0

@@ -1,16 +1,136 @@
-"""`bedrock-lab burst`: not built yet (see the issue tracker)."""
+"""`bedrock-lab burst`: fire one asyncio load burst and record every request."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-DESCRIPTION = "Not available yet in this version of bedrock-lab."
+DESCRIPTION = """\
+Fire one load burst with the asyncio engine and write one record per request (parquet shards).
+
+Closed loop (--users N): N workers send back to back, for --duration seconds and/or --requests requests,
+optionally ramping up over --ramp seconds. Open loop (--rate R): requests start on a seeded schedule
+(--arrival poisson|constant) whatever the responses do; latencies are measured from the intended start, and
+starts later than 10 ms are counted as schedule misses.
+
+Target: without --endpoint or --region an embedded emulator is started on 127.0.0.1 and stopped afterwards.
+--endpoint URL uses an emulator (or any compatible endpoint) already running; --region [--profile] targets AWS
+with the standard credential chain (env vars, profiles, SSO, instance roles) and costs real money.
+Credentials are never printed or stored.
+
+Retries are off (--max-attempts 1): a throttled request is a record with error_kind "throttled". With more
+attempts the engine retries like botocore's standard mode and records each request's retries.
+
+The engine reports its own saturation (event-loop lag, CPU) in the summary instead of hiding it in latencies.
+
+examples:
+  bedrock-lab burst --model amazon.nova-lite-v1:0 --users 20 --requests 200
+  bedrock-lab burst --rate 15 --arrival poisson --duration 30 --api invoke-stream --prompt-size large
+  bedrock-lab burst --workload chat --users 5 --duration 20 --out outputs/chat
+  bedrock-lab burst --region us-east-1 --model us.amazon.nova-lite-v1:0 --users 2 --requests 10
+"""
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("target (default: an embedded emulator)")
+    g.add_argument("--endpoint", metavar="URL", help="Bedrock Runtime endpoint, e.g. a running emulator")
+    g.add_argument("--region", help="AWS region: target real Bedrock (costs money)")
+    g.add_argument("--profile", help="AWS profile name (only with --region)")
+    g.add_argument("--emulator-seed", type=int, default=0, help="seed of the embedded emulator (default 0)")
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, *, open_loop: bool = True) -> None:
+    g = parser.add_argument_group("request")
+    g.add_argument("--model", default="amazon.nova-lite-v1:0", help="model id as sent (default %(default)s)")
+    g.add_argument("--api", default="converse-stream", choices=["converse", "converse-stream", "invoke", "invoke-stream"])
+    g.add_argument("--tier", choices=["priority", "default", "flex", "reserved"], help="service tier to request")
+    g.add_argument("--workload", default="single",
+                   help="workload: single, mix, chat, summarise, or any params/prompts/<name>.yaml or a YAML path")
+    g.add_argument("--prompt-size", default="small", help="prompt size of the single workload: small/medium/large")
+    g.add_argument("--max-tokens", type=int, default=256)
+    g.add_argument("--temperature", type=float)
+    g.add_argument("--provider-format", help="InvokeModel body format (default: from the catalog / model id)")
+    g = parser.add_argument_group("load")
+    if open_loop:
+        mode = g.add_mutually_exclusive_group()
+        mode.add_argument("--users", type=int, help="closed loop: concurrent workers (default 10)")
+        mode.add_argument("--rate", type=float, help="open loop: arrivals per second")
+        g.add_argument("--arrival", default="poisson", choices=["poisson", "constant"], help="open-loop arrivals")
+    else:
+        g.add_argument("--users", type=int, default=10, help="concurrent Locust users (default %(default)s)")
+    g.add_argument("--duration", type=float, help="seconds (default: 50 requests if no --requests either)")
+    g.add_argument("--requests", type=int, help="total requests")
+    g.add_argument("--ramp", type=float, default=0.0, help="seconds to ramp up users (or the rate)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--max-attempts", type=int, default=1, help="1 = retries off (default)")
+    g.add_argument("--connect-timeout", type=float, default=10.0)
+    g.add_argument("--read-timeout", type=float, default=120.0)
+    g = parser.add_argument_group("output")
+    g.add_argument("--run-id", help="run id (default: random)")
+    g.add_argument("--cell-id", default="")
+    g.add_argument("--out", help="output folder (default outputs/<engine>/<run id>)")
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    from bedrock_lab.engines import BurstSpec
+
+    users = args.users
+    rate = getattr(args, "rate", None)
+    if users is None and rate is None:
+        users = 10
+    requests, duration = args.requests, args.duration
+    if requests is None and duration is None:
+        requests = 50
+    return BurstSpec(
+        model_id=args.model, api=args.api, tier=args.tier, workload=args.workload, prompt_size=args.prompt_size,
+        users=users, rate_rps=rate, arrival=getattr(args, "arrival", "poisson"), duration_s=duration,
+        requests=requests, ramp_s=args.ramp, max_tokens=args.max_tokens, seed=args.seed, run_id=args.run_id,
+        cell_id=args.cell_id, temperature=args.temperature, provider_format=args.provider_format,
+        max_attempts=args.max_attempts, connect_timeout_s=args.connect_timeout, read_timeout_s=args.read_timeout,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def target_from_args(args: argparse.Namespace, *, emulator_mode: str = "subprocess") -> Iterator[Any]:
+    """The target the arguments name; starts (and stops) an embedded emulator when none is named."""
+    from bedrock_lab.engines import Target
+    from bedrock_lab.errors import ConfigError
+
+    if args.profile and not args.region:
+        raise ConfigError("--profile needs --region", key="--profile")
+    if args.region:
+        yield Target.aws(args.region, args.profile, endpoint_url=args.endpoint)
+    elif args.endpoint:
+        yield Target.emulator(args.endpoint)
+    else:
+        from bedrock_lab.emulator import run_emulator
+
+        with run_emulator(seed=args.emulator_seed, mode=emulator_mode) as emu:
+            print(f"started an embedded emulator at {emu.url}")
+            yield Target.emulator(emu.url)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_target_arguments(parser)
+    add_spec_arguments(parser, open_loop=True)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("bedrock-lab burst: not available yet")
-    return 2
+    from bedrock_lab.engines import run_burst_sync
+
+    spec = spec_from_args(args)
+    out = Path(args.out) if args.out else Path("outputs") / "burst" / str(spec.run_id)
+    with target_from_args(args) as target:
+        result = run_burst_sync(spec, target, out, progress=not args.no_progress)
+    print(result.summary())
+    df = result.records()
+    ok = df[df["status"] == "ok"]
+    if len(ok):
+        q = ok[["ttft_s", "e2e_s"]].quantile([0.5, 0.95, 0.99]) * 1000.0
+        for p, row in q.iterrows():
+            print(f"  p{int(round(p * 100))}: TTFT {row['ttft_s']:.1f} ms, end-to-end {row['e2e_s']:.1f} ms")
+    return 0

@@ -1,16 +1,114 @@
-"""`bedrock-lab emulator`: not built yet (see the issue tracker)."""
+"""`bedrock-lab emulator`: run the embedded Bedrock Runtime on loopback until interrupted."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import gc
+import signal
+import sys
+from typing import TYPE_CHECKING
 
-DESCRIPTION = "Not available yet in this version of bedrock-lab."
+from bedrock_lab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bedrock_lab.emulator import EmulatorConfig
+
+SUMMARY = "run the embedded Bedrock Runtime emulator on loopback"
+DESCRIPTION = """\
+Run the embedded Amazon Bedrock Runtime emulator (Converse, ConverseStream, InvokeModel,
+InvokeModelWithResponseStream, CountTokens) with the latency, capacity, quota and fault model of the
+catalog. Prints exactly one line `listening on http://HOST:PORT` when ready, then serves until SIGINT/SIGTERM.
+
+Point clients at it with endpoint_url=URL or AWS_ENDPOINT_URL_BEDROCK_RUNTIME=URL (any region, any
+credentials; --strict-auth verifies SigV4 signatures against AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
+
+examples:
+  bedrock-lab emulator --port 8765
+  bedrock-lab emulator --port 0 --seed 7 --time-scale 0.1 --capacity 8 --timing-log timing.jsonl
+  bedrock-lab emulator --fault error_503=0.02 --fault stream_throttle=0.01 --tpm-quota 100000
+"""
+
+
+def _kv(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a number") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
+    parser.add_argument("--catalog", default=None, help="model catalog YAML (default: params/catalog.yaml)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="multiply every latency by this (0.05 = 20x faster; default 1)")
+    parser.add_argument("--capacity", type=int, default=None, help="concurrent capacity of every model")
+    parser.add_argument("--tpm-quota", type=int, default=None, help="tokens-per-minute quota of every model")
+    parser.add_argument("--max-queue-ms", type=float, default=30_000.0,
+                        help="longest admission wait before ThrottlingException (default 30000)")
+    parser.add_argument("--fault", type=_kv, action="append", default=[], metavar="NAME=RATE",
+                        help="fault rate for every model: error_500, error_503, error_408, model_not_ready, "
+                             "stream_throttle, stream_error, drop, stall (probability) or stall_ms")
+    parser.add_argument("--latency", type=_kv, action="append", default=[], metavar="KNOB=VALUE",
+                        help="latency knob for every model (ttft_ms, tokens_per_s, chunk_tokens, ...)")
+    parser.add_argument("--strict-auth", action="store_true", help="verify SigV4 signatures")
+    parser.add_argument("--timing-log", default=None, help="write one JSON line per request to this file")
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="event loop: uvloop if installed (auto, faster) or plain asyncio")
+    parser.add_argument("--max-body-bytes", type=int, default=25_000_000, help=argparse.SUPPRESS)
+
+
+async def _serve(cfg: EmulatorConfig) -> None:
+    from aiohttp import web
+
+    from bedrock_lab.emulator.server import EmulatorServer
+
+    server = EmulatorServer(cfg.settings())
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port, backlog=4096)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1] if site._server else cfg.port
+    gc.collect()
+    gc.freeze()  # start-up objects (modules, catalog) leave the GC's view: shorter full-collection pauses
+    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    print(f"listening on http://{host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def run(args: argparse.Namespace) -> int:
-    print("bedrock-lab emulator: not available yet")
-    return 2
+    from bedrock_lab.emulator import EmulatorConfig
+
+    cfg = EmulatorConfig(
+        host=args.host, port=args.port, seed=args.seed, catalog=args.catalog, time_scale=args.time_scale,
+        capacity=args.capacity, tpm_quota=args.tpm_quota, max_queue_ms=args.max_queue_ms,
+        faults=dict(args.fault), latency=dict(args.latency), strict_auth=args.strict_auth,
+        timing_log=args.timing_log, max_body_bytes=args.max_body_bytes, event_loop=args.event_loop,
+    )  # fmt: skip
+    cfg.validate()
+    from bedrock_lab.emulator import new_event_loop
+
+    loop = new_event_loop(cfg.event_loop)
+    try:
+        loop.run_until_complete(_serve(cfg))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", key="port",
+                          value=args.port) from exc
+    finally:
+        loop.close()
+    print("bedrock-lab emulator: stopped", file=sys.stderr)
+    return 0

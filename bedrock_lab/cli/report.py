@@ -1,16 +1,59 @@
-"""`bedrock-lab report`: not built yet (see the issue tracker)."""
+"""`bedrock-lab report`: the offline stakeholder HTML report of a sweep."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-DESCRIPTION = "Not available yet in this version of bedrock-lab."
+SUMMARY = "write the offline stakeholder HTML report of a sweep"
+DESCRIPTION = """\
+Write outputs/<sweep>/report.html: one self-contained HTML file for people who decide budgets, with an
+executive summary (numbers with 95% intervals), a recommendation per workload (the cheapest configuration
+meeting the SLOs, with its cost per 1k requests), interactive charts with a static fallback, methods and
+caveats, the environment and a per-cell appendix. No code, and zero network requests when opened: it works
+behind firewalls and offline.
+
+It executes notebooks/analysis.py with papermill on the "bedrock-lab" Jupyter kernel (the executed notebook
+is kept in outputs/<sweep>/report/analysis.ipynb) and exports it with nbconvert without inputs. Tables go to
+outputs/<sweep>/tables/ and slide figures (PNG and SVG) to outputs/<sweep>/figures/. SLOs come from the
+sweep file's `slo:` section unless given here. Prints the path of the report.
+
+examples:
+  bedrock-lab report outputs/demo
+  bedrock-lab report outputs/demo --slo-ttft 0.8 --slo-e2e 6 --output /tmp/demo.html
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("sweep_dir", type=Path, help="sweep folder, e.g. outputs/demo")
+    parser.add_argument("--output", "-o", type=Path, help="HTML file to write (default: <sweep_dir>/report.html)")
+    g = parser.add_argument_group("SLOs (default: the sweep file's slo section, else TTFT <= 1 s, e2e <= 10 s)")
+    g.add_argument("--slo-ttft", type=float, metavar="S", help="max time to first token, seconds")
+    g.add_argument("--slo-e2e", type=float, metavar="S", help="max end-to-end latency, seconds")
+    g.add_argument("--slo-itl", type=float, metavar="S", help="max mean inter-token latency, seconds")
+    g.add_argument("--slo-tokens-per-s", type=float, metavar="TPS", help="min output tokens per second")
+    g.add_argument("--goodput-target", type=float, metavar="SHARE", help="share of requests that must meet the SLOs")
+    parser.add_argument("--no-figures", action="store_true", help="skip the slide figures (PNG/SVG)")
+    parser.add_argument("--kernel", default="bedrock-lab", help="Jupyter kernel to run the notebook on (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per notebook cell (default %(default)s)")
+
+
+def notebook_parameters(args: argparse.Namespace) -> dict[str, object]:
+    """Notebook parameters from the SLO flags (0 means: not given, use the sweep file's)."""
+    return {
+        "slo_ttft_s": args.slo_ttft or 0.0,
+        "slo_e2e_s": args.slo_e2e or 0.0,
+        "slo_itl_s": args.slo_itl or 0.0,
+        "slo_tokens_per_s": args.slo_tokens_per_s or 0.0,
+        "goodput_target": args.goodput_target or 0.0,
+        "write_figures": not getattr(args, "no_figures", False),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    print("bedrock-lab report: not available yet")
-    return 2
+    from bedrock_lab.report.export import build_report
+
+    result = build_report(args.sweep_dir, output=args.output, parameters=notebook_parameters(args),
+                          kernel_name=args.kernel, timeout_s=args.timeout)
+    print(result.html)
+    return 0

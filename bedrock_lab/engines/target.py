@@ -7,6 +7,7 @@ metadata look-ups), otherwise dummy ones: the emulator checks only the shape of 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +78,8 @@ class Target:
         if self.is_emulator:
             resolver = session.get_component("credential_provider")
             for name in ("iam-role", "container-role"):
-                try:
+                with contextlib.suppress(Exception):  # provider missing in this botocore: nothing to remove
                     resolver.remove(name)
-                except Exception:  # provider missing in this botocore: nothing to remove
-                    pass
         return session
 
     def credentials(self) -> Any:

@@ -1,0 +1,405 @@
+"""The model catalog: which model ids exist, how their bodies look, what they cost and how they behave.
+
+One YAML file (``params/catalog.yaml``) feeds both the emulator (formats, latency, capacity, quotas, faults)
+and the planning side (prices, quotas), so a cost estimate and an emulated run never disagree.
+
+Usage::
+
+    cat = load_catalog()                          # params/catalog.yaml, or $BEDROCK_LAB_CATALOG
+    spec = cat.resolve("us.amazon.nova-lite-v1:0")  # prefixes and ARNs resolve to the base model
+    spec.provider_format                          # "nova"
+    spec.cost_usd(1200, 300, tier="flex")         # illustrative USD
+    spec.price("priority").input_per_1k
+
+Prices in the shipped catalog are illustrative (see the file header), never a quote.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bedrock_lab.errors import ConfigError
+
+#: InvokeModel body formats the emulator speaks
+PROVIDER_FORMATS = ("anthropic", "anthropic-text", "titan", "nova", "llama", "mistral")
+#: service tiers of the Bedrock API (ServiceTierType)
+TIERS = ("priority", "default", "flex", "reserved")
+#: cross-region inference profile prefixes
+REGION_PREFIXES = ("us-gov.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
+#: fault rates a model (or an override) may set; each is a probability per request
+FAULT_KINDS = (
+    "error_500",  # InternalServerException before the response
+    "error_503",  # ServiceUnavailableException before the response
+    "error_408",  # ModelTimeoutException before the response
+    "model_not_ready",  # ModelNotReadyException (429) before the response
+    "stream_throttle",  # throttlingException frame mid-stream
+    "stream_error",  # modelStreamErrorException frame mid-stream
+    "drop",  # connection closed without a response / mid-stream
+    "stall",  # one extra pause of ``stall_ms`` inside the response
+)
+
+DEFAULT_CATALOG_ENV = "BEDROCK_LAB_CATALOG"
+_ARN_RE = re.compile(r"^arn:aws(?:-[a-z-]+)?:bedrock:[a-z0-9-]*:(\d{12})?:([a-z-]+)/(.+)$")
+
+
+@dataclass(frozen=True)
+class TierPrice:
+    """USD per 1,000 tokens."""
+
+    input_per_1k: float
+    output_per_1k: float
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """How a model answers. Times in milliseconds.
+
+    TTFT = (ttft_ms + prefill_ms_per_1k * input_tokens / 1000) x lognormal(0, ttft_sigma), plus queue wait.
+    Decode: chunks of ``chunk_tokens`` tokens at ``tokens_per_s`` (times the tier speed-up, divided by
+    ``1 + contention * busy_fraction``), each gap multiplied by a lognormal(0, jitter) factor.
+    Output length: lognormal with median ``output_median_tokens`` and ``output_sigma``, capped by maxTokens
+    (0 = always exactly maxTokens).
+    """
+
+    ttft_ms: float = 400.0
+    prefill_ms_per_1k: float = 40.0
+    ttft_sigma: float = 0.25
+    tokens_per_s: float = 80.0
+    jitter: float = 0.2
+    chunk_tokens: int = 4
+    capacity: int = 64  #: concurrent requests served at once; the rest wait in a priority queue
+    contention: float = 0.25  #: decode slow-down factor at full capacity (0 = none)
+    output_median_tokens: int = 300
+    output_sigma: float = 0.6
+
+
+@dataclass(frozen=True)
+class FaultProfile:
+    """Per-request fault probabilities (see FAULT_KINDS) and the stall length."""
+
+    error_500: float = 0.0
+    error_503: float = 0.0
+    error_408: float = 0.0
+    model_not_ready: float = 0.0
+    stream_throttle: float = 0.0
+    stream_error: float = 0.0
+    drop: float = 0.0
+    stall: float = 0.0
+    stall_ms: float = 2000.0
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, k) > 0 for k in FAULT_KINDS)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One base model. Planning code needs only ``model_id``, ``provider_format``, ``tiers``, ``price``,
+    ``cost_usd``, ``tpm_quota`` and ``max_output_tokens``; the rest drives the emulator."""
+
+    model_id: str
+    provider: str
+    provider_format: str
+    tiers: tuple[str, ...]
+    prices: Mapping[str, TierPrice]
+    tpm_quota: int  #: tokens per minute (input + output x output_quota_burn), shared by all tiers
+    max_output_tokens: int  #: also the maxTokens assumed when a request sets none
+    context_window: int
+    output_quota_burn: float = 1.0  #: output tokens count this many times against the quota
+    latency_optimized: bool = False  #: accepts performanceConfig latency=optimized
+    tier_speed: Mapping[str, float] = field(default_factory=dict)  #: output tokens/s multiplier per tier
+    latency: LatencyProfile = field(default_factory=LatencyProfile)
+    faults: FaultProfile = field(default_factory=FaultProfile)
+    display_name: str = ""
+
+    def supports_tier(self, tier: str | None) -> bool:
+        return tier is None or tier in self.tiers
+
+    def price(self, tier: str | None = None) -> TierPrice:
+        """Price of a tier (None = default); ConfigError if the model has no such tier."""
+        t = tier or "default"
+        if t not in self.prices:
+            raise ConfigError(f"model {self.model_id} has no tier {t!r}", key="tier", value=t,
+                              allowed=", ".join(self.tiers))
+        return self.prices[t]
+
+    def cost_usd(self, input_tokens: float, output_tokens: float, tier: str | None = None) -> float:
+        """Illustrative cost of one request (or of token totals) in USD."""
+        p = self.price(tier)
+        return input_tokens / 1000.0 * p.input_per_1k + output_tokens / 1000.0 * p.output_per_1k
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """``(prefix, base_id)`` of a model id, inference-profile id or ARN (percent-decoded).
+
+    ``"us.amazon.nova-lite-v1:0"`` -> ``("us.", "amazon.nova-lite-v1:0")``; foundation-model and
+    inference-profile ARNs give the id after the slash, split the same way. Other ARNs return the ARN.
+    """
+    mid = urllib.parse.unquote(model_id.strip())
+    m = _ARN_RE.match(mid)
+    if m:
+        kind, rest = m.group(2), m.group(3)
+        if kind in ("foundation-model", "inference-profile"):
+            mid = rest
+        else:
+            return "", mid
+    for p in REGION_PREFIXES:
+        if mid.startswith(p):
+            return p, mid[len(p):]
+    return "", mid
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All models of one catalog file, keyed by base model id."""
+
+    models: Mapping[str, ModelSpec]
+    source: str = "<memory>"
+
+    def resolve(self, model_id: str) -> ModelSpec:
+        """The spec for a base id, a prefixed id (us., eu., apac., jp., au., us-gov., global.) or an ARN.
+
+        Raises ConfigError (key ``model_id``) for an unknown id.
+        """
+        _, base = split_model_id(model_id)
+        spec = self.models.get(base)
+        if spec is None:
+            raise ConfigError("unknown model id", source=self.source, key="model_id", value=model_id,
+                              allowed=", ".join(sorted(self.models)))
+        return spec
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        try:
+            return self.resolve(model_id)
+        except ConfigError:
+            return None
+
+    def ids(self) -> list[str]:
+        return sorted(self.models)
+
+    def replace_models(self, **changes: Any) -> Catalog:
+        """A copy with ``dataclasses.replace(spec, **changes)`` applied to every model."""
+        return Catalog({k: replace(v, **changes) for k, v in self.models.items()}, self.source)
+
+    def __contains__(self, model_id: object) -> bool:
+        return isinstance(model_id, str) and self.get(model_id) is not None
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self.models.values())
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+# -- loading -------------------------------------------------------------------------------------------
+
+
+def default_catalog_path() -> Path:
+    """``$BEDROCK_LAB_CATALOG`` or ``params/catalog.yaml`` of the repository (found upwards from here/cwd)."""
+    env = os.environ.get(DEFAULT_CATALOG_ENV)
+    if env:
+        return Path(env)
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for d in (start, *start.parents):
+            cand = d / "params" / "catalog.yaml"
+            if cand.is_file():
+                return cand
+    raise ConfigError(f"no params/catalog.yaml found above {Path(__file__).parent} or {Path.cwd()}; "
+                      f"set ${DEFAULT_CATALOG_ENV} or pass a path", key="catalog")
+
+
+_CACHE: dict[tuple[str, float], Catalog] = {}
+
+
+def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
+    """Load and validate a catalog YAML file (default: :func:`default_catalog_path`). Cached per mtime."""
+    import yaml
+
+    p = Path(path) if path is not None else default_catalog_path()
+    src = str(p)
+    try:
+        mtime = p.stat().st_mtime
+    except OSError as exc:
+        raise ConfigError(f"cannot read catalog: {exc.strerror}", source=src) from exc
+    cached = _CACHE.get((src, mtime))
+    if cached is not None:
+        return cached
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=src) from exc
+    cat = parse_catalog(data, source=src)
+    _CACHE[(src, mtime)] = cat
+    return cat
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, msg: str, value: object = None, allowed: str | None = None) -> ConfigError:
+        return ConfigError(msg, source=self.source, key=key, value=value, allowed=allowed)
+
+    def mapping(self, key: str, value: object) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__} {value!r}", value)
+        return value
+
+    def number(self, key: str, value: object, *, lo: float = 0.0, hi: float = math.inf,
+               integer: bool = False, lo_open: bool = False) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and integer and not float(value).is_integer():
+            ok = False
+        if ok:
+            ok = (value > lo if lo_open else value >= lo) and value <= hi
+        if not ok:
+            kind = "an integer" if integer else "a number"
+            rng = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi != math.inf else "")
+            raise self.fail(key, f"must be {kind} {rng}, got {value!r}", value, allowed=rng)
+        return int(value) if integer else float(value)
+
+    def dataclass_(self, key: str, cls: type, value: object, base: Any) -> Any:
+        data = self.mapping(key, value)
+        names = {f.name: f for f in fields(cls)}
+        out = {}
+        for k, v in data.items():
+            if k not in names:
+                raise self.fail(f"{key}.{k}", "unknown key", k, allowed=", ".join(names))
+            default = getattr(base, k)
+            integer = isinstance(default, int) and not isinstance(default, bool)
+            hi = 1.0 if cls is FaultProfile and k != "stall_ms" else math.inf
+            lo_open = k in ("tokens_per_s", "chunk_tokens", "capacity")
+            out[k] = self.number(f"{key}.{k}", v, integer=integer, hi=hi, lo_open=lo_open)
+        return replace(base, **out)
+
+
+_MODEL_KEYS = {
+    "provider_format", "display_name", "tiers", "prices", "tier_price_multipliers", "tpm_quota",
+    "max_output_tokens", "context_window", "output_quota_burn", "latency_optimized", "tier_speed",
+    "latency", "faults",
+}  # fmt: skip
+
+
+def parse_catalog(data: object, *, source: str = "<memory>") -> Catalog:
+    """Validate a parsed catalog document (the YAML structure) into a :class:`Catalog`."""
+    r = _Reader(source)
+    top = r.mapping("<top>", data)
+    for k in top:
+        if k not in ("version", "defaults", "models"):
+            raise r.fail(k, "unknown top-level key", k, allowed="version, defaults, models")
+    if top.get("version", 1) != 1:
+        raise r.fail("version", "unsupported catalog version", top.get("version"), allowed="1")
+    defaults = r.mapping("defaults", top.get("defaults"))
+    for k in defaults:
+        if k not in _MODEL_KEYS - {"provider_format", "display_name", "prices"}:
+            raise r.fail(f"defaults.{k}", "unknown key", k,
+                         allowed=", ".join(sorted(_MODEL_KEYS - {"provider_format", "display_name", "prices"})))
+    models_raw = r.mapping("models", top.get("models"))
+    if not models_raw:
+        raise r.fail("models", "the catalog defines no models", None)
+    models: dict[str, ModelSpec] = {}
+    for mid, raw in models_raw.items():
+        key = f"models.{mid}"
+        if not isinstance(mid, str) or "." not in mid:
+            raise r.fail(key, "model id must look like provider.name", mid)
+        if split_model_id(mid)[0]:
+            raise r.fail(key, "list base model ids only (prefixes resolve automatically)", mid)
+        own = r.mapping(key, raw)
+        for k in own:
+            if k not in _MODEL_KEYS:
+                raise r.fail(f"{key}.{k}", "unknown key", k, allowed=", ".join(sorted(_MODEL_KEYS)))
+        m = dict(defaults)
+        for k, v in own.items():  # mappings merge one level deep, so a model overrides single knobs
+            if isinstance(v, dict) and isinstance(m.get(k), dict):
+                m[k] = {**m[k], **v}
+            else:
+                m[k] = v
+        models[mid] = _parse_model(r, key, mid, m)
+    return Catalog(models, source)
+
+
+def _parse_model(r: _Reader, key: str, mid: str, m: dict[str, Any]) -> ModelSpec:
+    fmt = m.get("provider_format")
+    if fmt not in PROVIDER_FORMATS:
+        raise r.fail(f"{key}.provider_format", "unknown provider format", fmt, allowed=", ".join(PROVIDER_FORMATS))
+    tiers = m.get("tiers", ["default"])
+    if not isinstance(tiers, list) or not tiers or any(t not in TIERS for t in tiers):
+        raise r.fail(f"{key}.tiers", "must be a non-empty list of tiers", tiers, allowed=", ".join(TIERS))
+    if "default" not in tiers:
+        raise r.fail(f"{key}.tiers", "must include 'default'", tiers, allowed=", ".join(TIERS))
+    mult = r.mapping(f"{key}.tier_price_multipliers", m.get("tier_price_multipliers"))
+    prices_raw = r.mapping(f"{key}.prices", m.get("prices"))
+    if "default" not in prices_raw:
+        raise r.fail(f"{key}.prices", "needs a 'default' entry {input: USD/1k, output: USD/1k}", prices_raw)
+    def tier_price(t: str) -> TierPrice:
+        pr = r.mapping(f"{key}.prices.{t}", prices_raw[t])
+        extra = set(pr) - {"input", "output"}
+        if extra:
+            raise r.fail(f"{key}.prices.{t}", "unknown key", sorted(extra), allowed="input, output")
+        return TierPrice(r.number(f"{key}.prices.{t}.input", pr.get("input")),
+                         r.number(f"{key}.prices.{t}.output", pr.get("output")))
+
+    base = tier_price("default")
+    prices: dict[str, TierPrice] = {}
+    for t in tiers:
+        if t in prices_raw:
+            prices[t] = tier_price(t)
+        else:
+            f = r.number(f"{key}.tier_price_multipliers.{t}", mult.get(t, 1.0), lo=0.0, lo_open=True)
+            prices[t] = TierPrice(base.input_per_1k * f, base.output_per_1k * f)
+    for t in prices_raw:
+        if t not in tiers:
+            raise r.fail(f"{key}.prices.{t}", "price for a tier the model does not list", t, allowed=", ".join(tiers))
+    speed_raw = r.mapping(f"{key}.tier_speed", m.get("tier_speed"))
+    speed = {t: r.number(f"{key}.tier_speed.{t}", speed_raw.get(t, 1.0), lo=0.0, lo_open=True) for t in TIERS}
+    for t in speed_raw:
+        if t not in TIERS:
+            raise r.fail(f"{key}.tier_speed.{t}", "unknown tier", t, allowed=", ".join(TIERS))
+    burn = r.number(f"{key}.output_quota_burn", m.get("output_quota_burn", 1.0), lo=0.0, lo_open=True)
+    lo = m.get("latency_optimized", False)
+    if not isinstance(lo, bool):
+        raise r.fail(f"{key}.latency_optimized", "must be true or false", lo, allowed="true, false")
+    return ModelSpec(
+        model_id=mid,
+        provider=mid.split(".", 1)[0],
+        provider_format=fmt,
+        tiers=tuple(t for t in TIERS if t in tiers),
+        prices=prices,
+        tpm_quota=int(r.number(f"{key}.tpm_quota", m.get("tpm_quota", 1_000_000), lo=1, integer=True)),
+        max_output_tokens=int(r.number(f"{key}.max_output_tokens", m.get("max_output_tokens", 4096), lo=1,
+                                       integer=True)),
+        context_window=int(r.number(f"{key}.context_window", m.get("context_window", 128_000), lo=1,
+                                    integer=True)),
+        output_quota_burn=burn,
+        latency_optimized=lo,
+        tier_speed=speed,
+        latency=r.dataclass_(f"{key}.latency", LatencyProfile, m.get("latency"), LatencyProfile()),
+        faults=r.dataclass_(f"{key}.faults", FaultProfile, m.get("faults"), FaultProfile()),
+        display_name=str(m.get("display_name", mid)),
+    )
+
+
+__all__ = [
+    "FAULT_KINDS",
+    "PROVIDER_FORMATS",
+    "REGION_PREFIXES",
+    "TIERS",
+    "Catalog",
+    "FaultProfile",
+    "LatencyProfile",
+    "ModelSpec",
+    "TierPrice",
+    "default_catalog_path",
+    "load_catalog",
+    "parse_catalog",
+    "split_model_id",
+]

@@ -1,0 +1,449 @@
+"""Altair charts of a sweep, in one theme, with units on every axis.
+
+Charts are presentation only: they take records (and aggregate them to a few hundred rows themselves when the
+aggregate is purely visual, like ECDF points or a scatter sample) or tables computed by :mod:`bedrock_lab.stats`
+(percentiles with confidence intervals, rates with Wilson intervals, USL fits, QQ data). Altair refuses data of
+more than 5,000 rows, so nothing here passes raw records to a chart.
+
+Column conventions of the labelled records (:func:`label_records`): ``model`` (short model name), ``tier``
+(service tier, "default" when none was asked), ``prompt_size``, ``users`` and ``config`` ("model / tier / size").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# jsonschema (imported by altair) optionally imports rfc3987_syntax, which compiles a grammar at import time
+# (3-5 s on a busy 2-core machine, paid by every kernel that draws a chart) only to check "iri" string formats
+# that no Vega-Lite spec uses. Skip it unless someone already imported it or jsonschema's format module.
+if "rfc3987_syntax" not in sys.modules and "jsonschema._format" not in sys.modules:
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import now raises ImportError
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import vl_convert as vlc
+
+from bedrock_lab.errors import ReportError
+
+THEME = "bedrock_lab"
+#: axis titles with units, by column
+METRIC_LABELS: dict[str, str] = {
+    "ttft_s": "time to first token (s)",
+    "e2e_s": "end-to-end latency (s)",
+    "itl_mean_s": "inter-token latency (s)",
+    "itl_p95_s": "inter-token latency p95 (s)",
+    "tokens_per_s": "output speed (tokens/s)",
+    "throughput_rps": "throughput (requests/s)",
+    "users": "concurrent users (count)",
+    "rate": "share of requests (%)",
+    "cost_per_1k": "cost per 1k requests (USD)",
+}
+#: a colour per tier, stable across charts
+TIER_COLORS: dict[str, str] = {
+    "default": "#4c78a8", "priority": "#f58518", "flex": "#54a24b", "reserved": "#b279a2",
+}  # fmt: skip
+PROMPT_ORDER = ["tiny", "small", "medium", "large", "xlarge", "chat", "summarise", "summarize", "rag", "code"]
+MAX_POINTS = 4000  # per chart; below altair's 5,000-row limit with room for layers
+
+
+@alt.theme.register(THEME, enable=True)
+def _theme() -> alt.theme.ThemeConfig:
+    """One look for every chart: readable fonts, light grid, no chart border."""
+    font = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+    return {
+        "config": {
+            "font": font,
+            "view": {"continuousWidth": 420, "continuousHeight": 260, "stroke": None},
+            "axis": {"labelFontSize": 11, "titleFontSize": 12, "gridColor": "#e6e6e6", "titleFontWeight": "normal"},
+            "legend": {"labelFontSize": 11, "titleFontSize": 12, "orient": "right"},
+            "title": {"fontSize": 14, "anchor": "start", "subtitleColor": "#555", "subtitleFontSize": 11},
+            "header": {"labelFontSize": 12, "titleFontSize": 12},
+            "range": {"category": list(TIER_COLORS.values()) + ["#e45756", "#72b7b2", "#eeca3b", "#9d755d"]},
+        }
+    }
+
+
+def _label(column: str) -> str:
+    return METRIC_LABELS.get(column, column.replace("_", " "))
+
+
+def short_model(model_id: str) -> str:
+    """"us.anthropic.claude-3-5-haiku-20241022-v1:0" -> "claude-3-5-haiku-20241022-v1:0" (ARNs: last part)."""
+    name = str(model_id).rsplit("/", 1)[-1]
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[0] in {"us", "eu", "apac", "global", "us-gov", "ca", "jp", "au"}:
+        parts = parts[1:]
+    if len(parts) >= 2:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def label_records(records: pd.DataFrame) -> pd.DataFrame:
+    """A copy with ``model``, ``tier`` and ``config`` columns for grouping and legends."""
+    df = records.copy()
+    df["model"] = df["model_id"].astype(str).map(short_model) if "model_id" in df else "model"
+    tier = pd.Series([None] * len(df), index=df.index, dtype=object)
+    # the tier asked for is the configuration (a cell must not split when the service serves another tier);
+    # with none asked, the tier the service reports, else "default"
+    for col in ("tier_requested", "tier_served"):
+        if col in df:
+            tier = tier.where(tier.notna(), df[col].astype(object).where(df[col].notna(), None))
+    df["tier"] = tier.fillna("default").astype(str)
+    if "prompt_size" not in df:
+        df["prompt_size"] = "n/a"
+    df["prompt_size"] = df["prompt_size"].astype(object).fillna("n/a").astype(str)
+    df["config"] = df["model"] + " / " + df["tier"] + " / " + df["prompt_size"]
+    return df
+
+
+def prompt_order(values: Sequence[str]) -> list[str]:
+    """Prompt sizes in a natural order (small before large), unknown ones last alphabetically."""
+    known = [p for p in PROMPT_ORDER if p in set(values)]
+    return known + sorted(set(values) - set(known))
+
+
+def tier_scale(values: Sequence[str]) -> alt.Scale:
+    tiers = sorted(set(values), key=lambda t: (list(TIER_COLORS).index(t) if t in TIER_COLORS else 99, t))
+    palette = ["#e45756", "#72b7b2", "#eeca3b", "#9d755d"]
+    colors = [TIER_COLORS.get(t) or palette[i % len(palette)] for i, t in enumerate(tiers)]
+    return alt.Scale(domain=tiers, range=colors)
+
+
+def _check_rows(df: pd.DataFrame, what: str) -> None:
+    if len(df) > 5000:
+        raise ReportError(f"{what}: {len(df)} rows reach the chart; aggregate first (altair's limit is 5,000)")
+    if df.empty:
+        raise ReportError(f"{what}: no data to chart")
+
+
+# ---------------------------------------------------------------- distributions
+
+
+def ecdf_points(records: pd.DataFrame, metric: str, by: Sequence[str], points: int = 100) -> pd.DataFrame:
+    """ECDF of ``metric`` per group, reduced to ``points`` quantiles each (successful requests only)."""
+    df = records[records.get("status", "ok") == "ok"] if "status" in records else records
+    df = df[np.isfinite(pd.to_numeric(df[metric], errors="coerce"))] if metric in df else df.iloc[0:0]
+    probs = np.linspace(0, 1, points)
+    rows = []
+    for key, sub in df.groupby(list(by), sort=True, observed=True):
+        values = pd.to_numeric(sub[metric], errors="coerce").to_numpy(dtype=float)
+        key = key if isinstance(key, tuple) else (key,)
+        qs = np.quantile(values, probs)
+        for p, v in zip(probs, qs, strict=True):
+            rows.append({**dict(zip(by, key, strict=True)), metric: float(v), "ecdf": float(p), "n": len(values)})
+    return pd.DataFrame(rows)
+
+
+def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: int | None = None) -> alt.FacetChart:
+    """ECDF of a metric for every configuration, one load level at a time (a menu picks it; default: highest).
+
+    Colour = tier, dash = prompt size, one panel per model; click a legend entry to highlight a tier. Each
+    curve is reduced to at most 100 quantiles so the chart stays small whatever the number of requests.
+    """
+    df = label_records(records)
+    has_users = "users" in df and df["users"].notna().any()
+    levels = sorted(int(u) for u in df["users"].dropna().unique()) if has_users else []
+    if users is None and levels:
+        users = levels[-1]
+    df = df.assign(users=pd.to_numeric(df["users"], errors="coerce").fillna(0).astype(int)) if has_users else \
+        df.assign(users=0)
+    n_groups = max(1, len(df.groupby(["model", "tier", "prompt_size", "users"], observed=True)))
+    points = int(max(10, min(100, MAX_POINTS // n_groups)))
+    if n_groups * 10 > MAX_POINTS and users is not None:  # too many curves even at 10 points: one load only
+        df, levels = df[df["users"] == users], [users]
+    pts = ecdf_points(df, metric, ["model", "tier", "prompt_size", "users"], points)
+    _check_rows(pts, f"ECDF of {metric}")
+    pts["ecdf_pct"] = pts["ecdf"] * 100
+    pick = alt.selection_point(fields=["tier"], bind="legend")
+    inner = (
+        alt.Chart(pts)
+        .mark_line(interpolate="step-after")
+        .encode(
+            x=alt.X(f"{metric}:Q", title=_label(metric), scale=alt.Scale(zero=False)),
+            y=alt.Y("ecdf_pct:Q", title="requests at or below (%)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("tier:N", title="service tier", scale=tier_scale(pts["tier"])),
+            strokeDash=alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(pts["prompt_size"])),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+            tooltip=[
+                "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title="users"),
+                alt.Tooltip(f"{metric}:Q", title=_label(metric), format=".3f"),
+                alt.Tooltip("ecdf_pct:Q", title="percentile (%)", format=".0f"), alt.Tooltip("n:Q", title="requests"),
+            ],  # fmt: skip
+        )
+        .add_params(pick)
+        .properties(width=300, height=220)
+    )
+    subtitle = f"at {users} concurrent users" if users is not None else ""
+    if len(levels) > 1:
+        level = alt.param(name="users_level", value=users,
+                          bind=alt.binding_select(options=levels, name="concurrent users: "))
+        inner = inner.transform_filter(f"datum.users == {level.name}")
+        subtitle = f"at {users} concurrent users (pick another load in the menu below the chart)"
+    chart = inner.facet(column=alt.Column("model:N", title=None)).properties(
+        title=alt.Title(f"Distribution of {_label(metric)}", subtitle=subtitle))
+    if len(levels) > 1:
+        chart = chart.add_params(level)
+    return chart
+
+
+def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percentile: str = "p95") -> alt.FacetChart:
+    """A percentile vs users with its confidence band, per tier (colour) and prompt size (dash), a panel per model.
+
+    ``table`` columns: model, tier, prompt_size, users, estimate, lo, hi (seconds).
+    """
+    _check_rows(table, "percentile vs users")
+    base = alt.Chart(table).encode(
+        x=alt.X("users:Q", title=_label("users"), scale=alt.Scale(type="log", base=2, nice=False)),
+        color=alt.Color("tier:N", title="service tier", scale=tier_scale(table["tier"])),
+    )
+    band = base.mark_area(opacity=0.18).encode(
+        y=alt.Y("lo:Q", title=f"{percentile} {_label(metric)}"),
+        y2="hi:Q",
+        detail="prompt_size:N",
+    )
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("estimate:Q"),
+        strokeDash=alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(table["prompt_size"])),
+        tooltip=[
+            "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title="users"),
+            alt.Tooltip("estimate:Q", title=f"{percentile} (s)", format=".3f"),
+            alt.Tooltip("lo:Q", title="95% CI low (s)", format=".3f"),
+            alt.Tooltip("hi:Q", title="95% CI high (s)", format=".3f"),
+        ],  # fmt: skip
+    )
+    return (
+        alt.layer(band, line, data=table)
+        .properties(width=300, height=220)
+        .facet(column=alt.Column("model:N", title=None))
+        .properties(title=alt.Title(f"{percentile} {_label(metric)} vs load",
+                                    subtitle="lines: estimate; bands: 95% distribution-free confidence interval"))
+    )
+
+
+def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str = "ttft_s",
+                  percentile: str = "p95", users: int | None = None) -> alt.FacetChart:
+    """Service tier x prompt size, coloured by a percentile, a panel per model. Columns: model, tier, prompt_size."""
+    _check_rows(table, "tier x prompt heatmap")
+    title = f"{percentile} {_label(metric)}"
+    base = alt.Chart(table).encode(
+        x=alt.X("prompt_size:N", title="prompt size", sort=prompt_order(table["prompt_size"])),
+        y=alt.Y("tier:N", title="service tier", sort=list(TIER_COLORS)),
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color(f"{value}:Q", title=title, scale=alt.Scale(scheme="orangered")),
+        tooltip=["model:N", "tier:N", "prompt_size:N", alt.Tooltip(f"{value}:Q", title=title, format=".3f")],
+    )
+    text = base.mark_text(fontSize=12).encode(
+        text=alt.Text(f"{value}:Q", format=".2f"),
+        color=alt.value("black"),
+    )
+    sub = f"at {users} concurrent users" if users is not None else ""
+    return (
+        alt.layer(rect, text, data=table)
+        .properties(width=200, height=150)
+        .facet(column=alt.Column("model:N", title=None))
+        .properties(title=alt.Title(f"{title} by service tier and prompt size", subtitle=sub))
+    )
+
+
+# ---------------------------------------------------------------- load
+
+
+def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None,
+                     knees: pd.DataFrame | None = None) -> alt.FacetChart | alt.LayerChart:
+    """Throughput vs users (points), the USL fit (lines) and its knee (rules), a panel per model.
+
+    ``measured``: model, tier, prompt_size, users, throughput_rps. ``fit``: same keys with a dense users grid
+    and throughput_rps. ``knees``: model, tier, prompt_size, knee_users.
+    """
+    _check_rows(measured, "throughput vs users")
+    color = alt.Color("tier:N", title="service tier", scale=tier_scale(measured["tier"]))
+    dash = alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(measured["prompt_size"]))
+    x = alt.X("users:Q", title=_label("users"))
+    y = alt.Y("throughput_rps:Q", title=_label("throughput_rps"))
+    layers: list[alt.Chart] = [
+        alt.Chart(measured).mark_point(filled=True, size=50).encode(
+            x=x, y=y, color=color,
+            shape=alt.Shape("prompt_size:N", title="prompt size", sort=prompt_order(measured["prompt_size"])),
+            tooltip=["tier:N", "prompt_size:N", "users:Q",
+                     alt.Tooltip("throughput_rps:Q", title="requests/s", format=".2f")],
+        )
+    ]
+    if fit is not None and not fit.empty:
+        layers.append(alt.Chart(fit).mark_line(opacity=0.8).encode(x=x, y=y, color=color, strokeDash=dash))
+    if knees is not None and not knees.empty:
+        layers.append(alt.Chart(knees).mark_rule(strokeDash=[2, 2]).encode(
+            x=alt.X("knee_users:Q"), color=color,
+            tooltip=["tier:N", "prompt_size:N", alt.Tooltip("knee_users:Q", title="knee (users)", format=".1f")],
+        ))
+    return _facet_layers(layers, "model", "Throughput vs concurrent users",
+                         "points: measured; lines: Universal Scalability Law fit; dotted: knee")
+
+
+def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: str) -> alt.VConcatChart:
+    """Panels per ``column`` value, each a layer of the given charts filtered to that value (data stay small)."""
+    values = sorted({v for ly in layers for v in ly.data[column].unique()})  # type: ignore[union-attr]
+    panels = []
+    for v in values:
+        sub = [ly.transform_filter(alt.datum[column] == v) for ly in layers]
+        panels.append(alt.layer(*sub).properties(width=300, height=220, title=str(v)))
+    return alt.hconcat(*panels).resolve_scale(y="shared").properties(title=alt.Title(title, subtitle=subtitle))
+
+
+def rates_chart(table: pd.DataFrame) -> alt.LayerChart:
+    """Throttle and error rates with Wilson 95% intervals, per configuration.
+
+    ``table`` columns: config, users, kind ("throttled"/"other errors"), rate, lo, hi (fractions 0-1).
+    """
+    _check_rows(table, "error rates")
+    df = table.copy()
+    for c in ("rate", "lo", "hi"):
+        df[c + "_pct"] = df[c] * 100
+    df["row"] = df["config"] + " @ " + df["users"].astype(str) + " users"
+    y = alt.Y("row:N", title=None, sort=sorted(df["row"].unique()), axis=alt.Axis(labelLimit=400))
+    color = alt.Color("kind:N", title="outcome", scale=alt.Scale(domain=["throttled", "other errors"],
+                                                                   range=["#e45756", "#9d755d"]))
+    offset = {"yOffset": alt.YOffset("kind:N")} if df["kind"].nunique() > 1 else {}
+    bars = alt.Chart(df).mark_bar(opacity=0.8).encode(
+        x=alt.X("rate_pct:Q", title=_label("rate")), y=y, color=color, **offset,
+        tooltip=["row:N", "kind:N", alt.Tooltip("rate_pct:Q", title="rate (%)", format=".1f"),
+                 alt.Tooltip("lo_pct:Q", title="95% CI low (%)", format=".1f"),
+                 alt.Tooltip("hi_pct:Q", title="95% CI high (%)", format=".1f")],
+    )
+    err = alt.Chart(df).mark_rule(color="black").encode(x="lo_pct:Q", x2="hi_pct:Q", y=y, **offset)
+    return alt.layer(bars, err).properties(
+        width=420, height=alt.Step(18 if not offset else 11),
+        title=alt.Title("Throttled and failed requests",
+                        subtitle="configurations with any failure; bars: observed share, lines: Wilson 95% interval"),
+    )
+
+
+def qq_chart(qq: pd.DataFrame, *, metric: str = "ttft_s", dist: str = "") -> alt.LayerChart:
+    """QQ plot of a fitted distribution: ``qq`` columns theoretical, sample (seconds)."""
+    _check_rows(qq, "QQ plot")
+    lo = float(min(qq["theoretical"].min(), qq["sample"].min()))
+    hi = float(max(qq["theoretical"].max(), qq["sample"].max()))
+    line = pd.DataFrame({"theoretical": [lo, hi], "sample": [lo, hi]})
+    pts = alt.Chart(qq).mark_point(filled=True, size=18, opacity=0.7).encode(
+        x=alt.X("theoretical:Q", title=f"fitted {dist} quantile (s)".replace("  ", " ")),
+        y=alt.Y("sample:Q", title=f"observed {_label(metric)}"),
+        tooltip=[alt.Tooltip("theoretical:Q", format=".3f"), alt.Tooltip("sample:Q", format=".3f")],
+    )
+    ref = alt.Chart(line).mark_line(color="#888", strokeDash=[4, 3]).encode(x="theoretical:Q", y="sample:Q")
+    return alt.layer(ref, pts).properties(
+        width=300, height=300,
+        title=alt.Title(f"QQ plot: {_label(metric)} vs fitted {dist}".strip(),
+                        subtitle="points on the dashed line = the fit describes the data"),
+    )
+
+
+def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: int = 0) -> alt.Chart:
+    """Time to first token vs inter-token latency of a seeded sample of successful requests (log axes)."""
+    df = label_records(records)
+    df = df[(df.get("status", "ok") == "ok")] if "status" in df else df
+    df = df[["model", "tier", "prompt_size", "users", "ttft_s", "itl_mean_s"]].dropna()
+    df = df[(df["ttft_s"] > 0) & (df["itl_mean_s"] > 0)]
+    if len(df) > max_points:
+        df = df.sample(n=max_points, random_state=seed)
+    _check_rows(df, "TTFT vs ITL")
+    pick = alt.selection_point(fields=["tier"], bind="legend")
+    return (
+        alt.Chart(df).mark_circle(size=14)
+        .encode(
+            x=alt.X("itl_mean_s:Q", title=_label("itl_mean_s"), scale=alt.Scale(type="log")),
+            y=alt.Y("ttft_s:Q", title=_label("ttft_s"), scale=alt.Scale(type="log")),
+            color=alt.Color("tier:N", title="service tier", scale=tier_scale(df["tier"])),
+            shape=alt.Shape("model:N", title="model"),
+            opacity=alt.condition(pick, alt.value(0.6), alt.value(0.05)),
+            tooltip=["model:N", "tier:N", "prompt_size:N", "users:Q",
+                     alt.Tooltip("ttft_s:Q", format=".3f"), alt.Tooltip("itl_mean_s:Q", format=".4f")],
+        )
+        .add_params(pick)
+        .properties(width=520, height=320, title=alt.Title(
+            "Time to first token vs inter-token latency", subtitle=f"sample of {len(df)} successful requests"))
+    )
+
+
+# ---------------------------------------------------------------- slide set (public examples)
+
+
+def avg_latency_chart(summary: pd.DataFrame, *, metric: str = "e2e_s") -> alt.Chart:
+    """Average latency by configuration (bars). ``summary`` columns: config, mean (s)."""
+    _check_rows(summary, "average latency")
+    return alt.Chart(summary).mark_bar().encode(
+        x=alt.X("mean:Q", title=f"average {_label(metric)}"),
+        y=alt.Y("config:N", title="configuration", sort="-x"),
+        color=alt.Color("tier:N", title="service tier", scale=tier_scale(summary["tier"])),
+        tooltip=["config:N", alt.Tooltip("mean:Q", title="mean (s)", format=".3f"), alt.Tooltip("n:Q")],
+    ).properties(width=420, height=alt.Step(16), title=f"Average {_label(metric)} by configuration")
+
+
+def p50_p95_chart(summary: pd.DataFrame, *, metric: str = "e2e_s") -> alt.Chart:
+    """p50 vs p95 by prompt size, per model. ``summary`` columns: model, prompt_size, percentile, value."""
+    _check_rows(summary, "p50 vs p95")
+    return alt.Chart(summary).mark_bar().encode(
+        x=alt.X("prompt_size:N", title="prompt size", sort=prompt_order(summary["prompt_size"])),
+        xOffset=alt.XOffset("percentile:N", sort=["p50", "p95"]),
+        y=alt.Y("value:Q", title=_label(metric)),
+        color=alt.Color("percentile:N", title="percentile", scale=alt.Scale(range=["#4c78a8", "#e45756"])),
+        column=alt.Column("model:N", title=None),
+        tooltip=["model:N", "prompt_size:N", "percentile:N", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=200, height=220, title=f"p50 vs p95 {_label(metric)} by prompt size")
+
+
+def latency_by_prompt_chart(summary: pd.DataFrame, *, metric: str = "e2e_s") -> alt.LayerChart:
+    """Box-style summary per prompt size and model from precomputed p5/p25/p50/p75/p95 (seconds)."""
+    _check_rows(summary, "latency by prompt size")
+    x = alt.X("prompt_size:N", title="prompt size", sort=prompt_order(summary["prompt_size"]))
+    xo = alt.XOffset("model:N")
+    color = alt.Color("model:N", title="model")
+    whisker = alt.Chart(summary).mark_rule().encode(
+        x=x, xOffset=xo, y=alt.Y("p5:Q", title=_label(metric)), y2="p95:Q", color=color)
+    box = alt.Chart(summary).mark_bar(size=18, opacity=0.6).encode(
+        x=x, xOffset=xo, y="p25:Q", y2="p75:Q", color=color,
+        tooltip=["model:N", "prompt_size:N"] + [alt.Tooltip(f"{c}:Q", format=".3f")
+                                                  for c in ("p5", "p25", "p50", "p75", "p95")])
+    median = alt.Chart(summary).mark_tick(color="black", size=18, thickness=2).encode(x=x, xOffset=xo, y="p50:Q")
+    return alt.layer(whisker, box, median).properties(
+        width=360, height=240, title=alt.Title(f"{_label(metric)} by prompt size",
+                                               subtitle="box: p25-p75, tick: median, whiskers: p5-p95"))
+
+
+def throughput_comparison_chart(summary: pd.DataFrame) -> alt.Chart:
+    """Throughput by configuration at the highest load. ``summary`` columns: config, tier, throughput_rps."""
+    _check_rows(summary, "throughput comparison")
+    return alt.Chart(summary).mark_bar().encode(
+        x=alt.X("throughput_rps:Q", title=_label("throughput_rps")),
+        y=alt.Y("config:N", title="configuration", sort="-x"),
+        color=alt.Color("tier:N", title="service tier", scale=tier_scale(summary["tier"])),
+        tooltip=["config:N", "users:Q", alt.Tooltip("throughput_rps:Q", format=".2f")],
+    ).properties(width=420, height=alt.Step(16), title="Throughput by configuration at the highest load")
+
+
+def save_figures(charts: Mapping[str, alt.TopLevelMixin], folder: str | os.PathLike[str],
+                 formats: Sequence[str] = ("png", "svg"), *, scale: float = 2.0) -> list[Path]:
+    """Write each chart as ``<name>.png`` / ``<name>.svg`` (vl-convert, no browser) for slides."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, chart in charts.items():
+        spec = chart.to_dict()
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            try:
+                if fmt == "png":
+                    path.write_bytes(vlc.vegalite_to_png(spec, scale=scale))
+                elif fmt == "svg":
+                    path.write_text(vlc.vegalite_to_svg(spec))
+                else:
+                    raise ReportError(f"unknown figure format {fmt!r} (allowed: png, svg)")
+            except ReportError:
+                raise
+            except Exception as exc:
+                raise ReportError(f"cannot write figure {path}: {exc}") from exc
+            written.append(path)
+    return written

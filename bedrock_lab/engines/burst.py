@@ -1,0 +1,452 @@
+"""The asyncio burst engine: aiohttp transport, botocore SigV4 signing and event-stream parsing.
+
+Why not boto3 here: boto3 is synchronous, and aiobotocore pins botocore narrowly. botocore still does the parts
+that must match the service exactly (credentials, SigV4 with signing name ``bedrock``, event-stream frames),
+and aiohttp moves the bytes with a pool at least as large as the concurrency and explicit timeouts.
+
+``await run_burst(spec, target, out_dir)`` inside Jupyter; ``run_burst_sync(...)`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.eventstream import EventStreamBuffer
+from yarl import URL
+
+from bedrock_lab.engines.formats import (
+    RETRYABLE_CODES,
+    RETRYABLE_STATUS,
+    PreparedRequest,
+    ResponseParser,
+    build_request,
+    classify_http_error,
+    classify_stream_error,
+)
+from bedrock_lab.engines.measure import Measurement
+from bedrock_lab.engines.spec import BurstResult, BurstSpec
+from bedrock_lab.engines.target import SIGNING_NAME, Target
+from bedrock_lab.engines.workloads import Conversation, WorkItem, load_workload, validate_answer
+from bedrock_lab.errors import EngineError
+from bedrock_lab.records import RecordWriter, RequestRecord
+
+#: saturation thresholds: beyond these the engine, not the target, shapes the latencies
+LAG_P99_WARN_MS = 20.0
+CPU_WARN_PCT = 90.0
+
+
+class _Signer:
+    """SigV4 with botocore, credentials held only inside botocore objects."""
+
+    def __init__(self, target: Target) -> None:
+        self._auth = SigV4Auth(target.credentials(), SIGNING_NAME, target.region)
+        self.base_url = target.base_url
+
+    def sign(self, prep: PreparedRequest) -> tuple[URL, dict[str, str]]:
+        url = self.base_url + prep.path
+        req = AWSRequest(method="POST", url=url, data=prep.body, headers=dict(prep.headers))
+        self._auth.add_auth(req)
+        return URL(url, encoded=True), dict(req.headers.items())
+
+
+@dataclass
+class _Monitor:
+    """Samples event-loop lag (late wake-ups of a periodic sleep) and process CPU."""
+
+    interval_s: float = 0.05
+    lags_ms: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    _t0: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        self._t0 = (time.monotonic(), time.process_time())
+
+    async def run(self) -> None:
+        import psutil
+
+        proc = psutil.Process()
+        proc.cpu_percent(None)
+        last_cpu = time.monotonic()
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(self.interval_s)
+            self.lags_ms.append(max(0.0, (time.monotonic() - t - self.interval_s) * 1000.0))
+            if time.monotonic() - last_cpu >= 0.5:
+                self.cpu.append(proc.cpu_percent(None))
+                last_cpu = time.monotonic()
+
+    def fill(self, result: BurstResult) -> None:
+        if self.lags_ms:
+            lags = sorted(self.lags_ms)
+            result.loop_lag_p50_ms = lags[len(lags) // 2]
+            result.loop_lag_p99_ms = lags[min(len(lags) - 1, int(0.99 * len(lags)))]
+            result.loop_lag_max_ms = lags[-1]
+            if result.loop_lag_p99_ms > LAG_P99_WARN_MS:
+                result.warnings.append(
+                    f"event-loop lag p99 {result.loop_lag_p99_ms:.0f} ms > {LAG_P99_WARN_MS:g} ms: the engine is "
+                    "saturated and adds latency; lower the concurrency or use Locust with several workers")
+        wall = time.monotonic() - self._t0[0]
+        if wall > 0:  # whole-run mean from CPU time (process-wide: includes an in-process emulator thread)
+            result.cpu_mean_pct = 100.0 * (time.process_time() - self._t0[1]) / wall
+            result.cpu_max_pct = max([result.cpu_mean_pct, *self.cpu])
+        if result.cpu_mean_pct is not None and self.cpu and result.cpu_mean_pct > CPU_WARN_PCT:
+            result.warnings.append(f"engine process CPU {result.cpu_mean_pct:.0f}% of one core: results are "
+                                   "client-bound")  # fmt: skip
+
+
+class _Runner:
+    def __init__(self, spec: BurstSpec, target: Target, out_dir: Path, progress: bool) -> None:
+        self.spec, self.target, self.out_dir = spec, target, out_dir
+        self.workload = load_workload(spec.workload, spec.prompt_size, spec.prompts_dir)
+        self.signer = _Signer(target)
+        # the runner decides when to flush and does it on a thread: a parquet write + fsync must not stall the loop
+        self.writer = RecordWriter(out_dir, "burst", flush_rows=1 << 62, flush_seconds=float("inf"))
+        self._pending = 0
+        self._last_flush = time.monotonic()
+        self._flushing: asyncio.Future[None] | None = None
+        self.rng = random.Random(spec.seed)
+        self.counts: Counter[str] = Counter()
+        self.n = 0
+        self.issued = 0
+        self.misses = 0
+        self.max_lag = 0.0
+        self.bar: Any = None
+        self.progress = progress
+        self.mono_to_epoch = time.time() - time.monotonic()
+        self.session: aiohttp.ClientSession | None = None
+
+    # -- one request ---------------------------------------------------------------------------------
+    async def request(self, item: WorkItem, worker: str, seq: int, intended_mono: float | None) -> tuple[str, bool]:
+        spec = self.spec
+        prep = build_request(spec.api, spec.model_id, item.turns, system=item.system,
+                             max_tokens=item.max_tokens or spec.max_tokens, temperature=spec.temperature,
+                             tier=spec.tier, provider_format=spec.provider_format)  # fmt: skip
+        m = Measurement.begin(intended_mono, self.mono_to_epoch)
+        parser = ResponseParser(spec.api, prep.provider_format)
+        try:
+            await self._send(prep, m, parser)
+        except asyncio.CancelledError:
+            raise
+        if m.end_mono is None:
+            m.finish()
+        if m.error_kind is None:
+            code = validate_answer(item, parser.text)
+            if code:
+                m.fail("client", code)
+        rec = m.to_record(
+            parser, streaming=prep.streaming, keep_chunk_times=spec.keep_chunk_times,
+            run_id=spec.run_id, cell_id=spec.cell_id, engine="burst", worker=worker, seq=seq, api=spec.api,
+            model_id=spec.model_id, tier_requested=spec.tier, prompt_id=item.prompt_id,
+            prompt_size=item.prompt_size, users=spec.users, rate_rps=spec.rate_rps,
+        )  # fmt: skip
+        self._done(rec)
+        return parser.text, m.error_kind is None
+
+    def _done(self, rec: RequestRecord) -> None:
+        self.writer.add(rec)
+        self._pending += 1
+        due = self._pending >= self.spec.flush_rows or time.monotonic() - self._last_flush >= self.spec.flush_seconds
+        if due and (self._flushing is None or self._flushing.done()):
+            if self._flushing is not None:
+                self._flushing.result()  # surface a failed write (RecordsError) instead of losing rows silently
+            self._pending, self._last_flush = 0, time.monotonic()
+            self._flushing = asyncio.ensure_future(asyncio.to_thread(self.writer.flush))
+        self.n += 1
+        self.counts[rec.error_kind or "ok"] += 1
+        if rec.schedule_lag_s is not None:
+            self.max_lag = max(self.max_lag, rec.schedule_lag_s)
+            if rec.schedule_lag_s > self.spec.miss_threshold_s:
+                self.misses += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    async def _send(self, prep: PreparedRequest, m: Measurement, parser: ResponseParser) -> None:
+        spec = self.spec
+        session = self.session
+        if session is None:
+            raise EngineError("internal: request sent outside of a run")
+        attempt = 0
+        while True:
+            url, headers = self.signer.sign(prep)
+            started = False
+            try:
+                async with session.post(url, data=prep.body, headers=headers) as resp:
+                    m.http_status = resp.status
+                    m.headers = dict(resp.headers)
+                    if resp.status != 200:
+                        raw = await resp.read()
+                        code = _error_code(resp.headers, raw)
+                        retryable = resp.status in RETRYABLE_STATUS or code in RETRYABLE_CODES
+                        if not (retryable and attempt + 1 < spec.max_attempts):
+                            m.finish()
+                            m.fail(classify_http_error(resp.status, code), code, resp.status)
+                            return
+                    else:
+                        started = True
+                        parser.apply_headers(m.headers)
+                        if prep.streaming:
+                            await self._read_stream(resp, m, parser)
+                        else:
+                            raw = await resp.read()
+                            m.finish()
+                            self._parse_body(prep, raw, m, parser)
+                        return
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                m.finish()
+                connect = isinstance(exc, aiohttp.ConnectionTimeoutError) and not started
+                if started or attempt + 1 >= spec.max_attempts:  # botocore retries timeouts before a response
+                    m.fail("connection" if connect else "timeout", "ConnectTimeout" if connect else "ReadTimeout")
+                    return
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                m.finish()
+                if started or attempt + 1 >= spec.max_attempts:
+                    m.fail("stream" if started else "connection", type(exc).__name__)
+                    return
+            except aiohttp.ClientError as exc:
+                m.finish()
+                m.fail("client", type(exc).__name__)
+                return
+            # retry, botocore standard mode: full jitter, base 1 s, cap 20 s
+            attempt += 1
+            m.retries = attempt
+            m.headers = {}
+            await asyncio.sleep(self.rng.random() * min(1.0 * 2 ** (attempt - 1), 20.0))
+
+    async def _read_stream(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
+        buf = EventStreamBuffer()
+        invoke = parser.api == "invoke-stream"
+        async for data in resp.content.iter_any():
+            now = time.monotonic()
+            buf.add_data(data)
+            for msg in buf:
+                h = msg.headers
+                mtype = h.get(":message-type")
+                if mtype != "event":
+                    code = h.get(":exception-type") or h.get(":error-code") or "exception"
+                    m.fail(classify_stream_error(code), code)
+                    m.finish()
+                    return
+                payload = json.loads(msg.payload) if msg.payload else {}
+                if invoke:
+                    if h.get(":event-type") != "chunk":
+                        continue
+                    chunk = json.loads(base64.b64decode(payload.get("bytes", "")))
+                    text = parser.feed_invoke_chunk(chunk)
+                else:
+                    text = parser.feed_converse_event(h.get(":event-type", ""), payload)
+                if text:
+                    m.chunk_mono.append(now)
+        m.finish()
+        if not parser.completed:
+            m.fail("stream", "TruncatedStream")
+
+    @staticmethod
+    def _parse_body(prep: PreparedRequest, raw: bytes, m: Measurement, parser: ResponseParser) -> None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            m.fail("client", "MalformedResponse")
+            return
+        if prep.api == "converse":
+            parser.feed_converse_body(body)
+        else:
+            parser.feed_invoke_body(body, m.headers)
+
+    # -- loops -------------------------------------------------------------------------------------------
+    def _budget(self, deadline: float | None) -> bool:
+        if self.spec.requests is not None and self.issued >= self.spec.requests:
+            return False
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        self.issued += 1
+        return True
+
+    async def closed_loop(self, deadline: float | None) -> None:
+        spec = self.spec
+        users = spec.users or 1
+
+        async def worker(i: int) -> None:
+            if spec.ramp_s > 0 and users > 1:
+                await asyncio.sleep(spec.ramp_s * i / users)
+            conv = self.workload.conversation(random.Random(spec.seed * 1_000_003 + i))
+            seq = 0
+            while self._budget(deadline):
+                item = conv.next()
+                text, ok = await self.request(item, f"w{i}", seq, None)
+                conv.observe(item, text, ok)
+                seq += 1
+
+        await asyncio.gather(*(worker(i) for i in range(users)))
+
+    def schedule(self) -> list[float]:
+        """Arrival offsets (s from the run start), seeded; bounded by requests and duration."""
+        spec = self.spec
+        rate_rps = spec.rate_rps or 1.0
+        rng = random.Random(spec.seed)
+        limit = spec.requests if spec.requests is not None else 10**9
+        out: list[float] = []
+        t = 0.0
+        while len(out) < limit:
+            ramping = spec.ramp_s > 0 and t < spec.ramp_s  # linear ramp of the rate from ~0 to rate_rps
+            rate = rate_rps * max(t / spec.ramp_s, 0.05) if ramping else rate_rps
+            t += rng.expovariate(rate) if spec.arrival == "poisson" else 1.0 / rate
+            if spec.duration_s is not None and t >= spec.duration_s:
+                break
+            out.append(t)
+        return out
+
+    async def open_loop(self, t_start: float) -> None:
+        spec = self.spec
+        sem = asyncio.Semaphore(spec.max_in_flight)
+        idle: list[Conversation] = []
+        tasks: set[asyncio.Task[None]] = set()
+        n_conv = 0
+
+        async def one(seq: int, intended: float) -> None:
+            nonlocal n_conv
+            async with sem:
+                if idle:
+                    conv = idle.pop()
+                else:
+                    n_conv += 1
+                    conv = self.workload.conversation(random.Random(spec.seed * 1_000_003 + n_conv))
+                item = conv.next()
+                text, ok = await self.request(item, "open", seq, intended)
+                conv.observe(item, text, ok)
+                idle.append(conv)
+
+        for seq, offset in enumerate(self.schedule()):
+            intended = t_start + offset
+            delay = intended - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.issued += 1
+            task = asyncio.create_task(one(seq, intended))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+
+
+def _error_code(headers: Any, raw: bytes) -> str | None:
+    et = headers.get("x-amzn-ErrorType")
+    if et:
+        return et.split(":", 1)[0]
+    try:
+        body = json.loads(raw)
+        code = body.get("code") or body.get("__type")
+        return code.rsplit("#", 1)[-1] if code else None
+    except (ValueError, AttributeError):
+        return None
+
+
+async def run_burst(
+    spec: BurstSpec,
+    target: Target | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool = True,
+) -> BurstResult:
+    """Run one burst (records in ``out_dir``, default ``outputs/burst/<run_id>``); every request becomes a record in ``out_dir``. Await it in Jupyter.
+
+    Stops at the first bound (``duration_s`` / ``requests``), then lets in-flight requests finish for up to
+    ``drain_s``. On cancel or KeyboardInterrupt the records measured so far are flushed before re-raising.
+    """
+    if target is None:
+        raise EngineError("run_burst needs a target: Target.emulator(url) or Target.aws(region)")
+    out = Path(out_dir) if out_dir is not None else Path("outputs") / "burst" / str(spec.run_id)
+    runner = _Runner(spec, target, out, progress)
+    result = BurstResult(run_id=str(spec.run_id), spec=spec, target=target.describe(), out_dir=out)
+    monitor = _Monitor()
+    mon_task = asyncio.create_task(monitor.run())
+    conn = aiohttp.TCPConnector(limit=max(spec.concurrency, 1) + 8, limit_per_host=0, ttl_dns_cache=300,
+                                enable_cleanup_closed=True)  # fmt: skip
+    timeout = aiohttp.ClientTimeout(total=None, connect=spec.connect_timeout_s, sock_read=spec.read_timeout_s)
+    t_start = time.monotonic()
+    deadline = t_start + spec.duration_s if spec.duration_s is not None else None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = spec.requests if spec.requests is not None else (
+            int(spec.duration_s * spec.rate_rps) if spec.rate_rps and spec.duration_s else None)  # fmt: skip
+        runner.bar = tqdm(total=total, desc=f"burst {spec.run_id}", unit="req", leave=False)
+    drain = spec.drain_s if spec.drain_s is not None else spec.read_timeout_s
+    try:
+        async with aiohttp.ClientSession(connector=conn, timeout=timeout, auto_decompress=False,
+                                         skip_auto_headers=("User-Agent",)) as session:  # fmt: skip
+            runner.session = session
+            main = asyncio.ensure_future(runner.open_loop(t_start) if spec.open_loop else runner.closed_loop(deadline))
+            hard = None if deadline is None else max(0.0, deadline - time.monotonic()) + drain
+            done, _ = await asyncio.wait({main}, timeout=hard)
+            if not done:
+                main.cancel()
+                await asyncio.gather(main, return_exceptions=True)
+                result.warnings.append(f"in-flight requests still running {drain:g} s after the bound were cancelled")
+            else:
+                main.result()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        result.interrupted = True
+        raise
+    finally:
+        mon_task.cancel()
+        await asyncio.gather(mon_task, return_exceptions=True)
+        if runner._flushing is not None:
+            await asyncio.gather(runner._flushing, return_exceptions=True)
+        runner.writer.close()
+        if runner.bar is not None:
+            runner.bar.close()
+        result.wall_s = time.monotonic() - t_start
+        result.n_requests = runner.n
+        result.n_ok = runner.counts.get("ok", 0)
+        result.errors_by_kind = {k: v for k, v in runner.counts.items() if k != "ok"}
+        if spec.open_loop:
+            result.schedule_misses = runner.misses
+            result.max_schedule_lag_s = runner.max_lag
+            if runner.n and runner.misses > 0.01 * runner.n:
+                result.warnings.append(
+                    f"{runner.misses} of {runner.n} requests started more than {spec.miss_threshold_s * 1000:g} ms "
+                    f"late (max {runner.max_lag * 1000:.0f} ms): the client could not keep the schedule")
+        monitor.fill(result)
+    return result
+
+
+def run_burst_sync(
+    spec: BurstSpec,
+    target: Target | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool = True,
+) -> BurstResult:
+    """Blocking :func:`run_burst` (CLI, scripts). Inside a running event loop it runs on a helper thread."""
+    coro = run_burst(spec, target, out_dir, progress=progress)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def _thread() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=_thread, name="bedrock-lab-burst")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

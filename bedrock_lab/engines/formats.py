@@ -1,0 +1,414 @@
+"""Request builders and response parsers for the four Runtime APIs and every provider body format.
+
+One :class:`PreparedRequest` carries both forms of the same request: the raw HTTP pieces (path, headers, body)
+that the async engine signs and sends, and the keyword arguments of the boto3 call that the Locust user makes.
+:class:`ResponseParser` turns events (ConverseStream), provider chunks (InvokeModelWithResponseStream) or whole
+bodies into content text, token usage, tier served and service latency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from bedrock_lab.errors import ConfigError
+from bedrock_lab.records import APIS
+
+PROVIDER_FORMATS = ("anthropic", "anthropic-text", "titan", "nova", "llama", "mistral")
+TIERS = ("priority", "default", "flex", "reserved")
+_REGION_PREFIXES = ("us-gov.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
+
+#: API name (records) -> (URI suffix, boto3 method)
+API_ROUTES: dict[str, tuple[str, str]] = {
+    "converse": ("converse", "converse"),
+    "converse-stream": ("converse-stream", "converse_stream"),
+    "invoke": ("invoke", "invoke_model"),
+    "invoke-stream": ("invoke-with-response-stream", "invoke_model_with_response_stream"),
+}
+
+
+def base_model_id(model_id: str) -> str:
+    """Strip an ARN and a cross-region prefix: ``arn:...:inference-profile/us.x.y`` -> ``x.y``."""
+    mid = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
+    for p in _REGION_PREFIXES:
+        if mid.startswith(p):
+            return mid[len(p) :]
+    return mid
+
+
+def guess_provider_format(model_id: str) -> str:
+    """Provider body format from the id alone (used when the catalog does not know the model)."""
+    mid = base_model_id(model_id)
+    if re.match(r"anthropic\.claude-(v2|instant)", mid):
+        return "anthropic-text"
+    for prefix, fmt in (("anthropic.", "anthropic"), ("amazon.titan", "titan"), ("amazon.nova", "nova"),
+                        ("meta.", "llama"), ("mistral.", "mistral")):  # fmt: skip
+        if mid.startswith(prefix):
+            return fmt
+    raise ConfigError("cannot tell the provider body format of this model id; pass provider_format",
+                      key="model_id", value=model_id, allowed=", ".join(PROVIDER_FORMATS))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _default_catalog() -> Any:
+    try:
+        from bedrock_lab.catalog import load_catalog
+
+        return load_catalog()
+    except Exception:  # no/invalid catalog: fall back to the id
+        return None
+
+
+def provider_format_for(model_id: str) -> str:
+    """Provider format from the model catalog when it knows the model, else guessed from the id."""
+    cat = _default_catalog()
+    spec = None
+    if cat is not None:
+        with contextlib.suppress(Exception):
+            spec = cat.get(model_id)
+    fmt = getattr(spec, "provider_format", None)
+    return fmt if fmt in PROVIDER_FORMATS else guess_provider_format(model_id)
+
+
+Turn = tuple[str, str]  # (role "user"/"assistant", text)
+
+
+@dataclass
+class PreparedRequest:
+    api: str
+    model_id: str
+    provider_format: str
+    path: str  #: URI path, model id percent-encoded like botocore does
+    headers: dict[str, str]
+    body: bytes
+    boto3_method: str
+    boto3_kwargs: dict[str, Any]
+    tier: str | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return self.api.endswith("-stream")
+
+
+def _check(api: str, tier: str | None, fmt: str | None) -> None:
+    if api not in APIS:
+        raise ConfigError("unknown API", key="api", value=api, allowed=", ".join(APIS))
+    if tier is not None and tier not in TIERS:
+        raise ConfigError("unknown service tier", key="tier", value=tier, allowed=", ".join(TIERS))
+    if fmt is not None and fmt not in PROVIDER_FORMATS:
+        raise ConfigError("unknown provider format", key="provider_format", value=fmt,
+                          allowed=", ".join(PROVIDER_FORMATS))  # fmt: skip
+
+
+def converse_body(turns: list[Turn], system: str | None, max_tokens: int, temperature: float | None,
+                  tier: str | None) -> dict[str, Any]:  # fmt: skip
+    body: dict[str, Any] = {
+        "messages": [{"role": r, "content": [{"text": t}]} for r, t in turns],
+        "inferenceConfig": {"maxTokens": max_tokens},
+    }
+    if temperature is not None:
+        body["inferenceConfig"]["temperature"] = temperature
+    if system:
+        body["system"] = [{"text": system}]
+    if tier:
+        body["serviceTier"] = {"type": tier}
+    return body
+
+
+def _flat_prompt(turns: list[Turn], user: str, assistant: str, sep: str) -> str:
+    lines = [f"{user if r == 'user' else assistant}{t}" for r, t in turns]
+    return sep.join(lines)
+
+
+def provider_body(fmt: str, turns: list[Turn], system: str | None, max_tokens: int,
+                  temperature: float | None) -> dict[str, Any]:  # fmt: skip
+    """InvokeModel body for one provider format (see the protocol reference, section 4)."""
+    temp = {} if temperature is None else {"temperature": temperature}
+    if fmt == "anthropic":
+        body: dict[str, Any] = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": max_tokens,
+            "messages": [{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns],
+            **temp,
+        }
+        if system:
+            body["system"] = system
+        return body
+    if fmt == "anthropic-text":
+        prompt = "".join(f"\n\n{'Human' if r == 'user' else 'Assistant'}: {t}" for r, t in turns) + "\n\nAssistant:"
+        if system:
+            prompt = system + prompt
+        return {"prompt": prompt, "max_tokens_to_sample": max_tokens, **temp}
+    if fmt == "titan":
+        text = _flat_prompt(turns, "User: ", "Bot: ", "\n") + "\nBot:"
+        if system:
+            text = system + "\n\n" + text
+        cfg: dict[str, Any] = {"maxTokenCount": max_tokens}
+        if temperature is not None:
+            cfg["temperature"] = temperature
+        return {"inputText": text, "textGenerationConfig": cfg}
+    if fmt == "nova":
+        inf: dict[str, Any] = {"maxTokens": max_tokens}
+        if temperature is not None:
+            inf["temperature"] = temperature
+        body = {
+            "schemaVersion": "messages-v1",
+            "messages": [{"role": r, "content": [{"text": t}]} for r, t in turns],
+            "inferenceConfig": inf,
+        }
+        if system:
+            body["system"] = [{"text": system}]
+        return body
+    if fmt == "llama":
+        parts = ["<|begin_of_text|>"]
+        if system:
+            parts.append(f"<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>")
+        parts += [f"<|start_header_id|>{r}<|end_header_id|>\n\n{t}<|eot_id|>" for r, t in turns]
+        parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+        return {"prompt": "".join(parts), "max_gen_len": max_tokens, **temp}
+    if fmt == "mistral":
+        prompt = "<s>"
+        for r, t in turns:
+            if r == "user":
+                prompt += f"[INST] {(system + chr(10) + chr(10)) if system and prompt == '<s>' else ''}{t} [/INST]"
+            else:
+                prompt += f" {t}</s>"
+        return {"prompt": prompt, "max_tokens": max_tokens, **temp}
+    raise ConfigError("unknown provider format", key="provider_format", value=fmt, allowed=", ".join(PROVIDER_FORMATS))
+
+
+def build_request(
+    api: str,
+    model_id: str,
+    turns: list[Turn] | str,
+    *,
+    system: str | None = None,
+    max_tokens: int = 256,
+    temperature: float | None = None,
+    tier: str | None = None,
+    provider_format: str | None = None,
+) -> PreparedRequest:
+    """Build one request. ``model_id`` is sent as given: a base id, a prefixed inference profile or an ARN."""
+    if isinstance(turns, str):
+        turns = [("user", turns)]
+    if not turns or turns[-1][0] != "user":
+        raise ConfigError("a request needs at least one turn and must end with a user turn", key="messages")
+    if max_tokens < 1:
+        raise ConfigError("must be >= 1", key="max_tokens", value=max_tokens)
+    fmt = provider_format or (provider_format_for(model_id) if api.startswith("invoke") else "converse")
+    _check(api, tier, None if fmt == "converse" else fmt)
+    suffix, method = API_ROUTES[api]
+    path = f"/model/{quote(model_id, safe='')}/{suffix}"
+    headers: dict[str, str] = {"Content-Type": "application/json"}
+    if api.startswith("converse"):
+        body = converse_body(list(turns), system, max_tokens, temperature, tier)
+        kwargs: dict[str, Any] = {"modelId": model_id, **body}
+        headers["Accept"] = "application/json"
+    else:
+        body = provider_body(fmt, list(turns), system, max_tokens, temperature)
+        kwargs = {"modelId": model_id, "body": json.dumps(body).encode(), "contentType": "application/json",
+                  "accept": "application/json"}  # fmt: skip
+        headers["X-Amzn-Bedrock-Accept" if api == "invoke-stream" else "Accept"] = "application/json"
+        if tier:
+            kwargs["serviceTier"] = tier
+            headers["X-Amzn-Bedrock-Service-Tier"] = tier
+    raw = json.dumps(body).encode() if api.startswith("converse") else kwargs["body"]
+    return PreparedRequest(api, model_id, fmt, path, headers, raw, method, kwargs, tier)
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+@dataclass
+class ResponseParser:
+    """Accumulates what a response says; ``feed_*`` return the content text carried by one event/chunk."""
+
+    api: str
+    provider_format: str
+    text_parts: list[str] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    tier_served: str | None = None
+    latency_s: float | None = None
+    stop_reason: str | None = None
+    completed: bool = False  #: the final event/chunk (messageStop/metadata/invocation metrics) was seen
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    def _add(self, text: str | None) -> str:
+        if text:
+            self.text_parts.append(text)
+            return text
+        return ""
+
+    # ConverseStream ------------------------------------------------------------------------------
+    def feed_converse_event(self, event_type: str, payload: dict[str, Any]) -> str:
+        if event_type == "contentBlockDelta":
+            return self._add((payload.get("delta") or {}).get("text"))
+        if event_type == "messageStop":
+            self.stop_reason = payload.get("stopReason")
+        elif event_type == "metadata":
+            self._usage_converse(payload)
+            self.completed = True
+        return ""
+
+    def _usage_converse(self, payload: dict[str, Any]) -> None:
+        usage = payload.get("usage") or {}
+        self.input_tokens = usage.get("inputTokens", self.input_tokens)
+        self.output_tokens = usage.get("outputTokens", self.output_tokens)
+        lat = (payload.get("metrics") or {}).get("latencyMs")
+        if lat is not None:
+            self.latency_s = float(lat) / 1000.0
+        tier = (payload.get("serviceTier") or {}).get("type")
+        if tier:
+            self.tier_served = tier
+
+    def feed_converse_body(self, body: dict[str, Any]) -> None:
+        for block in ((body.get("output") or {}).get("message") or {}).get("content") or []:
+            self._add(block.get("text"))
+        self.stop_reason = body.get("stopReason")
+        self._usage_converse(body)
+        self.completed = True
+
+    # InvokeModel(WithResponseStream) ---------------------------------------------------------------
+    def feed_invoke_chunk(self, chunk: dict[str, Any]) -> str:
+        """One provider JSON chunk of InvokeModelWithResponseStream."""
+        metrics = chunk.get("amazon-bedrock-invocationMetrics")
+        if metrics:
+            self.input_tokens = metrics.get("inputTokenCount", self.input_tokens)
+            self.output_tokens = metrics.get("outputTokenCount", self.output_tokens)
+            if metrics.get("invocationLatency") is not None:
+                self.latency_s = float(metrics["invocationLatency"]) / 1000.0
+            self.completed = True
+        fmt = self.provider_format
+        if fmt == "anthropic":
+            kind = chunk.get("type")
+            if kind == "content_block_delta":
+                return self._add((chunk.get("delta") or {}).get("text"))
+            if kind == "message_start":
+                usage = (chunk.get("message") or {}).get("usage") or {}
+                self.input_tokens = usage.get("input_tokens", self.input_tokens)
+            elif kind == "message_delta":
+                self.stop_reason = (chunk.get("delta") or {}).get("stop_reason") or self.stop_reason
+                out = (chunk.get("usage") or {}).get("output_tokens")
+                if out is not None and not metrics:
+                    self.output_tokens = out
+            return ""
+        if fmt == "anthropic-text":
+            self.stop_reason = chunk.get("stop_reason") or self.stop_reason
+            return self._add(chunk.get("completion"))
+        if fmt == "titan":
+            self.stop_reason = chunk.get("completionReason") or self.stop_reason
+            if not metrics:
+                self.input_tokens = chunk.get("inputTextTokenCount", self.input_tokens)
+                self.output_tokens = chunk.get("totalOutputTextTokenCount", self.output_tokens)
+            return self._add(chunk.get("outputText"))
+        if fmt == "nova":
+            if "contentBlockDelta" in chunk:
+                return self._add(((chunk["contentBlockDelta"] or {}).get("delta") or {}).get("text"))
+            if "messageStop" in chunk:
+                self.stop_reason = (chunk["messageStop"] or {}).get("stopReason")
+            if "metadata" in chunk and not metrics:
+                self._usage_converse(chunk["metadata"] or {})
+            return ""
+        if fmt == "llama":
+            self.stop_reason = chunk.get("stop_reason") or self.stop_reason
+            if not metrics:
+                self.input_tokens = chunk.get("prompt_token_count") or self.input_tokens
+                self.output_tokens = chunk.get("generation_token_count") or self.output_tokens
+            return self._add(chunk.get("generation"))
+        if fmt == "mistral":
+            outs = chunk.get("outputs") or []
+            if outs:
+                self.stop_reason = outs[0].get("stop_reason") or self.stop_reason
+                return self._add(outs[0].get("text"))
+        return ""
+
+    def feed_invoke_body(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        """A whole InvokeModel response body (+ its headers: token counts, latency, tier)."""
+        fmt = self.provider_format
+        if fmt == "anthropic":
+            for block in body.get("content") or []:
+                if block.get("type", "text") == "text":
+                    self._add(block.get("text"))
+            usage = body.get("usage") or {}
+            self.input_tokens, self.output_tokens = usage.get("input_tokens"), usage.get("output_tokens")
+            self.stop_reason = body.get("stop_reason")
+        elif fmt == "anthropic-text":
+            self._add(body.get("completion"))
+            self.stop_reason = body.get("stop_reason")
+        elif fmt == "titan":
+            res = (body.get("results") or [{}])[0]
+            self._add(res.get("outputText"))
+            self.input_tokens, self.output_tokens = body.get("inputTextTokenCount"), res.get("tokenCount")
+            self.stop_reason = res.get("completionReason")
+        elif fmt == "nova":
+            self.feed_converse_body(body)
+        elif fmt == "llama":
+            self._add(body.get("generation"))
+            self.input_tokens, self.output_tokens = body.get("prompt_token_count"), body.get("generation_token_count")
+            self.stop_reason = body.get("stop_reason")
+        elif fmt == "mistral":
+            outs = body.get("outputs") or [{}]
+            self._add(outs[0].get("text"))
+            self.stop_reason = outs[0].get("stop_reason")
+        self.completed = True
+        if headers:
+            h = {k.lower(): v for k, v in headers.items()}
+            if "x-amzn-bedrock-input-token-count" in h:
+                self.input_tokens = int(h["x-amzn-bedrock-input-token-count"])
+            if "x-amzn-bedrock-output-token-count" in h:
+                self.output_tokens = int(h["x-amzn-bedrock-output-token-count"])
+            if "x-amzn-bedrock-invocation-latency" in h:
+                self.latency_s = float(h["x-amzn-bedrock-invocation-latency"]) / 1000.0
+            if h.get("x-amzn-bedrock-service-tier"):
+                self.tier_served = h["x-amzn-bedrock-service-tier"]
+
+    def apply_headers(self, headers: dict[str, str]) -> None:
+        h = {k.lower(): v for k, v in headers.items()}
+        if self.tier_served is None and h.get("x-amzn-bedrock-service-tier"):
+            self.tier_served = h["x-amzn-bedrock-service-tier"]
+
+
+# ------------------------------------------------------------------------------------------- errors
+_THROTTLE = {"ThrottlingException", "ModelNotReadyException", "throttlingException", "TooManyRequestsException"}
+_SERVER = {"InternalServerException", "ServiceUnavailableException", "ModelErrorException",
+           "internalServerException", "serviceUnavailableException"}  # fmt: skip
+_TIMEOUT = {"ModelTimeoutException", "modelTimeoutException", "ReadTimeout", "ReadTimeoutError", "TimeoutError"}
+_STREAM = {"modelStreamErrorException", "ModelStreamErrorException"}
+
+
+def classify_http_error(status: int | None, code: str | None) -> str:
+    """error_kind of an error answered before the stream started (HTTP status + x-amzn-ErrorType code)."""
+    if code in _THROTTLE or status == 429:
+        return "throttled"
+    if code in _TIMEOUT or status == 408:
+        return "timeout"
+    if code in _STREAM:
+        return "stream" if status is None else "server"
+    if code in _SERVER or (status is not None and status >= 500) or status == 424:
+        return "server"
+    if status is not None and 400 <= status < 500:
+        return "validation"
+    return "client"
+
+
+def classify_stream_error(code: str | None) -> str:
+    """error_kind of an exception frame inside a stream: throttling stays "throttled", timeouts "timeout",
+    everything else (modelStreamErrorException, internalServerException, ...) is "stream"."""
+    if code in _THROTTLE:
+        return "throttled"
+    if code in _TIMEOUT:
+        return "timeout"
+    return "stream"
+
+
+#: codes the engines retry when retries are on (botocore standard mode: throttling + transient)
+RETRYABLE_CODES = {"ThrottlingException", "ModelNotReadyException", "InternalServerException",
+                   "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException"}  # fmt: skip
+RETRYABLE_STATUS = {500, 502, 503, 504}

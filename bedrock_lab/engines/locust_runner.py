@@ -1,0 +1,205 @@
+"""Run one Locust cell headless in a subprocess and collect its records and CSV stats.
+
+Locust monkey-patches the whole process with gevent on import, which must never happen inside a Jupyter
+kernel or the async engine's process: this module only builds a command line and waits for it.
+Distributed runs use Locust's own master/worker mode (no home-made coordinator): ``workers=N`` starts one
+``--master`` and N ``--worker`` processes on this machine; the same flags work across machines or pods.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bedrock_lab.engines.spec import BurstSpec
+from bedrock_lab.engines.target import Target
+from bedrock_lab.errors import ConfigError, EngineError
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+@dataclass
+class LocustResult:
+    """Where a Locust cell's outputs are; ``records()`` reads the per-request records back."""
+
+    run_id: str
+    spec: BurstSpec
+    target: str
+    out_dir: Path
+    records_dir: Path
+    csv: dict[str, Path] = field(default_factory=dict)  #: "stats", "failures", "exceptions", "stats_history"
+    html: Path | None = None
+    json: Path | None = None  #: Locust's final stats (``--json-file``): exact totals at shutdown
+    logs: list[Path] = field(default_factory=list)
+    returncodes: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def records(self, keep_chunk_times: bool = False) -> Any:
+        from bedrock_lab.records import load_records
+
+        return load_records(self.records_dir, keep_chunk_times=keep_chunk_times)
+
+    def stats(self) -> Any:
+        """Locust's own stats CSV as a DataFrame (a snapshot Locust refreshes every second: the last
+        second of the run may be missing; :meth:`totals` has the final counts)."""
+        import pandas as pd
+
+        return pd.read_csv(self.csv["stats"])
+
+    def totals(self) -> dict[str, int]:
+        """Final request and failure counts per ``"<type> <name>"`` from Locust's JSON stats."""
+        import json as _json
+
+        if self.json is None:
+            return {}
+        entries = _json.loads(self.json.read_text())
+        return {f"{e['method']} {e['name']}": int(e["num_requests"]) for e in entries}
+
+    def summary(self) -> str:
+        df = self.records()
+        ok = int((df["status"] == "ok").sum()) if len(df) else 0
+        kinds = df["error_kind"].value_counts().to_dict() if len(df) else {}
+        errs = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
+        lines = [f"locust run {self.run_id}: {self.spec.api} {self.spec.model_id} on {self.target}, "
+                 f"{self.spec.users} users", f"  {len(df)} requests in {self.wall_s:.1f} s, ok {ok}, errors: {errs}",
+                 f"  records: {self.records_dir}", f"  Locust CSV: {self.csv.get('stats')}"]  # fmt: skip
+        lines += [f"  WARNING: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def locust_options(spec: BurstSpec, target: Target, records_dir: Path, *, per_process_requests: int = 0) -> list[str]:
+    """The ``--bl-*`` options of our locustfile for ``spec`` (no credentials: they come from the environment)."""
+    opts = {
+        "model": spec.model_id, "api": spec.api, "tier": spec.tier or "", "workload": spec.workload,
+        "prompt-size": spec.prompt_size, "max-tokens": spec.max_tokens,
+        "temperature": "" if spec.temperature is None else spec.temperature,
+        "provider-format": spec.provider_format or "", "out": str(records_dir), "run-id": spec.run_id,
+        "cell-id": spec.cell_id, "seed": spec.seed, "max-attempts": spec.max_attempts,
+        "connect-timeout": spec.connect_timeout_s, "read-timeout": spec.read_timeout_s,
+        "requests": per_process_requests, "keep-chunk-times": int(spec.keep_chunk_times),
+        "users-label": spec.users or 0, "pool": (spec.users or 0) + 8,
+    }  # fmt: skip
+    if not target.is_emulator:
+        opts["aws-region"] = target.region
+        if target.profile:
+            opts["aws-profile"] = target.profile
+    out: list[str] = []
+    for k, v in opts.items():
+        out += [f"--bl-{k}", str(v)]
+    return out
+
+
+def run_locust(
+    spec: BurstSpec,
+    target: Target,
+    out_dir: str | os.PathLike[str] | None = None,
+    workers: int = 0,
+    *,
+    spawn_rate: float | None = None,
+    html: bool = True,
+    extra_args: list[str] | None = None,
+    locustfile: str | os.PathLike[str] | None = None,
+    grace_s: float = 30.0,
+) -> LocustResult:
+    """Run ``spec`` (closed loop: ``users``) with Locust headless in subprocesses and wait for it.
+
+    ``workers=0`` runs one Locust process; ``workers=N`` a master and N local workers. The run lasts
+    ``spec.duration_s`` (Locust's ``-t``); ``spec.requests`` additionally stops each process after its share.
+    Outputs (``out_dir`` defaults to ``outputs/locust/<run_id>``): ``out_dir/records/`` (our shards), ``out_dir/locust_*.csv``, ``out_dir/locust.html``, logs.
+    """
+    if spec.users is None:
+        raise ConfigError("Locust runs closed loop: set users (use run_burst for an open-loop rate)",
+                          source="BurstSpec", key="users", value=None)  # fmt: skip
+    if workers < 0:
+        raise ConfigError("must be >= 0", key="workers", value=workers)
+    duration = spec.duration_s
+    if duration is None:  # bounded by requests only: give Locust a generous time bound
+        duration = max(30.0, 4.0 * spec.requests / max(spec.users, 1))  # type: ignore[operator]
+    out = Path(out_dir) if out_dir is not None else Path("outputs") / "locust" / str(spec.run_id)
+    records_dir = out / "records"
+    records_dir.mkdir(parents=True, exist_ok=True)
+    per_proc = math.ceil(spec.requests / max(workers, 1)) if spec.requests else 0
+    rate = spawn_rate or (spec.users / spec.ramp_s if spec.ramp_s > 0 else float(spec.users))
+    host = target.base_url if (target.is_emulator or target.endpoint_url) else "https://bedrock-runtime"
+    common = ["-f", str(locustfile or LOCUSTFILE), "--host", host, "--loglevel", "WARNING",
+              *locust_options(spec, target, records_dir, per_process_requests=per_proc), *(extra_args or [])]  # fmt: skip
+    head = ["--headless", "-u", str(spec.users), "-r", f"{rate:g}", "-t", f"{max(1, math.ceil(duration))}s",
+            "--csv", str(out / "locust"), "--only-summary", "--stop-timeout", f"{spec.read_timeout_s:g}"]  # fmt: skip
+    head += ["--json-file", str(out / "locust")]  # final totals (the CSV is a snapshot taken every second)
+    if html:
+        head += ["--html", str(out / "locust.html")]
+    env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    cmds: list[list[str]] = []
+    py = [sys.executable, "-m", "locust"]
+    if workers == 0:
+        cmds.append(py + common + head)
+    else:
+        port = free_port()
+        cmds.append(py + common + head + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                                          str(port), "--expect-workers", str(workers),
+                                          "--expect-workers-max-wait", "60"])  # fmt: skip
+        cmds += [py + common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+                 for _ in range(workers)]  # fmt: skip
+    result = LocustResult(str(spec.run_id), spec, target.describe(), out, records_dir)
+    procs: list[subprocess.Popen[bytes]] = []
+    t0 = time.monotonic()
+    try:
+        for i, cmd in enumerate(cmds):
+            log = out / ("locust.log" if i == 0 else f"locust-worker{i}.log")
+            result.logs.append(log)
+            with open(log, "wb") as fh:
+                procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=repo))
+        limit = duration + spec.read_timeout_s + grace_s + (60 if workers else 0)
+        for p in procs:
+            try:
+                p.wait(timeout=max(1.0, limit - (time.monotonic() - t0)))
+            except subprocess.TimeoutExpired:
+                result.warnings.append(f"locust process {p.pid} did not finish in {limit:.0f} s and was killed")
+                p.kill()
+                p.wait()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    result.wall_s = time.monotonic() - t0
+    result.returncodes = [p.returncode for p in procs]
+    for kind in ("stats", "failures", "exceptions", "stats_history"):
+        path = out / f"locust_{kind}.csv"
+        if path.exists():
+            result.csv[kind] = path
+    result.html = (out / "locust.html") if (out / "locust.html").exists() else None
+    result.json = (out / "locust.json") if (out / "locust.json").exists() else None
+    if "stats" not in result.csv:
+        tail = result.logs[0].read_text(errors="replace")[-2000:] if result.logs else ""
+        raise EngineError(f"Locust produced no stats (exit codes {result.returncodes}); log tail:\n{tail}")
+    bad = [rc for rc in result.returncodes if rc not in (0, 1)]  # 1: Locust saw failed requests
+    if bad:
+        result.warnings.append(f"Locust exit codes {result.returncodes}; see {result.logs}")
+    return result

@@ -1,0 +1,162 @@
+"""What one engine run does (:class:`BurstSpec`) and what it reports (:class:`BurstResult`)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bedrock_lab.engines.formats import PROVIDER_FORMATS, TIERS
+from bedrock_lab.errors import ConfigError
+from bedrock_lab.records import APIS
+
+ARRIVALS = ("poisson", "constant")
+
+
+@dataclass
+class BurstSpec:
+    """One load cell. Closed loop: set ``users``. Open loop: set ``rate_rps`` (and ``arrival``).
+
+    At least one bound is required: ``duration_s`` and/or ``requests`` (whichever comes first ends the run).
+    Retries are off by default (``max_attempts=1``); with more attempts the engine mirrors botocore's standard
+    mode and records the retries of each request.
+    """
+
+    model_id: str
+    api: str = "converse-stream"
+    tier: str | None = None
+    workload: str = "single"
+    prompt_size: str = "small"
+    users: int | None = None
+    rate_rps: float | None = None
+    arrival: str = "poisson"
+    duration_s: float | None = None
+    requests: int | None = None
+    ramp_s: float = 0.0
+    max_tokens: int = 256
+    seed: int = 0
+    run_id: str | None = None
+    cell_id: str = ""
+    # less common knobs
+    temperature: float | None = None
+    provider_format: str | None = None  #: InvokeModel body format; default from the catalog / model id
+    prompts_dir: str | None = None
+    max_attempts: int = 1
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0
+    max_in_flight: int = 1000  #: open loop: concurrency cap (a full cap shows up as schedule lag)
+    miss_threshold_s: float = 0.010  #: open loop: a start later than this counts as a schedule miss
+    keep_chunk_times: bool = True
+    flush_rows: int = 500
+    flush_seconds: float = 5.0
+    drain_s: float | None = None  #: how long in-flight requests may finish after the bound (default read timeout)
+    extra: dict[str, Any] = field(default_factory=dict)  #: free-form labels (not used by the engine)
+
+    def __post_init__(self) -> None:
+        def bad(key: str, msg: str, allowed: str | None = None) -> ConfigError:
+            return ConfigError(msg, source="BurstSpec", key=key, value=getattr(self, key), allowed=allowed)
+
+        if not self.model_id:
+            raise bad("model_id", "is required")
+        if self.api not in APIS:
+            raise bad("api", "unknown API", ", ".join(APIS))
+        if self.tier is not None and self.tier not in TIERS:
+            raise bad("tier", "unknown service tier", ", ".join(TIERS))
+        if self.provider_format is not None and self.provider_format not in PROVIDER_FORMATS:
+            raise bad("provider_format", "unknown provider format", ", ".join(PROVIDER_FORMATS))
+        if (self.users is None) == (self.rate_rps is None):
+            raise bad("users", "set exactly one of users (closed loop) or rate_rps (open loop)")
+        if self.users is not None and self.users < 1:
+            raise bad("users", "must be >= 1")
+        if self.rate_rps is not None and not self.rate_rps > 0:
+            raise bad("rate_rps", "must be > 0")
+        if self.arrival not in ARRIVALS:
+            raise bad("arrival", "unknown arrival process", ", ".join(ARRIVALS))
+        if self.duration_s is None and self.requests is None:
+            raise bad("duration_s", "set duration_s and/or requests: a run must be bounded")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise bad("duration_s", "must be > 0")
+        if self.requests is not None and self.requests < 1:
+            raise bad("requests", "must be >= 1")
+        if self.ramp_s < 0:
+            raise bad("ramp_s", "must be >= 0")
+        if self.max_tokens < 1:
+            raise bad("max_tokens", "must be >= 1")
+        if self.max_attempts < 1:
+            raise bad("max_attempts", "must be >= 1")
+        if self.max_in_flight < 1:
+            raise bad("max_in_flight", "must be >= 1")
+        if self.run_id is None:
+            self.run_id = uuid.uuid4().hex[:12]
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate_rps is not None
+
+    @property
+    def concurrency(self) -> int:
+        return self.users if self.users is not None else self.max_in_flight
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BurstResult:
+    """Outcome of one run: counts, the engine's own health, and where the records are."""
+
+    run_id: str
+    spec: BurstSpec
+    target: str  #: credential-free description of the target
+    out_dir: Path
+    n_requests: int = 0
+    n_ok: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    schedule_misses: int | None = None  #: open loop: starts later than miss_threshold_s
+    max_schedule_lag_s: float | None = None
+    loop_lag_p50_ms: float | None = None
+    loop_lag_p99_ms: float | None = None
+    loop_lag_max_ms: float | None = None
+    cpu_mean_pct: float | None = None
+    cpu_max_pct: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def n_errors(self) -> int:
+        return self.n_requests - self.n_ok
+
+    @property
+    def achieved_rps(self) -> float:
+        return self.n_requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def saturated(self) -> bool:
+        """True when the engine itself was a bottleneck (see ``warnings``): its latencies are inflated."""
+        return bool(self.warnings)
+
+    def records(self, keep_chunk_times: bool = False) -> Any:
+        """The run's records as a DataFrame (read back from the shards on disk)."""
+        from bedrock_lab.records import load_records
+
+        return load_records(self.out_dir, keep_chunk_times=keep_chunk_times)
+
+    def summary(self) -> str:
+        s = self.spec
+        mode = f"{s.users} users" if not s.open_loop else f"{s.rate_rps:g} rps {s.arrival}"
+        errs = ", ".join(f"{k} {v}" for k, v in sorted(self.errors_by_kind.items())) or "none"
+        lines = [
+            f"run {self.run_id}: {s.api} {s.model_id} on {self.target}, {mode}",
+            f"  {self.n_requests} requests in {self.wall_s:.1f} s ({self.achieved_rps:.1f}/s), ok {self.n_ok}, "
+            f"errors: {errs}",
+            f"  event-loop lag p99 {self.loop_lag_p99_ms or 0:.1f} ms, CPU mean {self.cpu_mean_pct or 0:.0f}%",
+        ]
+        if self.schedule_misses is not None:
+            lines.append(f"  schedule misses (> {s.miss_threshold_s * 1000:g} ms late): {self.schedule_misses}")
+        lines += [f"  WARNING: {w}" for w in self.warnings]
+        if self.interrupted:
+            lines.append("  interrupted: records so far were written")
+        lines.append(f"  records: {self.out_dir}")
+        return "\n".join(lines)

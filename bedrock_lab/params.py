@@ -1,0 +1,658 @@
+"""Sweep files (``params/sweeps/*.yaml``) -> typed, validated :class:`SweepConfig`.
+
+A sweep file is typed by a person, so every mistake becomes one :class:`~bedrock_lab.errors.ConfigError` that
+names the file, the key path (``grid.users[1]``), the bad value and what is allowed, instead of a traceback
+twenty minutes into a run. Models and tiers are checked against the model catalog before anything runs.
+
+Environment variables named like the public Bedrock load-test examples' may override the file (see
+:data:`ENV_OVERRIDES` and docs/sweeps.md); errors in them name the variable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
+from bedrock_lab.errors import BedrockLabError, ConfigError
+
+#: cross-region inference profile prefixes ("" = the plain in-region model id)
+REGION_PREFIXES = ("", *CATALOG_PREFIXES)
+#: APIs an engine can drive (same names as records.APIS)
+APIS = ("converse", "converse-stream", "invoke", "invoke-stream")
+#: prompt size classes of the ``single`` workload (params/prompts/single.yaml may add more)
+PROMPT_SIZES = ("small", "medium", "large")
+#: rough input tokens per request of each prompt size (words x ~1.3 plus framing); override in ``estimates``
+DEFAULT_INPUT_TOKENS = {"small": 12, "medium": 60, "large": 210, "chat": 120, "summarise": 700}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetConfig(_Strict):
+    """Where requests go. Credentials never appear here: only a named AWS profile."""
+
+    kind: Literal["emulator", "aws"] = "emulator"
+    region: str = "us-east-1"
+    profile: str | None = None
+    #: an already running emulator (or a custom endpoint); empty: the runner starts a private emulator
+    endpoint_url: str | None = None
+    emulator_seed: int = 0
+    #: keyword overrides passed to ``run_emulator(**overrides)`` (latency profile, quotas...)
+    emulator_overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class GridConfig(_Strict):
+    """The axes; the sweep runs their cross product (x repeats)."""
+
+    models: list[str] = Field(min_length=1)
+    tiers: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
+    region_prefixes: list[str] = Field(default_factory=lambda: [""], min_length=1)
+    prompt_sizes: list[str] = Field(default_factory=lambda: ["small"], min_length=1)
+    #: closed loop: concurrent users per cell
+    users: list[int] = Field(default_factory=list)
+    #: open loop: target arrival rates (requests/s) per cell
+    rates_rps: list[float] = Field(default_factory=list)
+    repeats: int = Field(default=1, ge=1)
+
+    @field_validator("users")
+    @classmethod
+    def _positive_users(cls, v: list[int]) -> list[int]:
+        for u in v:
+            if u < 1:
+                raise ValueError(f"user counts must be >= 1, got {u}")
+        return v
+
+    @field_validator("rates_rps")
+    @classmethod
+    def _positive_rates(cls, v: list[float]) -> list[float]:
+        for r in v:
+            if r <= 0:
+                raise ValueError(f"rates must be > 0 requests/s, got {r}")
+        return v
+
+    @field_validator("region_prefixes")
+    @classmethod
+    def _prefixes(cls, v: list[str]) -> list[str]:
+        return [normalize_prefix(p) for p in v]
+
+
+class CellConfig(_Strict):
+    """What each cell does, identical across the grid."""
+
+    engine: Literal["burst", "locust"] = "burst"
+    api: Literal["converse", "converse-stream", "invoke", "invoke-stream"] = "converse-stream"
+    workload: str = "single"
+    arrival: Literal["poisson", "constant"] = "poisson"
+    #: seconds of load per cell (0/None: stop after ``requests``)
+    duration_s: float | None = Field(default=60.0, ge=0)
+    #: requests per cell (None: run for ``duration_s``)
+    requests: int | None = Field(default=None, ge=1)
+    ramp_s: float = Field(default=0.0, ge=0)
+    max_tokens: int = Field(default=256, ge=1)
+    locust_workers: int = Field(default=0, ge=0)
+    #: papermill per-notebook-cell execution timeout in seconds (None: no limit)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class OrderConfig(_Strict):
+    """Cells run in a seeded random order so drift over time does not line up with one axis."""
+
+    randomize: bool = True
+    seed: int = 0
+
+
+class EstimatesConfig(_Strict):
+    """Assumptions behind the plan's request, token, cost and wall-time estimates."""
+
+    input_tokens: dict[str, int] = Field(default_factory=dict)  # per prompt size; merged over the defaults
+    #: output tokens per request; None: max_tokens (an upper bound, so cost is not underestimated)
+    output_tokens: int | None = Field(default=None, ge=0)
+    #: closed loop: seconds per request; None: ttft_s + output_tokens / output_tokens_per_s
+    e2e_s: float | None = Field(default=None, gt=0)
+    ttft_s: float = Field(default=0.6, ge=0)
+    output_tokens_per_s: float = Field(default=60.0, gt=0)
+    #: notebook start-up and teardown per cell (kernel start, imports, summary)
+    cell_overhead_s: float = Field(default=10.0, ge=0)
+
+
+class SLOConfig(_Strict):
+    """Service-level objectives the analysis checks cells against (None: not checked)."""
+
+    ttft_p95_s: float | None = Field(default=None, gt=0)
+    e2e_p95_s: float | None = Field(default=None, gt=0)
+    error_rate_max: float | None = Field(default=None, ge=0, le=1)
+
+
+class SweepConfig(_Strict):
+    """One sweep file, validated. ``source`` is the file it came from (for messages)."""
+
+    name: str
+    description: str = ""
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    grid: GridConfig
+    cell: CellConfig = Field(default_factory=CellConfig)
+    order: OrderConfig = Field(default_factory=OrderConfig)
+    estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
+    slo: SLOConfig = Field(default_factory=SLOConfig)
+    #: seconds to wait between cells (lets queues and quotas drain)
+    cooldown_s: float = Field(default=0.0, ge=0)
+    #: stop before the estimated spend would pass this many USD (None: no cap)
+    budget_usd: float | None = Field(default=None, gt=0)
+    #: Jupyter kernel the cell notebooks run on
+    kernel: str = "bedrock-lab"
+    #: the cell notebook (jupytext py:percent or .ipynb), relative to the repository root
+    notebook: str = "notebooks/cell.py"
+    source: str = Field(default="<memory>", exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("a sweep name is letters, digits, '-', '_' and '.' (it names the output folder)")
+        return v
+
+    def input_tokens(self, prompt_size: str) -> float:
+        """Input tokens per request: ``estimates.input_tokens``, else measured from the prompt file, else a default."""
+        if prompt_size in self.estimates.input_tokens:
+            return float(self.estimates.input_tokens[prompt_size])
+        measured = estimate_input_tokens(self.cell.workload, prompt_size)
+        if measured is not None:
+            return measured
+        return float(DEFAULT_INPUT_TOKENS.get(prompt_size, DEFAULT_INPUT_TOKENS["medium"]))
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def normalize_prefix(prefix: str | None) -> str:
+    """``us`` / ``us.`` -> ``us.``; ``""`` / ``none`` -> ``""``."""
+    p = (prefix or "").strip()
+    if p.lower() in ("", "none", "-"):
+        return ""
+    if not p.endswith("."):
+        p += "."
+    if p not in REGION_PREFIXES:
+        raise ValueError(f"unknown region prefix {prefix!r}")
+    return p
+
+
+def split_prefix(model_id: str) -> tuple[str, str]:
+    """``us.amazon.nova-lite-v1:0`` -> (``us.``, ``amazon.nova-lite-v1:0``)."""
+    for p in sorted(REGION_PREFIXES, key=len, reverse=True):
+        if p and model_id.startswith(p):
+            return p, model_id[len(p) :]
+    return "", model_id
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in re.split(r"[,\s]+", text.strip()) if t]
+
+
+def parse_duration(text: str) -> float:
+    """``90`` / ``90s`` / ``2m`` / ``1h`` / ``1m30s`` -> seconds."""
+    t = str(text).strip().lower()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", t)
+    if not t or not m or not any(m.groups()):
+        raise ValueError(f"not a duration: {text!r}")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def _env_models(v: str) -> dict[str, Any]:
+    prefix, base = split_prefix(v.strip())
+    out: dict[str, Any] = {"grid.models": [base]}
+    if prefix:
+        out["grid.region_prefixes"] = [prefix]
+    return out
+
+
+def _env_ints(key: str) -> Any:
+    def parse(v: str) -> dict[str, Any]:
+        return {key: [int(x) for x in _csv(v)]}
+
+    return parse
+
+
+#: environment variable -> (what it overrides, parser returning {dotted key: value})
+ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
+    "BASE_MODEL_ID": ("grid.models (one model; a region prefix in it sets grid.region_prefixes)", _env_models),
+    "SERVICE_TIERS": ("grid.tiers (comma-separated)", lambda v: {"grid.tiers": _csv(v)}),
+    "REGION_PREFIXES": ("grid.region_prefixes (comma-separated; 'none' for no prefix)",
+                        lambda v: {"grid.region_prefixes": _csv(v)}),
+    "PROMPT_SIZES": ("grid.prompt_sizes (comma-separated)", lambda v: {"grid.prompt_sizes": _csv(v)}),
+    "USER_COUNTS": ("grid.users (comma-separated integers)", _env_ints("grid.users")),
+    "TEST_DURATION": ("cell.duration_s (seconds, or 90s / 2m / 1h)",
+                      lambda v: {"cell.duration_s": parse_duration(v)}),
+    "MAX_TOKENS": ("cell.max_tokens", lambda v: {"cell.max_tokens": int(v)}),
+    "REPEATS": ("grid.repeats", lambda v: {"grid.repeats": int(v)}),
+    "BUDGET_USD": ("budget_usd", lambda v: {"budget_usd": float(v)}),
+}  # fmt: skip
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for p in parents:
+        child = node.get(p)
+        if not isinstance(child, dict):
+            child = {}
+            node[p] = child
+        node = child
+    node[last] = value
+
+
+def apply_env(data: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, str]:
+    """Apply :data:`ENV_OVERRIDES` present in ``env`` to ``data`` in place; returns {dotted key: variable}."""
+    applied: dict[str, str] = {}
+    for var, (what, parse) in ENV_OVERRIDES.items():
+        raw = env.get(var)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            updates = parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"cannot parse environment variable {var}: {exc}",
+                source=f"environment variable {var} (overriding {source})",
+                key=var,
+                value=raw,
+                allowed=what,
+            ) from None
+        for dotted, value in updates.items():
+            _set_path(data, dotted, value)
+            applied[dotted] = var
+    return applied
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+_TYPE_WORDS = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping of key: value",
+    "model_type": "a mapping of key: value",
+    "model_attributes_type": "a mapping of key: value",
+    "missing": "a value: this key is required (see docs/sweeps.md)",
+}
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that holds the last element of ``loc``."""
+    model: type[BaseModel] = SweepConfig
+    for part in loc[:-1]:
+        if not isinstance(part, str):
+            continue
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _error_from_pydantic(err: Mapping[str, Any], source: str, env_keys: Mapping[str, str], n_more: int) -> ConfigError:
+    loc = tuple(err.get("loc", ()))
+    key = _key_path(loc)
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    msg = str(err.get("msg", "invalid value"))
+    allowed: str | None = None
+    if kind == "extra_forbidden":
+        model = _model_at(loc)
+        names = [n for n in (model.model_fields if model else {}) if n != "source"]
+        guess = difflib.get_close_matches(str(loc[-1]), names, n=1)
+        msg = "unknown key" + (f"; did you mean {guess[0]!r}?" if guess else "")
+        allowed = ", ".join(names)
+        value = loc[-1]
+    elif kind == "too_short":
+        msg = "empty grid axis: it needs at least one value" if loc[:1] == ("grid",) else "needs at least one value"
+        allowed = "a non-empty list"
+    elif kind == "literal_error":
+        allowed = str(ctx.get("expected", ""))
+        msg = "not one of the allowed values"
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sym = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()), "")
+        allowed = f"a number {sym} {bound}"
+        msg = f"must be {sym} {bound}"
+    elif kind == "value_error":
+        msg = str(ctx.get("error", msg))
+        if "region prefix" in msg:
+            allowed = ", ".join(repr(p) for p in REGION_PREFIXES)
+        elif "user counts" in msg:
+            allowed = "integers >= 1"
+        elif "rates" in msg:
+            allowed = "numbers > 0"
+        elif "sweep name" in msg:
+            allowed = "letters, digits, '-', '_', '.'"
+    elif kind in _TYPE_WORDS:
+        allowed = _TYPE_WORDS[kind]
+        if kind == "missing":
+            msg, value = "required key is missing", None
+        else:
+            msg = f"wrong type ({type(value).__name__})"
+    where = source
+    for dotted, var in env_keys.items():
+        if key == dotted or key.startswith(dotted + "[") or key.startswith(dotted + "."):
+            where = f"{source} (overridden by environment variable {var})"
+    if value is not None and kind not in ("extra_forbidden", "value_error") and repr(value) not in msg:
+        msg += f": got {value!r}"
+    elif kind == "extra_forbidden":
+        msg = f"unknown key {value!r}" + msg[len("unknown key"):]
+    if n_more:
+        msg += f" [and {n_more} more problem{'s' if n_more > 1 else ''}]"
+    return ConfigError(msg, source=where, key=key, value=value, allowed=allowed)
+
+
+# --------------------------------------------------------------------------------------------- catalog
+
+
+def catalog_model_ids(catalog: Any) -> list[str]:
+    """Model ids a catalog knows, for 'allowed' lists (works with a mapping or a ``models`` attribute)."""
+    for attr in ("model_ids", "ids"):
+        fn = getattr(catalog, attr, None)
+        if callable(fn):
+            return list(fn())
+        if fn is not None:
+            return list(fn)
+    models = getattr(catalog, "models", None)
+    if isinstance(models, Mapping):
+        return list(models)
+    if models is not None:
+        return [getattr(m, "model_id", getattr(m, "id", str(m))) for m in models]
+    return []
+
+
+def spec_tiers(spec: Any) -> list[str]:
+    """Service tiers a catalog model offers (``tiers`` as a mapping, a list of names or of objects)."""
+    tiers = getattr(spec, "tiers", None)
+    if tiers is None and isinstance(spec, Mapping):
+        tiers = spec.get("tiers")
+    if tiers is None:
+        return ["default"]
+    if isinstance(tiers, Mapping):
+        return [str(t) for t in tiers]
+    return [t if isinstance(t, str) else str(getattr(t, "name", getattr(t, "tier", t))) for t in tiers]
+
+
+def resolve_model(catalog: Any, model_id: str, *, source: str, key: str) -> Any:
+    """``catalog.resolve(model_id)`` with a ConfigError naming the sweep file and key when it is unknown."""
+    try:
+        return catalog.resolve(model_id)
+    except (BedrockLabError, KeyError, ValueError, LookupError):
+        ids = catalog_model_ids(catalog)
+        guess = difflib.get_close_matches(split_prefix(model_id)[1], ids, n=1)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise ConfigError(
+            f"unknown model {model_id!r}: not in the model catalog{hint}",
+            source=source,
+            key=key,
+            value=model_id,
+            allowed=", ".join(ids) if ids else "a model id of params/catalog.yaml",
+        ) from None
+
+
+def default_catalog() -> Any:
+    """The project's catalog (``params/catalog.yaml``), imported lazily."""
+    from bedrock_lab.catalog import load_catalog
+
+    return load_catalog()
+
+
+def _prompt_file(workload: str, prompts_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    folder = Path(prompts_dir) if prompts_dir else repo_root() / "params" / "prompts"
+    path = Path(workload) if workload.endswith((".yaml", ".yml")) else folder / f"{workload}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def available_workloads(prompts_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Workload names (``params/prompts/<name>.yaml`` files that declare a ``kind``)."""
+    folder = Path(prompts_dir) if prompts_dir else repo_root() / "params" / "prompts"
+    return sorted(p.stem for p in folder.glob("*.yaml") if "kind" in (_prompt_file(str(p)) or {}))
+
+
+def workload_sizes(workload: str, prompts_dir: str | os.PathLike[str] | None = None) -> list[str] | None:
+    """Prompt sizes a ``single`` workload defines; None when sizes do not apply (chat, mix, summarise)."""
+    data = _prompt_file(workload, prompts_dir)
+    if not data or data.get("kind") != "single":
+        return None
+    return [str(k) for k in (data.get("prompts") or {})]
+
+
+def estimate_input_tokens(workload: str, size: str, prompts_dir: str | os.PathLike[str] | None = None) -> float | None:
+    """Mean input tokens of a workload's prompts (~1.35 tokens per word plus system prompt and framing)."""
+    data = _prompt_file(workload, prompts_dir)
+    if not data:
+        return None
+    system_words = len(str(data.get("system") or "").split())
+    texts: list[str] = []
+    kind = data.get("kind")
+    if kind == "single":
+        texts = [str(p.get("text", "")) for p in (data.get("prompts") or {}).get(size) or [] if isinstance(p, dict)]
+    elif kind == "summarise":
+        instr = str(data.get("instruction", ""))
+        texts = [instr + " " + str(d.get("text", "")) for d in data.get("documents") or [] if isinstance(d, dict)]
+    elif kind == "chat":
+        turns = [str(t) for t in data.get("turns") or []]
+        # history grows: the mean conversation carries about half the turns plus earlier answers
+        texts = [" ".join(turns[: i + 1]) * 2 for i in range(len(turns))]
+    if not texts:
+        return None
+    words = sum(len(t.split()) for t in texts) / len(texts)
+    return round((words + system_words) * 1.35 + 8, 1)
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (params/ and notebooks/ are resolved from here)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def validate_against_catalog(config: SweepConfig, catalog: Any) -> None:
+    """Unknown model or tier -> ConfigError naming the grid key; prefixes and sizes are checked too."""
+    src = config.source
+    workloads = available_workloads()
+    workload = config.cell.workload
+    if workloads and workload not in workloads and not workload.endswith((".yaml", ".yml")):
+        raise ConfigError(
+            f"unknown workload {workload!r}", source=src, key="cell.workload", value=workload,
+            allowed=", ".join(workloads) + " (params/prompts/*.yaml) or a path to a prompt YAML file",
+        )  # fmt: skip
+    sizes = workload_sizes(workload)
+    for i, size in enumerate(config.grid.prompt_sizes):
+        if sizes is not None and size not in sizes:
+            raise ConfigError(
+                f"unknown prompt size {size!r} for workload {workload!r}", source=src,
+                key=f"grid.prompt_sizes[{i}]", value=size, allowed=", ".join(sizes),
+            )  # fmt: skip
+    for i, model in enumerate(config.grid.models):
+        given_prefix, _base = split_prefix(model)
+        if given_prefix and config.grid.region_prefixes != [""]:
+            raise ConfigError(
+                "model id already carries a region prefix and grid.region_prefixes adds another",
+                source=src, key=f"grid.models[{i}]", value=model,
+                allowed="a base model id (amazon.nova-lite-v1:0) with grid.region_prefixes, or a prefixed id alone",
+            )  # fmt: skip
+        offered: set[str] | None = None
+        for prefix in config.grid.region_prefixes:
+            spec = resolve_model(catalog, prefix + model, source=src, key=f"grid.models[{i}]")
+            tiers = set(spec_tiers(spec))
+            offered = tiers if offered is None else offered & tiers
+        offered = offered or set()
+        for j, tier in enumerate(config.grid.tiers):
+            if tier not in offered:
+                raise ConfigError(
+                    f"model {model!r} does not offer service tier {tier!r}",
+                    source=src, key=f"grid.tiers[{j}]", value=tier, allowed=", ".join(sorted(offered)),
+                )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def parse_sweep(
+    data: Any,
+    *,
+    source: str = "<memory>",
+    env: Mapping[str, str] | None = None,
+    catalog: Any = None,
+    check_catalog: bool = True,
+) -> SweepConfig:
+    """Validate an already-parsed mapping. ``env=None`` reads ``os.environ``; pass ``{}`` to ignore it."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            "a sweep file must be a mapping of key: value at the top level",
+            source=source, value=type(data).__name__, allowed="name, grid, target, cell, ...",
+        )  # fmt: skip
+    raw = _deep_copy(data)
+    env_keys = apply_env(raw, os.environ if env is None else env, source)
+    try:
+        config = SweepConfig.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise _error_from_pydantic(errors[0], source, env_keys, len(errors) - 1) from None
+    _check_cross_fields(config, env_keys)
+    if check_catalog:
+        validate_against_catalog(config, catalog if catalog is not None else default_catalog())
+    return config
+
+
+def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> None:
+    src = config.source
+    for axis in ("models", "tiers", "region_prefixes", "prompt_sizes", "users", "rates_rps"):
+        values = getattr(config.grid, axis)
+        seen: set[Any] = set()
+        for i, v in enumerate(values):
+            if v in seen:
+                raise ConfigError(
+                    f"duplicate value {v!r} on a grid axis (it would give two cells the same id)",
+                    source=src, key=f"grid.{axis}[{i}]", value=v, allowed="distinct values; use grid.repeats to repeat",
+                )  # fmt: skip
+            seen.add(v)
+    if not config.grid.users and not config.grid.rates_rps:
+        raise ConfigError(
+            "empty grid: no load levels (grid.users and grid.rates_rps are both empty)",
+            source=src, key="grid.users", value=[], allowed="a non-empty list of user counts or rates_rps",
+        )  # fmt: skip
+    cell = config.cell
+    if cell.engine == "locust" and config.grid.rates_rps:
+        raise ConfigError(
+            "the locust engine runs closed loop only", source=src, key="grid.rates_rps", value=config.grid.rates_rps,
+            allowed="grid.users with engine locust, or engine burst for open-loop rates",
+        )  # fmt: skip
+    if not cell.requests and not cell.duration_s:
+        where = src + (f" (overridden by environment variable {env_keys['cell.duration_s']})"
+                       if "cell.duration_s" in env_keys else "")  # fmt: skip
+        raise ConfigError(
+            f"a cell needs a stopping rule: cell.duration_s is {cell.duration_s!r} and cell.requests is not set",
+            source=where, key="cell.duration_s", value=cell.duration_s, allowed="seconds > 0, or set cell.requests",
+        )  # fmt: skip
+    if config.grid.rates_rps and not cell.duration_s and cell.requests is None:
+        raise ConfigError(
+            "open-loop cells (rates_rps) need cell.duration_s or cell.requests",
+            source=src, key="cell.duration_s", value=cell.duration_s, allowed="seconds > 0",
+        )  # fmt: skip
+    if config.target.kind == "aws" and config.target.endpoint_url and "127.0.0.1" in config.target.endpoint_url:
+        raise ConfigError(
+            "target.kind is aws but target.endpoint_url points at loopback (an emulator?)",
+            source=src, key="target.kind", value="aws", allowed="emulator (for a local endpoint)",
+        )  # fmt: skip
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def load_sweep_config(
+    path: str | os.PathLike[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    catalog: Any = None,
+    check_catalog: bool = True,
+) -> SweepConfig:
+    """Read and validate a sweep YAML file; any mistake raises :class:`ConfigError` (file, key, value, allowed)."""
+    p = Path(path)
+    source = str(path)
+    if not p.is_file():
+        raise ConfigError("sweep file not found", source=source, value=source, allowed="a path to params/sweeps/*.yaml")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source=source, allowed="YAML mapping"
+        ) from None
+    if data is None:
+        raise ConfigError("the sweep file is empty", source=source, allowed="name, grid, target, cell, ...")
+    return parse_sweep(data, source=source, env=env, catalog=catalog, check_catalog=check_catalog)
+
+
+__all__ = [
+    "APIS",
+    "DEFAULT_INPUT_TOKENS",
+    "ENV_OVERRIDES",
+    "PROMPT_SIZES",
+    "REGION_PREFIXES",
+    "CellConfig",
+    "EstimatesConfig",
+    "GridConfig",
+    "OrderConfig",
+    "SLOConfig",
+    "SweepConfig",
+    "TargetConfig",
+    "apply_env",
+    "available_workloads",
+    "estimate_input_tokens",
+    "catalog_model_ids",
+    "load_sweep_config",
+    "normalize_prefix",
+    "parse_duration",
+    "parse_sweep",
+    "resolve_model",
+    "spec_tiers",
+    "split_prefix",
+    "validate_against_catalog",
+    "workload_sizes",
+]

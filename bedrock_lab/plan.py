@@ -1,0 +1,390 @@
+"""Sweep grid -> cells, with the requests, tokens, cost and wall time to expect *before* anything is spent.
+
+Cells are the cross product model x tier x region prefix x prompt size x load (users or rate) x repeats. A cell's
+id is derived from its parameters only, so it is stable across re-plans (resume matches on it) and readable in a
+folder listing. The run order is shuffled with a seed (drift in the service over an hour-long sweep then does not
+line up with one axis), and each cell gets its own seed derived from the sweep seed and its id.
+
+Cost is an estimate: expected requests x (input tokens x input price + output tokens x output price) / 1000 with
+the catalog's per-tier prices per 1k tokens; output tokens default to ``max_tokens`` (an upper bound).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bedrock_lab.errors import ConfigError
+from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, split_prefix
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid: one notebook run."""
+
+    cell_id: str
+    grid_index: int  #: position in the unshuffled grid
+    model_id: str  #: as sent, with the region prefix
+    base_model: str
+    region_prefix: str
+    tier: str
+    prompt_size: str
+    users: int | None
+    rate_rps: float | None
+    repeat: int  #: 1-based
+    seed: int
+    engine: str
+    api: str
+    workload: str
+    arrival: str
+    duration_s: float | None
+    requests: int | None
+    ramp_s: float
+    max_tokens: int
+    locust_workers: int
+    # estimates
+    expected_requests: float
+    input_tokens_per_request: float
+    output_tokens_per_request: float
+    price_input_per_1k: float
+    price_output_per_1k: float
+    est_cost_usd: float
+    est_wall_s: float  #: load time + notebook overhead (cooldown not included)
+
+    @property
+    def expected_input_tokens(self) -> float:
+        return self.expected_requests * self.input_tokens_per_request
+
+    @property
+    def expected_output_tokens(self) -> float:
+        return self.expected_requests * self.output_tokens_per_request
+
+    def notebook_parameters(self) -> dict[str, Any]:
+        """Parameters of notebooks/cell.py for this cell (target and output folder are added by the runner)."""
+        return {
+            "cell_id": self.cell_id,
+            "model_id": self.model_id,
+            "tier": self.tier,
+            "prompt_size": self.prompt_size,
+            "engine": self.engine,
+            "api": self.api,
+            "workload": self.workload,
+            "arrival": self.arrival,
+            "users": self.users or 0,
+            "rate_rps": float(self.rate_rps or 0.0),
+            "duration_s": float(self.duration_s or 0.0),
+            "requests": self.requests or 0,
+            "ramp_s": float(self.ramp_s),
+            "max_tokens": self.max_tokens,
+            "locust_workers": self.locust_workers,
+            "seed": self.seed,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["expected_input_tokens"] = self.expected_input_tokens
+        d["expected_output_tokens"] = self.expected_output_tokens
+        return d
+
+
+@dataclass
+class Plan:
+    """The ordered cells of a sweep and their totals."""
+
+    config: SweepConfig
+    cells: list[Cell]
+    cell_overhead_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def total_requests(self) -> float:
+        return sum(c.expected_requests for c in self.cells)
+
+    @property
+    def total_input_tokens(self) -> float:
+        return sum(c.expected_input_tokens for c in self.cells)
+
+    @property
+    def total_output_tokens(self) -> float:
+        return sum(c.expected_output_tokens for c in self.cells)
+
+    @property
+    def total_cost_usd(self) -> float:
+        return sum(c.est_cost_usd for c in self.cells)
+
+    @property
+    def wall_time_s(self) -> float:
+        """Cells back to back plus the cooldowns between them."""
+        n = len(self.cells)
+        return sum(c.est_wall_s for c in self.cells) + max(0, n - 1) * self.config.cooldown_s
+
+    def cost_by_tier(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for c in self.cells:
+            out[c.tier] = out.get(c.tier, 0.0) + c.est_cost_usd
+        return out
+
+    def cell(self, cell_id: str) -> Cell:
+        for c in self.cells:
+            if c.cell_id == cell_id:
+                return c
+        raise KeyError(cell_id)
+
+    def select(self, only: Iterable[str] | None) -> Plan:
+        """Cells whose id matches any of ``only`` (exact id, glob like ``*flex*``, or a substring)."""
+        if not only:
+            return self
+        patterns = [p for p in only if p]
+        chosen = [c for c in self.cells if any(_matches(c.cell_id, p) for p in patterns)]
+        if not chosen:
+            raise ConfigError(
+                "--only matches no cell of the plan",
+                source=self.config.source, key="--only", value=list(patterns),
+                allowed=", ".join(c.cell_id for c in self.cells[:10]) + (" ..." if len(self.cells) > 10 else ""),
+            )  # fmt: skip
+        return Plan(self.config, chosen, self.cell_overhead_s, list(self.notes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sweep": self.name,
+            "source": self.config.source,
+            "target": self.config.target.model_dump(),
+            "config": self.config.model_dump(mode="json"),
+            "totals": {
+                "cells": len(self.cells),
+                "requests": self.total_requests,
+                "input_tokens": self.total_input_tokens,
+                "output_tokens": self.total_output_tokens,
+                "cost_usd": self.total_cost_usd,
+                "cost_usd_by_tier": self.cost_by_tier(),
+                "wall_time_s": self.wall_time_s,
+            },
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+    def table(self) -> Any:
+        """The cells as a pandas DataFrame (run order)."""
+        import pandas as pd
+
+        return pd.DataFrame([c.to_dict() for c in self.cells])
+
+    def describe(self, *, max_rows: int = 30) -> str:
+        """Human-readable plan: what will run, what it should cost, how long it should take."""
+        cfg = self.config
+        t = cfg.target
+        where = f"emulator ({t.endpoint_url or 'started for this sweep'})" if t.kind == "emulator" else (
+            f"AWS {t.region}" + (f" profile {t.profile}" if t.profile else ""))  # fmt: skip
+        lines = [
+            f"sweep {cfg.name!r} from {cfg.source}",
+            f"  target      : {where}",
+            f"  engine/api  : {cfg.cell.engine} / {cfg.cell.api}, max_tokens {cfg.cell.max_tokens}",
+            f"  cells       : {len(self.cells)} ({'random order, seed ' + str(cfg.order.seed) if cfg.order.randomize else 'grid order'})",
+            f"  requests    : ~{self.total_requests:,.0f} expected",
+            f"  tokens      : ~{self.total_input_tokens:,.0f} input, <= {self.total_output_tokens:,.0f} output",
+            f"  est. cost   : ${self.total_cost_usd:,.4f}"
+            + (" (list prices; the emulator itself costs nothing)" if t.kind == "emulator" else " (list prices)"),
+        ]
+        for tier, cost in sorted(self.cost_by_tier().items()):
+            lines.append(f"      {tier:<10}: ${cost:,.4f}")
+        if cfg.budget_usd is not None:
+            flag = "  <-- OVER BUDGET: the sweep will stop before passing it" if self.total_cost_usd > cfg.budget_usd else ""
+            lines.append(f"  budget      : ${cfg.budget_usd:,.2f}{flag}")
+        lines.append(f"  wall time   : ~{_fmt_s(self.wall_time_s)} (incl. ~{_fmt_s(self.cell_overhead_s)}/cell notebook overhead"
+                     + (f", {_fmt_s(cfg.cooldown_s)} cooldown" if cfg.cooldown_s else "") + ")")  # fmt: skip
+        lines.extend(f"  note        : {n}" for n in self.notes)
+        lines.append("")
+        header = f"  {'#':>3} {'cell':<52} {'load':>10} {'requests':>9} {'cost $':>9} {'time':>7}"
+        lines.append(header)
+        for i, c in enumerate(self.cells[:max_rows]):
+            load = f"{c.users} users" if c.users else f"{c.rate_rps:g} rps"
+            lines.append(f"  {i + 1:>3} {c.cell_id:<52} {load:>10} {c.expected_requests:>9,.0f} "
+                         f"{c.est_cost_usd:>9.4f} {_fmt_s(c.est_wall_s):>7}")  # fmt: skip
+        if len(self.cells) > max_rows:
+            lines.append(f"  ... and {len(self.cells) - max_rows} more cells")
+        return "\n".join(lines)
+
+
+def _fmt_s(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def _matches(cell_id: str, pattern: str) -> bool:
+    import fnmatch
+
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(cell_id, pattern)
+    return pattern == cell_id or pattern in cell_id
+
+
+# --------------------------------------------------------------------------------------------- prices
+
+_IN_NAMES = ("input_per_1k", "price_input_per_1k", "input_price_per_1k", "input_1k", "input", "in", "price_in")
+_OUT_NAMES = ("output_per_1k", "price_output_per_1k", "output_price_per_1k", "output_1k", "output", "out", "price_out")
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _number(obj: Any, names: Iterable[str]) -> float | None:
+    for n in names:
+        v = _get(obj, n)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+    # per million tokens
+    for n in names:
+        for suffix in ("_per_1m", "_per_million"):
+            v = _get(obj, n.replace("_per_1k", "") + suffix)
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                return float(v) / 1000.0
+    return None
+
+
+def tier_prices(spec: Any, tier: str) -> tuple[float, float]:
+    """(USD per 1k input tokens, USD per 1k output tokens) of ``spec`` on ``tier``.
+
+    Accepts the catalog's ``price(tier)`` method or ``tiers[tier]`` / ``prices[tier]`` entries with
+    input/output prices per 1k (or per 1M) tokens.
+    """
+    fn = getattr(spec, "price", None) or getattr(spec, "prices_for", None)
+    if callable(fn):
+        got = fn(tier)
+        if isinstance(got, tuple) and len(got) == 2:
+            return float(got[0]), float(got[1])
+        pin, pout = _number(got, _IN_NAMES), _number(got, _OUT_NAMES)
+        if pin is not None and pout is not None:
+            return pin, pout
+    for container_name in ("tiers", "prices", "pricing"):
+        container = _get(spec, container_name)
+        entry = None
+        if isinstance(container, Mapping):
+            entry = container.get(tier)
+        elif isinstance(container, list | tuple):
+            entry = next((t for t in container if _get(t, "name") == tier or _get(t, "tier") == tier), None)
+        if entry is None:
+            continue
+        prices = _get(entry, "price") or _get(entry, "prices") or entry
+        if isinstance(prices, tuple) and len(prices) == 2:
+            return float(prices[0]), float(prices[1])
+        pin, pout = _number(prices, _IN_NAMES), _number(prices, _OUT_NAMES)
+        if pin is not None and pout is not None:
+            return pin, pout
+    raise ConfigError(
+        f"the catalog has no price for tier {tier!r} of {getattr(spec, 'model_id', spec)!r}",
+        source="params/catalog.yaml", key=f"{getattr(spec, 'model_id', '?')}.tiers.{tier}",
+        allowed="input and output prices per 1k tokens",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- planning
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def make_cell_id(
+    model_id: str, tier: str, prompt_size: str, users: int | None, rate_rps: float | None, repeat: int, repeats: int
+) -> str:
+    """Readable, stable id from the parameters only: ``us.amazon.nova-lite-v1-0_flex_small_u30``."""
+    load = f"u{users}" if users else f"r{rate_rps:g}"
+    parts = [model_id, tier, prompt_size, load] + ([f"rep{repeat}"] if repeats > 1 else [])
+    return "_".join(_ID_UNSAFE.sub("-", p).strip("-") for p in parts)
+
+
+def cell_seed(sweep_seed: int, cell_id: str) -> int:
+    digest = hashlib.sha256(f"{sweep_seed}:{cell_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _expected_requests(cfg: SweepConfig, users: int | None, rate: float | None, e2e_s: float) -> float:
+    cell = cfg.cell
+    duration = cell.duration_s or 0.0
+    if rate:
+        n = rate * max(0.0, duration - cell.ramp_s / 2) if duration else math.inf
+    else:
+        n = (users or 0) * max(0.0, duration - cell.ramp_s / 2) / e2e_s if duration else math.inf
+    if cell.requests:
+        n = min(n, float(cell.requests))
+    return float(n)
+
+
+def _load_seconds(cfg: SweepConfig, users: int | None, rate: float | None, e2e_s: float, n: float) -> float:
+    if cfg.cell.duration_s and (not cfg.cell.requests or n < cfg.cell.requests):
+        return float(cfg.cell.duration_s)
+    if rate:
+        return n / rate
+    return math.ceil(n / max(1, users or 1)) * e2e_s
+
+
+def _e2e_estimate(config: SweepConfig, spec: Any, tier: str, out_tokens: float) -> float:
+    """Seconds per request for closed-loop cells: the sweep's estimate, else the catalog's latency profile."""
+    est = config.estimates
+    if est.e2e_s:
+        return est.e2e_s
+    lat = getattr(spec, "latency", None)
+    ttft = getattr(lat, "ttft_ms", None)
+    tps = getattr(lat, "tokens_per_s", None)
+    if isinstance(ttft, int | float) and isinstance(tps, int | float) and tps > 0:
+        median = getattr(lat, "output_median_tokens", 0) or out_tokens
+        speed = float((getattr(spec, "tier_speed", None) or {}).get(tier, 1.0))
+        return ttft / 1000.0 + min(float(median), float(config.cell.max_tokens)) / (tps * speed)
+    return est.ttft_s + out_tokens / est.output_tokens_per_s
+
+
+def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
+    """Expand the grid into ordered cells with estimates (prices from ``catalog``, default params/catalog.yaml)."""
+    catalog = catalog if catalog is not None else default_catalog()
+    g, cell, est = config.grid, config.cell, config.estimates
+    out_tokens = float(est.output_tokens if est.output_tokens is not None else cell.max_tokens)
+    loads: list[tuple[int | None, float | None]] = [(u, None) for u in g.users] + [(None, r) for r in g.rates_rps]
+    cells: list[Cell] = []
+    specs: dict[str, Any] = {}
+    for i, (model, prefix, tier, size, (users, rate), rep) in enumerate(
+        itertools.product(g.models, g.region_prefixes, g.tiers, g.prompt_sizes, loads, range(1, g.repeats + 1))
+    ):
+        given_prefix, base = split_prefix(model)
+        model_id = prefix + model
+        if model_id not in specs:
+            specs[model_id] = resolve_model(catalog, model_id, source=config.source,
+                                            key=f"grid.models[{g.models.index(model)}]")  # fmt: skip
+        pin, pout = tier_prices(specs[model_id], tier)
+        e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens)
+        n = _expected_requests(config, users, rate, e2e_s)
+        in_tokens = float(config.input_tokens(size))
+        cost = n * (in_tokens * pin + out_tokens * pout) / 1000.0
+        cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats)
+        cells.append(Cell(
+            cell_id=cid, grid_index=i, model_id=model_id, base_model=base, region_prefix=prefix or given_prefix,
+            tier=tier, prompt_size=size, users=users, rate_rps=rate, repeat=rep,
+            seed=cell_seed(config.order.seed, cid), engine=cell.engine, api=cell.api, workload=cell.workload,
+            arrival=cell.arrival, duration_s=cell.duration_s or None, requests=cell.requests, ramp_s=cell.ramp_s,
+            max_tokens=cell.max_tokens, locust_workers=cell.locust_workers, expected_requests=n,
+            input_tokens_per_request=in_tokens, output_tokens_per_request=out_tokens,
+            price_input_per_1k=pin, price_output_per_1k=pout, est_cost_usd=cost,
+            est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s,
+        ))  # fmt: skip
+    if config.order.randomize:
+        random.Random(config.order.seed).shuffle(cells)
+    notes = []
+    if est.output_tokens is None:
+        notes.append("output tokens assumed = max_tokens per request (an upper bound)")
+    return Plan(config, cells, est.cell_overhead_s, notes)
+
+
+__all__ = ["Cell", "Plan", "build_plan", "cell_seed", "make_cell_id", "tier_prices"]

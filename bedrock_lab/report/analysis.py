@@ -1,0 +1,356 @@
+"""Load a sweep folder and compute every table the report shows, with the statistics of :mod:`bedrock_lab.stats`.
+
+A sweep folder is ``outputs/<sweep>/`` with ``cells/<cell_id>/records/*.parquet``, ``plan.json``,
+``manifest.json`` and a copy of the sweep yaml; any folder of record shards works too (plan, manifest and
+yaml are optional and read defensively: the sweep runner's formats may grow).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from bedrock_lab.charts import label_records
+from bedrock_lab.errors import ReportError, StatsError
+from bedrock_lab.records import load_records
+from bedrock_lab.stats.censoring import censored_summary
+from bedrock_lab.stats.compare import compare_grid
+from bedrock_lab.stats.fits import fit_distributions, qq_data
+from bedrock_lab.stats.quality import quality_flags
+from bedrock_lab.stats.quantiles import quantile_table
+from bedrock_lab.stats.rates import outcome_rates
+from bedrock_lab.stats.saturation import saturation
+from bedrock_lab.stats.slo import SLO, goodput
+
+#: grouping of a configuration at one load
+KEYS: tuple[str, ...] = ("model", "tier", "prompt_size", "users")
+CONFIG: tuple[str, ...] = ("model", "tier", "prompt_size")
+SUMMARY_METRICS: tuple[str, ...] = ("ttft_s", "e2e_s", "itl_mean_s", "tokens_per_s")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def _read_yaml(path: Path) -> dict[str, Any] | None:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class SweepData:
+    """The records of a sweep (labelled with model/tier/prompt_size/config) and its metadata files."""
+
+    root: Path
+    records: pd.DataFrame
+    plan: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    sweep_file: Path | None = None
+    sweep_config: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        for src in (self.manifest, self.sweep_config, self.plan):
+            if src and isinstance(src.get("name") or src.get("sweep"), str):
+                return str(src.get("name") or src.get("sweep"))
+        return self.root.name
+
+
+def find_sweep_file(root: Path, manifest: Mapping[str, Any] | None = None) -> Path | None:
+    """The sweep yaml: a copy in the sweep folder (``sweep.yaml`` or the first ``*.yaml``), else the file the
+    manifest names as its ``source`` when it still exists."""
+    for name in ("sweep.yaml", "sweep.yml"):
+        if (root / name).is_file():
+            return root / name
+    candidates = sorted(p for p in root.glob("*.y*ml") if p.is_file())
+    if candidates:
+        return candidates[0]
+    source = (manifest or {}).get("source")
+    if isinstance(source, str) and source:
+        path = Path(source)
+        for candidate in (path, Path.cwd() / path):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_sweep(root: str | os.PathLike[str], records_dir: str | os.PathLike[str] | None = None) -> SweepData:
+    """Records and metadata of a sweep folder (or of any folder of record shards).
+
+    ``records_dir`` reads the records from elsewhere (e.g. one cell) while metadata still come from ``root``.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise ReportError(f"sweep folder {root} does not exist")
+    default_source = root / "cells" if (root / "cells").is_dir() else root
+    source = Path(records_dir) if records_dir else default_source
+    records = load_records(source)
+    if records.empty:
+        raise ReportError(f"no request records below {source}; run the sweep first")
+    manifest = _read_json(root / "manifest.json")
+    sweep_file = find_sweep_file(root, manifest) if root.is_dir() else None
+    return SweepData(
+        root=root,
+        records=label_records(records),
+        plan=_read_json(root / "plan.json"),
+        manifest=manifest,
+        sweep_file=sweep_file,
+        sweep_config=_read_yaml(sweep_file) if sweep_file else None,
+    )
+
+
+#: sweep-file SLO keys (bedrock_lab.params.SLOConfig: percentiles per cell) -> per-request thresholds of
+#: bedrock_lab.stats.SLO. "p95 of TTFT <= X" is read as "TTFT <= X for at least 95% of requests" (goodput).
+SWEEP_SLO_KEYS = {"ttft_p95_s": "ttft_s", "e2e_p95_s": "e2e_s", "itl_p95_s": "itl_s"}
+
+
+def slo_from(data: SweepData | None = None, overrides: Mapping[str, Any] | None = None) -> SLO:
+    """SLOs: the sweep yaml's ``slo:`` section (when it has one), then explicit overrides (None = keep).
+
+    Both spellings work in the sweep file: the stats names (``ttft_s``, ``e2e_s``, ``itl_s``,
+    ``tokens_per_s``, ``goodput_target``) and the sweep-file names (``ttft_p95_s``, ``e2e_p95_s``), the
+    latter meaning a 95% goodput target. ``error_rate_max`` is applied separately (:func:`error_rate_max`).
+    """
+    values: dict[str, Any] = {}
+    cfg = (data.sweep_config or {}) if data else {}
+    section = cfg.get("slo") or cfg.get("slos") or {}
+    if isinstance(section, Mapping):
+        for k, v in section.items():
+            if v is None:
+                continue
+            if k in SWEEP_SLO_KEYS:
+                values[SWEEP_SLO_KEYS[k]] = v
+                values.setdefault("goodput_target", 0.95)
+            elif k in SLO.__dataclass_fields__:
+                values[k] = v
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            values[k] = v
+    return SLO.from_mapping(values)
+
+
+def error_rate_max(data: SweepData | None) -> float | None:
+    """The sweep file's ``slo.error_rate_max`` (a cell with more failures does not meet the SLOs), if any."""
+    section = ((data.sweep_config or {}) if data else {}).get("slo") or {}
+    v = section.get("error_rate_max") if isinstance(section, Mapping) else None
+    return float(v) if isinstance(v, int | float) else None
+
+
+# ---------------------------------------------------------------- cost
+
+
+def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFrame:
+    """Cost per 1k requests per (model, tier, prompt_size) from mean tokens and catalog prices.
+
+    ``cost_per_1k`` is NaN (with ``cost_note``) when the catalog is missing or does not know the model.
+    """
+    if catalog is None:
+        try:
+            from bedrock_lab.catalog import load_catalog
+
+            catalog = load_catalog()
+        except Exception as exc:  # catalog missing or invalid: the report still renders
+            catalog = exc
+    ok = records[records["status"] == "ok"] if "status" in records else records
+    rows = []
+    for (model_id, tier, size), sub in ok.groupby(["model_id", "tier", "prompt_size"], sort=True):
+        mean_in = float(pd.to_numeric(sub["input_tokens"], errors="coerce").mean())
+        mean_out = float(pd.to_numeric(sub["output_tokens"], errors="coerce").mean())
+        cost, note = float("nan"), ""
+        if isinstance(catalog, Exception):
+            note = f"no catalog: {catalog}"
+        elif not (math.isfinite(mean_in) and math.isfinite(mean_out)):
+            note = "token counts missing"
+        else:
+            try:
+                spec = catalog.resolve(model_id)
+                cost = 1000 * float(spec.cost_usd(mean_in, mean_out, None if tier == "default" else tier))
+            except Exception as exc:
+                note = str(exc)
+        rows.append({"model_id": model_id, "model": label_records(sub.head(1))["model"].iloc[0], "tier": tier,
+                     "prompt_size": size, "mean_input_tokens": mean_in, "mean_output_tokens": mean_out,
+                     "cost_per_1k": cost, "cost_note": note})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+@dataclass
+class Analysis:
+    """Every table of the report; each is a small DataFrame (one row per configuration and load at most)."""
+
+    data: SweepData
+    slo: SLO
+    summary: pd.DataFrame  #: per (model, tier, prompt_size, users): counts, rates, goodput, percentiles with CIs
+    load: pd.DataFrame  #: per configuration and users: throughput, Little's law, goodput
+    capacity: pd.DataFrame  #: per configuration: USL fit, knee, highest users meeting the SLOs
+    comparisons: pd.DataFrame  #: tier vs tier at the same model, prompt size and users
+    costs: pd.DataFrame
+    fits: pd.DataFrame = field(default_factory=pd.DataFrame)  #: distribution fits of the chosen cell
+    qq: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quality: pd.DataFrame = field(default_factory=pd.DataFrame)  #: warm-up, drift, lag, bimodality per cell
+    censored: pd.DataFrame = field(default_factory=pd.DataFrame)  #: e2e percentiles with timeouts censored
+    fit_cell: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> pd.DataFrame:
+        return self.data.records
+
+    @property
+    def max_users(self) -> int | None:
+        u = pd.to_numeric(self.records["users"], errors="coerce")
+        return int(u.max()) if u.notna().any() else None
+
+
+def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
+    """Per (model, tier, prompt_size, users): outcome rates, goodput and p50/p90/p95/p99 with CIs per metric."""
+    keys = [k for k in KEYS if k in records]
+    df = records.copy()
+    df["users"] = pd.to_numeric(df["users"], errors="coerce").fillna(0).astype(int)
+    rates = outcome_rates(df, by=keys)
+    good = goodput(df, slo, by=keys)[[*keys, "n_good", "goodput", "goodput_lo", "goodput_hi", "goodput_rps",
+                                      "meets_target", "meets_target_confident"]]
+    out = rates.merge(good, on=keys, how="left")
+    ok = df[df["status"] == "ok"]
+    if "tokens_per_s" in metrics:
+        from bedrock_lab.stats._data import tokens_per_second
+
+        ok = ok.assign(tokens_per_s=tokens_per_second(ok))
+    qrows = []
+    for key, sub in ok.groupby(keys, sort=True):
+        row = dict(zip(keys, key, strict=True))
+        for m in metrics:
+            if m not in sub:
+                continue
+            for k, v in quantile_table(pd.to_numeric(sub[m], errors="coerce").to_numpy(float)).items():
+                row[f"{m}_{k}"] = v
+        qrows.append(row)
+    if qrows:
+        out = out.merge(pd.DataFrame(qrows), on=keys, how="left")
+    out["config"] = out["model"] + " / " + out["tier"] + " / " + out["prompt_size"]
+    return out
+
+
+def analyze(data: SweepData, slo: SLO | None = None, *, fit_metric: str = "ttft_s", fit: bool = True,
+            compare_metrics: Sequence[str] = ("ttft_s", "e2e_s"), seed: int = 0) -> Analysis:
+    """Run the statistics of the report on a loaded sweep."""
+    slo = slo or slo_from(data)
+    rec = data.records.copy()
+    rec["users"] = pd.to_numeric(rec["users"], errors="coerce").fillna(0).astype(int)
+    notes: list[str] = []
+    summary = summary_table(rec, slo)
+    try:
+        load, capacity = saturation(rec, slo, group=list(CONFIG))
+    except StatsError as exc:
+        load, capacity = pd.DataFrame(), pd.DataFrame()
+        notes.append(f"saturation analysis skipped: {exc}")
+    max_err = error_rate_max(data)
+    if max_err is not None and not capacity.empty:
+        _apply_error_rate_max(summary, capacity, max_err)
+        notes.append(f"A configuration also needs an error rate of at most {max_err:.1%} to meet the SLOs "
+                     "(sweep file slo.error_rate_max).")
+    comparisons = pd.DataFrame()
+    if rec["tier"].nunique() > 1 and compare_metrics:
+        try:
+            comparisons = compare_grid(rec, "tier", compare_metrics, within=["model", "prompt_size", "users"],
+                                       seed=seed)
+        except StatsError as exc:
+            notes.append(f"tier comparisons skipped: {exc}")
+    costs = cost_table(rec)
+    try:
+        quality = quality_flags(rec, by=list(KEYS), metric="e2e_s")
+    except StatsError as exc:
+        quality = pd.DataFrame()
+        notes.append(f"data-quality checks skipped: {exc}")
+    censored = pd.DataFrame()
+    if int(summary["n_timeout"].sum()) > 0:  # timeouts are right-censored latencies, never silently dropped
+        try:
+            censored = censored_summary(rec, "e2e_s", by=list(KEYS))
+            censored = censored[censored["n_censored"] > 0].reset_index(drop=True)
+        except StatsError as exc:
+            notes.append(f"censored (Kaplan-Meier) percentiles skipped: {exc}")
+    analysis = Analysis(data=data, slo=slo, summary=summary, load=load, capacity=capacity,
+                        comparisons=comparisons, costs=costs, quality=quality, censored=censored, notes=notes)
+    if fit:
+        _fit_chosen_cell(analysis, fit_metric, seed)
+    return analysis
+
+
+def _apply_error_rate_max(summary: pd.DataFrame, capacity: pd.DataFrame, max_err: float) -> None:
+    """Cells above the error-rate limit do not meet the SLOs: update ``meets_target`` and the capacity."""
+    too_many = summary["error_rate"] > max_err
+    summary.loc[too_many, "meets_target"] = False
+    summary.loc[too_many, "meets_target_confident"] = False
+    for i, row in capacity.iterrows():
+        sub = summary[(summary["model"] == row["model"]) & (summary["tier"] == row["tier"])
+                      & (summary["prompt_size"] == row["prompt_size"]) & summary["meets_target"].astype(bool)]
+        capacity.at[i, "max_users_meeting_slo"] = float(sub["users"].max()) if len(sub) else float("nan")
+
+
+def _fit_chosen_cell(analysis: Analysis, metric: str, seed: int) -> None:
+    """Fit distributions to the largest cell at the highest load that is not flagged bimodal (a mixture of
+    throttled/retried and normal requests has no single distribution)."""
+    rec = analysis.records
+    ok = rec[(rec["status"] == "ok") & pd.to_numeric(rec[metric], errors="coerce").notna()]
+    if ok.empty:
+        return
+    sizes = ok.groupby(list(KEYS), sort=True).size().reset_index(name="n")
+    q = analysis.quality
+    if not q.empty and "bimodal" in q:
+        sizes = sizes.merge(q[[*KEYS, "bimodal"]], on=list(KEYS), how="left")
+        if (sizes["bimodal"] != True).any():  # noqa: E712  (NaN: not checked, keep)
+            sizes = sizes[sizes["bimodal"] != True]  # noqa: E712
+    sizes = sizes.sort_values(["users", "n"], ascending=False, kind="stable")
+    cell = sizes.iloc[0].to_dict()
+    mask = np.ones(len(ok), dtype=bool)
+    for k in KEYS:
+        mask &= (ok[k] == cell[k]).to_numpy()
+    x = pd.to_numeric(ok.loc[mask, metric], errors="coerce").to_numpy(float)
+    try:
+        fits = fit_distributions(x, gof_test="best", n_mc=49, seed=seed)
+        best = fits.iloc[0]
+        analysis.qq = qq_data(x, best["dist"], best["params"])
+        analysis.fits = fits
+        analysis.fit_cell = {**{k: cell[k] for k in KEYS}, "metric": metric, "n": int(x.size),
+                             "dist": str(best["dist"]), "name": str(best.get("name", best["dist"]))}
+    except StatsError as exc:
+        analysis.notes.append(f"distribution fit skipped: {exc}")
+
+
+def write_tables(analysis: Analysis, folder: str | os.PathLike[str]) -> list[Path]:
+    """Write the analysis tables as CSV (for spreadsheets) and the SLO/fit choice as JSON."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in ("summary", "load", "capacity", "comparisons", "costs", "quality", "censored", "fits", "qq"):
+        table: pd.DataFrame = getattr(analysis, name)
+        if table is None or table.empty:
+            continue
+        path = out / f"{name}.csv"
+        table.to_csv(path, index=False)
+        written.append(path)
+    meta = {"slo": analysis.slo.as_dict(), "fit_cell": analysis.fit_cell, "notes": analysis.notes,
+            "records": len(analysis.records), "python": platform.python_version()}
+    path = out / "analysis.json"
+    path.write_text(json.dumps(meta, indent=1, default=str))
+    written.append(path)
+    return written

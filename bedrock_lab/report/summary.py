@@ -1,0 +1,427 @@
+"""Words and tables for people who decide budgets: executive summary, recommendations, methods, environment.
+
+Everything here is written from an :class:`~bedrock_lab.report.analysis.Analysis`; numbers come with their
+intervals, and where the data cannot support a number (too few requests for a p99) the text says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import platform
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bedrock_lab.report.analysis import CONFIG, KEYS, Analysis
+
+# ---------------------------------------------------------------- formatting
+
+
+def fmt_s(v: float | None) -> str:
+    """Seconds for people: "850 ms", "1.23 s"."""
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v * 1000:.0f} ms" if abs(v) < 1 else f"{v:.2f} s"
+
+
+def fmt_pct(v: float | None, digits: int = 1) -> str:
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v * 100:.{digits}f}%"
+
+
+def fmt_ci(lo: float | None, hi: float | None, fmt: Any = fmt_s) -> str:
+    """"[95% CI a-b]", or a plain statement when the interval does not exist."""
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return "(too few requests for a 95% interval)"
+    return f"[95% CI {fmt(lo)}-{fmt(hi)}]"
+
+
+def fmt_usd(v: float | None) -> str:
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _users(u: float) -> str:
+    return f"{int(u)} user" + ("" if int(u) == 1 else "s")
+
+
+def _test_name(test: str) -> str:
+    return {"brunner-munzel": "Brunner-Munzel", "mann-whitney": "Mann-Whitney"}.get(test, test)
+
+
+def _cfg(row: Mapping[str, Any], with_size: bool = True) -> str:
+    text = f"{row['model']} on the {row['tier']} tier"
+    return text + (f" with {row['prompt_size']} prompts" if with_size else "")
+
+
+# ---------------------------------------------------------------- recommendations
+
+
+def recommendations(analysis: Analysis) -> pd.DataFrame:
+    """Per workload (prompt size): the cheapest configuration meeting the SLOs, with its cost per 1k requests.
+
+    A configuration (model, tier) meets the SLOs for a workload when its goodput reaches the SLO target at some
+    tested load; among those the cheapest wins (ties and unknown prices: the one that holds the most users).
+    """
+    cap, s, costs = analysis.capacity, analysis.summary, analysis.costs
+    rows = []
+    for size in sorted(s["prompt_size"].unique()):
+        cands = []
+        for _, r in (cap[cap["prompt_size"] == size].iterrows() if not cap.empty else iter(())):
+            if not np.isfinite(r.get("max_users_meeting_slo", np.nan)):
+                continue
+            u = int(r["max_users_meeting_slo"])
+            at = s[(s["model"] == r["model"]) & (s["tier"] == r["tier"]) & (s["prompt_size"] == size)
+                   & (s["users"] == u)]
+            c = costs[(costs["model"] == r["model"]) & (costs["tier"] == r["tier"]) & (costs["prompt_size"] == size)]
+            cost = float(c["cost_per_1k"].iloc[0]) if len(c) else float("nan")
+            cands.append((r, u, at.iloc[0] if len(at) else None, cost))
+        cands.sort(key=lambda t: (not np.isfinite(t[3]), t[3] if np.isfinite(t[3]) else 0, -t[1]))
+        if not cands:
+            best = s[s["prompt_size"] == size].sort_values(["goodput", "users"], ascending=[False, True]).iloc[0]
+            rows.append({"workload": f"{size} prompts", "recommendation": "none meets the SLOs",
+                         "holds the SLOs up to": "-",
+                         "goodput": f"best: {best['model']} / {best['tier']} at {_users(best['users'])}, "
+                                    f"{fmt_pct(best['goodput'])}",
+                         "p95 time to first token": "-", "cost per 1k requests": "-", "alternatives": 0})
+            continue
+        r, u, at, cost = cands[0]
+        p95 = at["ttft_s_p95"] if at is not None else float("nan")
+        rows.append({
+            "workload": f"{size} prompts",
+            "recommendation": f"{r['model']} / {r['tier']}",
+            "holds the SLOs up to": _users(u) + (" (highest tested)" if u == analysis.max_users else ""),
+            "goodput": (f"{fmt_pct(at['goodput'])} {fmt_ci(at['goodput_lo'], at['goodput_hi'], fmt_pct)}"
+                        if at is not None else "n/a"),
+            "p95 time to first token": (f"{fmt_s(p95)} {fmt_ci(at['ttft_s_p95_lo'], at['ttft_s_p95_hi'])}"
+                                        if at is not None else "n/a"),
+            "cost per 1k requests": fmt_usd(cost),
+            "alternatives": len(cands) - 1,
+        })
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- executive summary
+
+
+def _tier_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
+    """The largest significant tier effects on median TTFT at the highest load, versus the default tier."""
+    comp = analysis.comparisons
+    if comp.empty or analysis.max_users is None:
+        return []
+    c = comp[(comp["metric"] == "ttft_s") & (comp["users"] == analysis.max_users)
+             & ((comp["a"] == "default") | (comp["b"] == "default"))]
+    found = []
+    for _, r in c.iterrows():
+        other = r["b"] if r["a"] == "default" else r["a"]
+        if r["a"] == "default":  # ratio = median(default) / median(other)
+            change = 1 / r["ratio"] - 1
+            lo, hi = 1 / r["ratio_hi"] - 1, 1 / r["ratio_lo"] - 1
+        else:
+            change, lo, hi = r["ratio"] - 1, r["ratio_lo"] - 1, r["ratio_hi"] - 1
+        significant = r["winner"] != "none"
+        found.append((significant, abs(change), other, change, lo, hi, r))
+    found.sort(key=lambda t: (not t[0], -t[1]))
+    best_per_tier: dict[str, tuple] = {}
+    for item in found:  # the strongest evidence for each non-default tier
+        best_per_tier.setdefault(item[2], item)
+    out = []
+    for significant, _, other, change, lo, hi, r in list(best_per_tier.values())[:limit]:
+        verb = "cut" if change < 0 else "raised"
+        p = r.get(f"p_{r.get('correction', 'holm')}", r["p_value"])
+        p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        if significant:
+            out.append(
+                f"At {analysis.max_users} users, {other} {verb} median time to first token by {abs(change):.0%} "
+                f"[95% CI {min(abs(lo), abs(hi)):.0%}-{max(abs(lo), abs(hi)):.0%}] versus default for "
+                f"{r['model']} with {r['prompt_size']} prompts ({_test_name(r['test'])}, "
+                f"{r.get('correction', 'holm').replace('bh', 'Benjamini-Hochberg').capitalize()}-adjusted "
+                f"{p_text}){_p95_clause(r)}." if np.sign(lo) == np.sign(hi) else
+                f"At {analysis.max_users} users, {other} changed median time to first token by {change:+.0%} "
+                f"[95% CI {lo:+.0%} to {hi:+.0%}] versus default for {r['model']} with {r['prompt_size']} "
+                f"prompts{_p95_clause(r)}.")
+        else:
+            out.append(
+                f"For {r['model']} with {r['prompt_size']} prompts at {analysis.max_users} users, no difference in "
+                f"time to first token between {other} and default was detected (the data could detect a "
+                f"{r['mde_ratio'] - 1:.0%} change in the median).")
+    return out
+
+
+def _p95_clause(r: Mapping[str, Any]) -> str:
+    """"; p95 fell by 120 ms [95% CI -180 ms to -60 ms]" for the non-default tier, when both groups are big
+    enough for a bootstrap interval of p95 (else nothing)."""
+    diff, d_lo, d_hi = (float(r.get(k, np.nan)) for k in ("diff_p95", "diff_p95_lo", "diff_p95_hi"))
+    if not all(np.isfinite(v) for v in (diff, d_lo, d_hi)):
+        return ""
+    if r["a"] == "default":  # diff = p95(default) - p95(other): flip to "other minus default"
+        diff, d_lo, d_hi = -diff, -d_hi, -d_lo
+    return (f"; its p95 {'fell' if diff < 0 else 'rose'} by {fmt_s(abs(diff))} "
+            f"[95% CI {fmt_s(d_lo)} to {fmt_s(d_hi)}]")
+
+
+def executive_summary(analysis: Analysis) -> list[str]:
+    """A few sentences with numbers and intervals, most important first."""
+    rec, s = analysis.records, analysis.summary
+    n = len(rec)
+    ok = int((rec["status"] == "ok").sum())
+    configs = s[list(CONFIG)].drop_duplicates()
+    levels = sorted(int(u) for u in s["users"].unique())
+    target = environment(analysis).get("target", "not recorded")
+    target = "the target" if target == "not recorded" else target
+    out = [
+        f"This sweep sent {n:,} requests to {target} across {len(configs)} configurations "
+        f"({rec['model'].nunique()} model(s) x {rec['tier'].nunique()} service tier(s) x "
+        f"{rec['prompt_size'].nunique()} prompt size(s)) at {len(levels)} load level(s) "
+        f"({_join([str(u) for u in levels])} concurrent users); {fmt_pct(ok / n if n else float('nan'))} succeeded."
+    ]
+    slo = analysis.slo
+    cap = analysis.capacity
+    meeting = int(cap["max_users_meeting_slo"].notna().sum()) if not cap.empty else 0
+    at_max = s[s["users"] == analysis.max_users] if analysis.max_users is not None else s
+    out.append(
+        f"Against the SLOs ({slo.describe()}, for at least {slo.goodput_target:.0%} of requests), {meeting} of "
+        f"{len(configs)} configurations meet them at some tested load and {int(at_max['meets_target'].sum())} at the "
+        f"highest load ({analysis.max_users} users)."
+    )
+    for _, r in recommendations(analysis).iterrows():
+        if r["recommendation"] == "none meets the SLOs":
+            out.append(f"For {r['workload']}, no configuration met the SLOs ({r['goodput']}).")
+        else:
+            cost = r["cost per 1k requests"]
+            cost_text = f" at {cost} per 1k requests" if cost != "n/a" else " (no price in the catalog)"
+            out.append(f"For {r['workload']}, the cheapest configuration meeting the SLOs is {r['recommendation']}"
+                       f"{cost_text}, holding them up to {r['holds the SLOs up to']}; its p95 time to first token "
+                       f"there is {r['p95 time to first token']}.")
+    out.extend(_tier_sentences(analysis))
+    thr = s[s["n_throttled"] > 0].sort_values("throttle_rate", ascending=False)
+    if thr.empty:
+        out.append("No request was throttled.")
+    else:
+        r = thr.iloc[0]
+        out.append(f"{r['tier'].capitalize()} was throttled on {fmt_pct(r['throttle_rate'])} "
+                   f"{fmt_ci(r['throttle_rate_lo'], r['throttle_rate_hi'], fmt_pct)} of requests for "
+                   f"{r['model']} with {r['prompt_size']} prompts at {_users(r['users'])} "
+                   f"({len(thr)} configuration(s) saw throttling in total).")
+    if not cap.empty and cap["knee_users"].notna().any():
+        knees = cap["knee_users"].dropna()
+        where = (f"{knees.min():.0f} users" if knees.min() == knees.max()
+                 else f"{knees.min():.0f}-{knees.max():.0f} users, depending on the configuration")
+        out.append(f"Throughput stops growing in proportion to users beyond a knee at {where} (Kneedle on the measured curve; Universal Scalability Law fits in "
+                   f"the figures).")
+    return out
+
+
+# ---------------------------------------------------------------- methods, environment, appendix
+
+
+def methods_and_caveats(analysis: Analysis) -> list[str]:
+    rec, s = analysis.records, analysis.summary
+    closed = rec["users"].notna().any() if "users" in rec else False
+    open_loop = rec["rate_rps"].notna().any() if "rate_rps" in rec else False
+    loop = ("closed loop (each user sends its next request when the previous one ends, so latency and "
+            "throughput are coupled: a slower service also receives fewer requests)" if closed and not open_loop
+            else "open loop (a fixed arrival rate; latency is measured from the intended start, so client lag "
+                 "cannot hide queueing)" if open_loop and not closed else "a mix of closed and open loop runs")
+    n_min, n_max = int(s["n_requests"].min()), int(s["n_requests"].max())
+    few_p99 = int((~s["ttft_s_p99_ok"].astype(bool)).sum()) if "ttft_s_p99_ok" in s else 0
+    errors = int((rec["status"] != "ok").sum())
+    lines = [
+        f"Load was generated in {loop}.",
+        f"Failed requests ({errors:,} of {len(rec):,}) are excluded from latency percentiles and reported as "
+        "rates with Wilson 95% intervals; they count as not good in goodput, so throttling lowers goodput "
+        "instead of disappearing.",
+        f"Cells hold {n_min:,} to {n_max:,} requests. Percentile intervals are distribution-free (order "
+        "statistics); a two-sided 95% interval needs at least 6 requests for p50, 72 for p95 and 368 for p99"
+        + (f", so {few_p99} cell(s) have no p99 interval." if few_p99 else "."),
+        "Comparisons between tiers use the Brunner-Munzel test with Holm correction across the grid; effects "
+        "are ratios of medians with bootstrap 95% intervals, and 'no difference detected' states the smallest "
+        "effect the data could have detected.",
+        "Throughput is successful requests per second over each cell's wall time; the Universal Scalability "
+        "Law fit and the knee describe how it scales with users, and Little's law flags cells where the client, "
+        "not the service, limited concurrency.",
+    ]
+    if analysis.fit_cell:
+        fc = analysis.fit_cell
+        lines.append(f"Distribution fits (maximum likelihood, ranked by AIC, parametric-bootstrap goodness of "
+                     f"fit) are shown for {fc['model']} / {fc['tier']} / {fc['prompt_size']} at {fc['users']} "
+                     f"users ({fc['n']} requests); the best was {fc['name']}.")
+    if not analysis.capacity.empty and analysis.capacity["client_bottleneck_users"].map(len).gt(0).any():
+        lines.append("Little's law flagged a possible client-side bottleneck in some cells (mean requests in "
+                     "flight below 80% of the users); treat their throughput as a lower bound.")
+    cen = analysis.censored
+    if not cen.empty:
+        worst = cen.sort_values("n_censored", ascending=False).iloc[0]
+        lines.append(
+            f"{int(cen['n_censored'].sum()):,} request(s) timed out in {len(cen)} cell(s). Their latency is only "
+            "known to exceed the timeout, so end-to-end percentiles were also estimated with timeouts as "
+            f"right-censored observations (Kaplan-Meier): for {worst['model']} / {worst['tier']} / "
+            f"{worst['prompt_size']} at {_users(worst['users'])}, p95 is {fmt_s(worst['p95_km'])} "
+            f"(censored) against {fmt_s(worst['p95_naive'])} with timeouts dropped"
+            + (f"; {worst['note']}." if worst.get("note") else "."))
+    q = analysis.quality
+    if not q.empty and "flags" in q:
+        flagged = q[q["flags"].astype(str) != ""]
+        kinds = {"warm-up": int((q["n_warmup"] > 0).sum()), "drift": int(q["drift"].sum()),
+                 "coordinated-omission risk": int(q["coordinated_omission"].sum()), "bimodal": int(q["bimodal"].sum())}
+        found = [f"{v} {k}" for k, v in kinds.items() if v]
+        lines.append(f"Data-quality checks (MSER-5 warm-up, drift within a cell, schedule lag, bimodality) flagged "
+                     f"{len(flagged)} of {len(q)} cells" + (f": {_join(found)}" if found else "")
+                     + "; the appendix lists the flags per cell. Warm-up requests are kept in the numbers.")
+    if str(environment(analysis).get("target", "")).startswith("emulator"):
+        lines.append("The target was the embedded emulator: the numbers show how the kit measures, not how "
+                     "Amazon Bedrock performs.")
+    lines.extend(analysis.notes)
+    return lines
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(analysis: Analysis) -> dict[str, str]:
+    """Target, region, models, versions, date and sweep file, from the manifest/sweep yaml and the records."""
+    data = analysis.data
+    man = data.manifest or {}
+    cfg = data.sweep_config or {}
+
+    def pick(*keys: str) -> Any:
+        for src in (man, cfg, data.plan or {}):
+            for k in keys:
+                v = src.get(k)
+                if v not in (None, "", {}, []):
+                    return v
+        return None
+
+    target = pick("target", "target_kind")
+    region = pick("region", "aws_region")
+    if isinstance(target, Mapping):
+        region = region or target.get("region")
+        endpoint = target.get("endpoint_url") or target.get("endpoint")
+        target = str(target.get("kind") or target.get("name") or "custom") + (f" at {endpoint}" if endpoint else "")
+    if str(target).startswith("emulator") and region:
+        region = f"{region} (emulated)"
+    start = pd.to_numeric(analysis.records.get("start"), errors="coerce")
+    when = pick("started", "started_at", "created_at", "created", "date")
+    if when is None and start.notna().any():
+        when = dt.datetime.fromtimestamp(float(start.min()), tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    versions = man.get("versions") if isinstance(man.get("versions"), Mapping) else {}
+    kit = versions.get("bedrock_lab") or versions.get("bedrock-lab") or _version("bedrock-lab")
+    return {
+        "sweep": data.name,
+        "target": str(target or "not recorded"),
+        "region": str(region or "not recorded"),
+        "models": ", ".join(sorted(analysis.records["model_id"].astype(str).unique())),
+        "service tiers": ", ".join(sorted(analysis.records["tier"].unique())),
+        "date": str(when or "not recorded"),
+        "sweep file": data.sweep_file.name if data.sweep_file else "not found",
+        "records": f"{len(analysis.records):,} requests in {analysis.summary.shape[0]} cells",
+        "versions": ", ".join(f"{k} {v}" for k, v in {
+            "bedrock-lab": kit, "python": platform.python_version(), "boto3": _version("boto3"),
+            "pandas": _version("pandas"), "scipy": _version("scipy"), "altair": _version("altair"),
+        }.items()),
+        "report generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def cell_appendix(analysis: Analysis) -> pd.DataFrame:
+    """One row per cell with the numbers a reviewer checks first (formatted for reading)."""
+    s = analysis.summary.copy()
+    rec = analysis.records
+    if "cell_id" in rec:
+        ids = rec.groupby(list(KEYS), sort=False)["cell_id"].first().reset_index()
+        s = s.merge(ids, on=list(KEYS), how="left")
+    else:
+        s["cell_id"] = ""
+    s = s.sort_values(list(KEYS))
+
+    def pct_ci(v: float, lo: float, hi: float) -> str:
+        return f"{fmt_s(v)} [{fmt_s(lo)}-{fmt_s(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else fmt_s(v)
+
+    if not analysis.quality.empty and "flags" in analysis.quality:
+        s = s.merge(analysis.quality[[*KEYS, "flags"]], on=list(KEYS), how="left")
+    else:
+        s["flags"] = ""
+    return pd.DataFrame({
+        "cell": s["cell_id"].fillna(""),
+        "model": s["model"], "tier": s["tier"], "prompt": s["prompt_size"], "users": s["users"].astype(int),
+        "requests": s["n_requests"].astype(int),
+        "success": s["success_rate"].map(fmt_pct),
+        "throttled": s["throttle_rate"].map(fmt_pct),
+        "TTFT p50 [95% CI]": [pct_ci(*t) for t in zip(s["ttft_s_p50"], s["ttft_s_p50_lo"], s["ttft_s_p50_hi"],
+                                                      strict=True)],
+        "TTFT p95 [95% CI]": [pct_ci(*t) for t in zip(s["ttft_s_p95"], s["ttft_s_p95_lo"], s["ttft_s_p95_hi"],
+                                                      strict=True)],
+        "end-to-end p95": s["e2e_s_p95"].map(fmt_s),
+        "throughput (req/s)": s["throughput_rps"].map(lambda v: f"{v:.2f}" if np.isfinite(v) else "n/a"),
+        "goodput": s["goodput"].map(fmt_pct),
+        "data quality": s["flags"].fillna("").replace("", "ok"),
+    })
+
+
+def comparison_table(analysis: Analysis, metric: str = "ttft_s") -> pd.DataFrame:
+    """Tier vs tier per model, prompt size and load: ratio of medians with its CI, adjusted p and verdict."""
+    comp = analysis.comparisons
+    if comp.empty:
+        return pd.DataFrame({"note": ["only one service tier in this sweep: no tier comparison"]})
+    c = comp[comp["metric"] == metric].sort_values(["model", "prompt_size", "users", "a", "b"])
+    p_col = "p_" + str(c["correction"].iloc[0]) if "correction" in c and len(c) else "p_value"
+    p_col = p_col if p_col in c else "p_value"
+    return pd.DataFrame({
+        "model": c["model"], "prompt": c["prompt_size"], "users": c["users"].astype(int),
+        "A vs B": c["a"] + " vs " + c["b"],
+        "median A / median B [95% CI]": [f"{r:.2f} [{lo:.2f}-{hi:.2f}]" for r, lo, hi in
+                                         zip(c["ratio"], c["ratio_lo"], c["ratio_hi"], strict=True)],
+        "P(A slower) (VDA)": c["vda"].map(lambda v: f"{v:.2f}"),
+        "adjusted p": c[p_col].map(lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"),
+        "verdict": c["verdict"],
+    })
+
+
+def fit_table(analysis: Analysis) -> pd.DataFrame:
+    """Distribution fits of the chosen cell, best first."""
+    f = analysis.fits
+    if f.empty:
+        return pd.DataFrame({"note": ["no distribution fit (too few successful requests)"]})
+    return pd.DataFrame({
+        "rank": f["rank"], "distribution": f["name"], "AIC": f["aic"].map(lambda v: f"{v:.1f}"),
+        "delta AIC": f["delta_aic"].map(lambda v: f"{v:.1f}"), "BIC": f["bic"].map(lambda v: f"{v:.1f}"),
+        "goodness of fit p (bootstrap)": f["gof_p"].map(lambda v: f"{v:.2f}" if np.isfinite(v) else "not tested"),
+    })
+
+
+def html_list(items: Iterable[str]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+
+
+def html_table(df: pd.DataFrame) -> str:
+    """A plain escaped HTML table (pandas' own, without the index)."""
+    return df.to_html(index=False, escape=True, border=0, classes="bl-table", na_rep="n/a")
+
+
+def html_definitions(items: Mapping[str, str]) -> str:
+    rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                   f"{html.escape(v)}</td></tr>" for k, v in items.items())
+    return f"<table class='bl-table'>{rows}</table>"
+
+
+__all__ = [
+    "cell_appendix", "comparison_table", "fit_table", "environment", "executive_summary", "fmt_ci", "fmt_pct", "fmt_s", "fmt_usd", "html_definitions",
+    "html_list", "html_table", "methods_and_caveats", "recommendations",
+]  # fmt: skip
+

@@ -1,0 +1,143 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -papermill,-execution
+#     formats: py:percent
+#     notebook_metadata_filter: -papermill
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (bedrock-lab)
+#     language: python
+#     name: bedrock-lab
+# ---
+
+# %% [markdown] tags=["remove_cell"]
+# # Sweep analysis and stakeholder report
+#
+# Reads a sweep folder (`outputs/<sweep>/`, or any folder of request records), computes the statistics with
+# `bedrock_lab.stats` and shows the executive summary, recommendations, figures, methods, environment and a
+# per-cell appendix. `bedrock-lab report outputs/<sweep>` executes this notebook with papermill and exports it
+# to `outputs/<sweep>/report.html` without the code; `bedrock-lab analyze` writes the tables only.
+# `papermill --help-notebook notebooks/analysis.py` lists the parameters. This notebook only calls the library;
+# cells tagged `remove_cell` (like this one) are left out of the HTML report.
+
+# %% tags=["parameters"]
+sweep_dir: str = "outputs/demo"  # sweep folder outputs/SWEEP with cells/*/records, plan.json, manifest.json
+records_dir: str = ""  # optional: read the records from this folder instead of SWEEP/cells
+out_dir: str = ""  # folder for tables/ and figures/; empty: the sweep folder
+slo_ttft_s: float = 0.0  # SLO: max time to first token in s; 0: the sweep file's slo, else 1.0
+slo_e2e_s: float = 0.0  # SLO: max end-to-end latency in s; 0: the sweep file's slo, else 10.0
+slo_itl_s: float = 0.0  # SLO: max mean inter-token latency in s; 0: not checked
+slo_tokens_per_s: float = 0.0  # SLO: min output tokens per second; 0: not checked
+goodput_target: float = 0.0  # share of requests that must meet the SLOs; 0: the sweep file's, else 0.95
+fit_metric: str = "ttft_s"  # metric whose distribution is fitted: ttft_s, e2e_s or itl_mean_s
+write_tables: bool = True  # write CSV tables to OUT/tables/
+write_figures: bool = True  # write the slide figures as PNG and SVG to OUT/figures/
+chart_fallback: str = "png"  # static image shown inside each interactive chart until it draws: png or svg
+seed: int = 0  # seed of bootstraps and subsampling
+
+# %%
+import warnings
+from pathlib import Path
+
+from IPython.display import HTML, display
+
+from bedrock_lab.report import analysis as an
+from bedrock_lab.report import figures, summary
+from bedrock_lab.report.offline import enable_offline_renderer
+
+warnings.filterwarnings("ignore")
+enable_offline_renderer(fallback=chart_fallback)  # type: ignore[arg-type]
+data = an.load_sweep(sweep_dir, records_dir=records_dir or None)
+slo = an.slo_from(data, {"ttft_s": slo_ttft_s or None, "e2e_s": slo_e2e_s or None, "itl_s": slo_itl_s or None,
+                         "tokens_per_s": slo_tokens_per_s or None, "goodput_target": goodput_target or None})
+result = an.analyze(data, slo, fit_metric=fit_metric, compare_metrics=("ttft_s",), seed=seed)
+out = Path(out_dir or sweep_dir)
+if write_tables:
+    an.write_tables(result, out / "tables")
+if write_figures:
+    figures.write_slide_figures(result, out / "figures")
+charts = figures.report_charts(result)
+display(HTML(f"<h1>Load test report: {summary.html.escape(data.name)}</h1>"))
+
+# %% [markdown]
+# ## Executive summary
+
+# %%
+display(HTML(summary.html_list(summary.executive_summary(result))))
+
+# %% [markdown]
+# ## Recommendation
+#
+# Per workload, the cheapest configuration whose goodput meets the SLO target at some tested load, with its
+# cost per 1,000 requests at the mean token counts measured (prices from the model catalog).
+
+# %%
+display(HTML(summary.html_table(summary.recommendations(result))))
+
+# %% [markdown]
+# ## Latency distributions
+#
+# Share of requests at or below each latency (successful requests, highest load). Click a tier in the legend
+# to highlight it; hover for values.
+
+# %%
+for name in ("ecdf_ttft_s", "ecdf_itl_mean_s", "ecdf_e2e_s"):
+    if name in charts:
+        display(charts[name])
+
+# %% [markdown]
+# ## Latency under load
+#
+# p95 against concurrent users with its 95% distribution-free confidence band, and p95 time to first token
+# by service tier and prompt size at the highest load.
+
+# %%
+for name in ("p95_ttft_vs_users", "p95_e2e_vs_users", "heatmap_ttft"):
+    if name in charts:
+        display(charts[name])
+
+# %% [markdown]
+# ## Throughput, saturation and failures
+
+# %%
+for name in ("throughput_vs_users", "error_rates"):
+    if name in charts:
+        display(charts[name])
+
+# %% [markdown]
+# ## Tier comparisons
+#
+# Each service tier against the others at the same model, prompt size and load (time to first token).
+
+# %%
+display(HTML(summary.html_table(summary.comparison_table(result))))
+
+# %% [markdown]
+# ## Distribution fit and token timing
+
+# %%
+for name in ("qq", "ttft_vs_itl"):
+    if name in charts:
+        display(charts[name])
+display(HTML(summary.html_table(summary.fit_table(result))))
+
+# %% [markdown]
+# ## Methods and caveats
+
+# %%
+display(HTML(summary.html_list(summary.methods_and_caveats(result))))
+
+# %% [markdown]
+# ## Environment
+
+# %%
+display(HTML(summary.html_definitions(summary.environment(result))))
+
+# %% [markdown]
+# ## Appendix: every cell
+
+# %%
+display(HTML(summary.html_table(summary.cell_appendix(result))))

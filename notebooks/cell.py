@@ -1,0 +1,106 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (bedrock-lab)
+#     language: python
+#     name: bedrock-lab
+# ---
+
+# %% [markdown]
+# # One sweep cell
+#
+# Runs one load cell (one model, tier, prompt size and load level) through the bedrock-lab engines, writes
+# every request's record to `out_dir/records/` and a summary to `out_dir/summary.json`, then shows them.
+#
+# The sweep runner (`bedrock-lab sweep ...`) executes this notebook with papermill, once per cell. Run it by
+# hand in JupyterLab to try one cell: with the defaults below it starts a private emulator and takes a few
+# seconds. `papermill --help-notebook notebooks/cell.py` lists the parameters. Credentials are never
+# parameters: for AWS give a region and, optionally, a named profile.
+
+# %% tags=["parameters"]
+cell_id: str = "manual"  # sweep cell id; labels every record
+sweep: str = ""  # sweep name ("" when run by hand)
+model_id: str = "us.amazon.nova-2-lite-v1:0"  # model id as sent, region prefix included
+tier: str = "default"  # service tier to request: default | priority | flex | reserved ("": send none)
+prompt_size: str = "small"  # prompt size class of the workload: small | medium | large
+workload: str = "single"  # prompt set in params/prompts/: single | chat | summarise | mix
+engine: str = "burst"  # load engine: burst (asyncio) | locust
+api: str = "converse-stream"  # converse | converse-stream | invoke | invoke-stream
+arrival: str = "poisson"  # open loop arrivals: poisson | constant
+users: int = 4  # closed loop: concurrent users (0: open loop at rate_rps)
+rate_rps: float = 0.0  # open loop: target requests per second (0: closed loop)
+duration_s: float = 3.0  # seconds of load (0: stop after `requests`)
+requests: int = 0  # requests to send (0: run for duration_s)
+ramp_s: float = 0.0  # seconds to ramp up to full load
+max_tokens: int = 128  # maxTokens per request
+locust_workers: int = 0  # locust only: worker processes (0: local runner)
+seed: int = 0  # random seed of the workload and arrivals
+out_dir: str = "../outputs/manual/cells/manual"  # folder for records/ and summary.json
+target_kind: str = "emulator"  # emulator | aws
+endpoint_url: str = ""  # emulator URL; "" with emulator starts a private one for this notebook
+region: str = "us-east-1"  # AWS region (aws target only)
+profile: str = ""  # AWS named profile (aws target only; "": default credential chain)
+chart: bool = True  # draw the latency chart (sweeps turn it off to save ~5 s per cell; the report draws them)
+
+# %%
+import json
+
+from bedrock_lab.sweep import run_cell
+
+summary = run_cell(
+    cell_id=cell_id, sweep=sweep, model_id=model_id, tier=tier, prompt_size=prompt_size, workload=workload,
+    engine=engine, api=api, arrival=arrival, users=users, rate_rps=rate_rps, duration_s=duration_s,
+    requests=requests, ramp_s=ramp_s, max_tokens=max_tokens, locust_workers=locust_workers, seed=seed,
+    out_dir=out_dir, target_kind=target_kind, endpoint_url=endpoint_url, region=region, profile=profile,
+)  # fmt: skip
+stats = summary["stats"]
+print(f"{cell_id}: {stats['requests']} requests, {stats['ok']} ok, {stats['errors']} errors "
+      f"{stats['errors_by_kind'] or ''} in {stats['wall_s'] or 0:.1f}s")  # fmt: skip
+
+# %% [markdown]
+# ## Summary
+
+# %%
+import pandas as pd
+
+rows = {k: v for k, v in stats.items() if not isinstance(v, dict)}
+pd.Series(rows, name=cell_id).to_frame()
+
+# %% [markdown]
+# ## Latency of each request over time
+# Time to first token and end-to-end latency against the request's start, errors in red.
+
+# %%
+import altair as alt
+
+from bedrock_lab.records import load_records
+
+df = load_records(f"{out_dir}/records")
+if chart and len(df):
+    df["t_s"] = df["start"] - df["start"].min()
+    long = df.melt(id_vars=["t_s", "status"], value_vars=["ttft_s", "e2e_s"], var_name="metric",
+                   value_name="seconds").dropna(subset=["seconds"])  # fmt: skip
+    chart = (
+        alt.Chart(long.head(5000))
+        .mark_circle(size=30, opacity=0.7)
+        .encode(
+            x=alt.X("t_s:Q", title="request start (s)"),
+            y=alt.Y("seconds:Q", title="latency (s)"),
+            color=alt.Color("metric:N"),
+            shape=alt.Shape("status:N"),
+            tooltip=["metric", "seconds", "status"],
+        )
+        .properties(width=520, height=260, title=f"{cell_id}")
+    )
+    try:
+        import vl_convert as vlc
+        from IPython.display import SVG, display
+
+        display(SVG(vlc.vegalite_to_svg(chart.to_dict())))  # static: renders offline and in any export
+    except Exception:  # a chart is a nicety; the records and summary are already written
+        print(json.dumps(rows, indent=1, default=str)[:2000])

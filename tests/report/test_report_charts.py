@@ -1,0 +1,87 @@
+"""Charts: every figure builds from small tables, has units on its axes, and the slide set is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from bedrock_lab import charts
+from bedrock_lab.errors import ReportError
+from bedrock_lab.report import figures
+
+EXPECTED = {"ecdf_ttft_s", "ecdf_e2e_s", "ecdf_itl_mean_s", "p95_ttft_vs_users", "heatmap_ttft",
+            "throughput_vs_users", "error_rates", "qq", "ttft_vs_itl"}
+
+
+def _axis_titles(spec: object) -> list[str]:
+    """Every x/y axis title in a (nested) Vega-Lite spec."""
+    found: list[str] = []
+    if isinstance(spec, dict):
+        enc = spec.get("encoding", {})
+        for ch in ("x", "y"):
+            title = enc.get(ch, {}).get("title") if isinstance(enc.get(ch), dict) else None
+            if isinstance(title, str):
+                found.append(title)
+        for v in spec.values():
+            found += _axis_titles(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            found += _axis_titles(v)
+    return found
+
+
+def test_report_charts_cover_the_issue(analysis) -> None:  # type: ignore[no-untyped-def]
+    built = figures.report_charts(analysis)
+    assert set(built) >= EXPECTED
+
+
+@pytest.mark.parametrize("which", ["report", "slides"])
+def test_every_chart_is_small_and_has_units(analysis, which: str) -> None:  # type: ignore[no-untyped-def]
+    built = figures.report_charts(analysis) if which == "report" else figures.slide_charts(analysis)
+    for name, chart in built.items():
+        spec = chart.to_dict()  # raises MaxRowsError if a chart got raw records
+        rows = sum(len(v) for v in spec.get("datasets", {}).values())
+        assert 0 < rows <= 5000, (name, rows)
+        titles = _axis_titles(spec)
+        assert titles, name
+        quantitative = [t for t in titles if t not in ("prompt size", "service tier", "configuration",
+                                                        "configuration @ load")]
+        assert all("(" in t and ")" in t for t in quantitative), (name, titles)  # units in brackets
+
+
+def test_theme_is_registered_and_enabled() -> None:
+    assert charts.THEME in alt.theme.names()
+    assert alt.theme.active == charts.THEME
+
+
+def test_too_many_rows_is_refused() -> None:
+    df = pd.DataFrame({"model": "m", "tier": "default", "prompt_size": "small", "users": range(6000),
+                       "estimate": 1.0, "lo": 0.9, "hi": 1.1})
+    with pytest.raises(ReportError, match="aggregate first"):
+        charts.percentile_band_chart(df)
+
+
+def test_labels_are_short_and_tiers_default() -> None:
+    df = pd.DataFrame({"model_id": ["us.amazon.nova-lite-v1:0", "arn:aws:bedrock:us-east-1::foundation-model/"
+                                    "anthropic.claude-3-haiku-20240307-v1:0"],
+                       "tier_requested": [None, "flex"], "tier_served": [None, None], "prompt_size": ["small", None]})
+    out = charts.label_records(df)
+    assert out["model"].tolist() == ["nova-lite-v1:0", "claude-3-haiku-20240307-v1:0"]
+    assert out["tier"].tolist() == ["default", "flex"]
+    assert out["config"].iloc[0] == "nova-lite-v1:0 / default / small"
+
+
+def test_slide_set_is_the_public_examples_set(analysis) -> None:  # type: ignore[no-untyped-def]
+    # written as PNG + SVG by the end-to-end report test (test_report_html.py); here: the set itself
+    assert set(figures.slide_charts(analysis)) == {
+        "average_latency_by_configuration", "p50_vs_p95_by_prompt_size", "latency_by_prompt_size",
+        "throughput_comparison", "tier_by_prompt_heatmap"}
+
+
+def test_save_figures_rejects_unknown_formats(tmp_path: Path) -> None:
+    chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x=alt.X("x:Q", title="x (s)"))
+    with pytest.raises(ReportError, match="unknown figure format"):
+        charts.save_figures({"c": chart}, tmp_path, formats=("bmp",))
