@@ -39,6 +39,7 @@ METRIC_LABELS: dict[str, str] = {
     "tokens_per_s": "output speed (tokens/s)",
     "throughput_rps": "throughput (requests/s)",
     "users": "concurrent users (count)",
+    "rate_rps": "arrival rate (requests/s)",
     "rate": "share of requests (%)",
     "cost_per_1k": "cost per 1k requests (USD)",
 }
@@ -71,6 +72,20 @@ def _label(column: str) -> str:
     return METRIC_LABELS.get(column, column.replace("_", " "))
 
 
+def load_title(load_unit: str = "users") -> str:
+    """Axis title of the load column: closed loop ("users") or open loop ("rate", stored in ``users``)."""
+    return METRIC_LABELS["rate_rps"] if load_unit == "rate" else METRIC_LABELS["users"]
+
+
+def load_text(value: float | None, load_unit: str = "users") -> str:
+    """"16 concurrent users" / "1 concurrent user" / "2.5 requests/s"."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if load_unit == "rate":
+        return f"{value:g} requests/s"
+    return f"{int(value)} concurrent user" + ("" if int(value) == 1 else "s")
+
+
 def short_model(model_id: str) -> str:
     """"us.anthropic.claude-3-5-haiku-20241022-v1:0" -> "claude-3-5-haiku-20241022-v1:0" (ARNs: last part)."""
     name = str(model_id).rsplit("/", 1)[-1]
@@ -84,8 +99,14 @@ def short_model(model_id: str) -> str:
 
 def label_records(records: pd.DataFrame) -> pd.DataFrame:
     """A copy with ``model``, ``tier`` and ``config`` columns for grouping and legends."""
+    if {"model", "tier", "prompt_size", "config"} <= set(records.columns):
+        return records  # already labelled (e.g. the records of a loaded sweep)
     df = records.copy()
-    df["model"] = df["model_id"].astype(str).map(short_model) if "model_id" in df else "model"
+    if "model_id" in df:
+        ids = df["model_id"].astype(str)
+        df["model"] = ids.map({m: short_model(m) for m in ids.unique()})  # once per distinct id, not per row
+    else:
+        df["model"] = "model"
     tier = pd.Series([None] * len(df), index=df.index, dtype=object)
     # the tier asked for is the configuration (a cell must not split when the service serves another tier);
     # with none asked, the tier the service reports, else "default"
@@ -138,19 +159,25 @@ def ecdf_points(records: pd.DataFrame, metric: str, by: Sequence[str], points: i
     return pd.DataFrame(rows)
 
 
-def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: int | None = None) -> alt.FacetChart:
+def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | None = None,
+               load_unit: str = "users") -> alt.FacetChart:
     """ECDF of a metric for every configuration, one load level at a time (a menu picks it; default: highest).
 
     Colour = tier, dash = prompt size, one panel per model; click a legend entry to highlight a tier. Each
     curve is reduced to at most 100 quantiles so the chart stays small whatever the number of requests.
     """
     df = label_records(records)
+    df = df[[c for c in ("model", "tier", "prompt_size", "users", "status", metric) if c in df.columns]]
     has_users = "users" in df and df["users"].notna().any()
-    levels = sorted(int(u) for u in df["users"].dropna().unique()) if has_users else []
+    if has_users:
+        df = df.assign(users=pd.to_numeric(df["users"], errors="coerce").fillna(0))
+        if (df["users"] % 1 == 0).all():
+            df = df.assign(users=df["users"].astype(int))
+    else:
+        df = df.assign(users=0)
+    levels = sorted(df["users"].unique().tolist()) if has_users else []
     if users is None and levels:
         users = levels[-1]
-    df = df.assign(users=pd.to_numeric(df["users"], errors="coerce").fillna(0).astype(int)) if has_users else \
-        df.assign(users=0)
     n_groups = max(1, len(df.groupby(["model", "tier", "prompt_size", "users"], observed=True)))
     points = int(max(10, min(100, MAX_POINTS // n_groups)))
     if n_groups * 10 > MAX_POINTS and users is not None:  # too many curves even at 10 points: one load only
@@ -169,7 +196,7 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: int | No
             strokeDash=alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(pts["prompt_size"])),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
             tooltip=[
-                "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title="users"),
+                "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title=load_title(load_unit)),
                 alt.Tooltip(f"{metric}:Q", title=_label(metric), format=".3f"),
                 alt.Tooltip("ecdf_pct:Q", title="percentile (%)", format=".0f"), alt.Tooltip("n:Q", title="requests"),
             ],  # fmt: skip
@@ -177,12 +204,12 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: int | No
         .add_params(pick)
         .properties(width=300, height=220)
     )
-    subtitle = f"at {users} concurrent users" if users is not None else ""
+    subtitle = f"at {load_text(users, load_unit)}" if users is not None else ""
     if len(levels) > 1:
-        level = alt.param(name="users_level", value=users,
-                          bind=alt.binding_select(options=levels, name="concurrent users: "))
+        menu = "arrival rate (requests/s): " if load_unit == "rate" else "concurrent users: "
+        level = alt.param(name="users_level", value=users, bind=alt.binding_select(options=levels, name=menu))
         inner = inner.transform_filter(f"datum.users == {level.name}")
-        subtitle = f"at {users} concurrent users (pick another load in the menu below the chart)"
+        subtitle = f"at {load_text(users, load_unit)} (pick another load in the menu below the chart)"
     chart = inner.facet(column=alt.Column("model:N", title=None)).properties(
         title=alt.Title(f"Distribution of {_label(metric)}", subtitle=subtitle))
     if len(levels) > 1:
@@ -190,14 +217,15 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: int | No
     return chart
 
 
-def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percentile: str = "p95") -> alt.FacetChart:
+def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percentile: str = "p95",
+                          load_unit: str = "users") -> alt.FacetChart:
     """A percentile vs users with its confidence band, per tier (colour) and prompt size (dash), a panel per model.
 
     ``table`` columns: model, tier, prompt_size, users, estimate, lo, hi (seconds).
     """
     _check_rows(table, "percentile vs users")
     base = alt.Chart(table).encode(
-        x=alt.X("users:Q", title=_label("users"), scale=alt.Scale(type="log", base=2, nice=False)),
+        x=alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(type="log", base=2, nice=False)),
         color=alt.Color("tier:N", title="service tier", scale=tier_scale(table["tier"])),
     )
     band = base.mark_area(opacity=0.18).encode(
@@ -209,7 +237,7 @@ def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percen
         y=alt.Y("estimate:Q"),
         strokeDash=alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(table["prompt_size"])),
         tooltip=[
-            "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title="users"),
+            "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title=load_title(load_unit)),
             alt.Tooltip("estimate:Q", title=f"{percentile} (s)", format=".3f"),
             alt.Tooltip("lo:Q", title="95% CI low (s)", format=".3f"),
             alt.Tooltip("hi:Q", title="95% CI high (s)", format=".3f"),
@@ -225,7 +253,7 @@ def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percen
 
 
 def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str = "ttft_s",
-                  percentile: str = "p95", users: int | None = None) -> alt.FacetChart:
+                  percentile: str = "p95", users: float | None = None, load_unit: str = "users") -> alt.FacetChart:
     """Service tier x prompt size, coloured by a percentile, a panel per model. Columns: model, tier, prompt_size."""
     _check_rows(table, "tier x prompt heatmap")
     title = f"{percentile} {_label(metric)}"
@@ -241,7 +269,7 @@ def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str =
         text=alt.Text(f"{value}:Q", format=".2f"),
         color=alt.value("black"),
     )
-    sub = f"at {users} concurrent users" if users is not None else ""
+    sub = f"at {load_text(users, load_unit)}" if users is not None else ""
     return (
         alt.layer(rect, text, data=table)
         .properties(width=200, height=150)
@@ -253,8 +281,8 @@ def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str =
 # ---------------------------------------------------------------- load
 
 
-def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None,
-                     knees: pd.DataFrame | None = None) -> alt.FacetChart | alt.LayerChart:
+def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None, knees: pd.DataFrame | None = None,
+                     *, load_unit: str = "users") -> alt.HConcatChart:
     """Throughput vs users (points), the USL fit (lines) and its knee (rules), a panel per model.
 
     ``measured``: model, tier, prompt_size, users, throughput_rps. ``fit``: same keys with a dense users grid
@@ -263,7 +291,7 @@ def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None,
     _check_rows(measured, "throughput vs users")
     color = alt.Color("tier:N", title="service tier", scale=tier_scale(measured["tier"]))
     dash = alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(measured["prompt_size"]))
-    x = alt.X("users:Q", title=_label("users"))
+    x = alt.X("users:Q", title=load_title(load_unit))
     y = alt.Y("throughput_rps:Q", title=_label("throughput_rps"))
     layers: list[alt.Chart] = [
         alt.Chart(measured).mark_point(filled=True, size=50).encode(
@@ -278,13 +306,14 @@ def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None,
     if knees is not None and not knees.empty:
         layers.append(alt.Chart(knees).mark_rule(strokeDash=[2, 2]).encode(
             x=alt.X("knee_users:Q"), color=color,
-            tooltip=["tier:N", "prompt_size:N", alt.Tooltip("knee_users:Q", title="knee (users)", format=".1f")],
+            tooltip=["tier:N", "prompt_size:N", alt.Tooltip("knee_users:Q", title="knee", format=".1f")],
         ))
-    return _facet_layers(layers, "model", "Throughput vs concurrent users",
+    versus = "arrival rate" if load_unit == "rate" else "concurrent users"
+    return _facet_layers(layers, "model", f"Throughput vs {versus}",
                          "points: measured; lines: Universal Scalability Law fit; dotted: knee")
 
 
-def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: str) -> alt.VConcatChart:
+def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: str) -> alt.HConcatChart:
     """Panels per ``column`` value, each a layer of the given charts filtered to that value (data stay small)."""
     values = sorted({v for ly in layers for v in ly.data[column].unique()})  # type: ignore[union-attr]
     panels = []
@@ -294,7 +323,7 @@ def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: st
     return alt.hconcat(*panels).resolve_scale(y="shared").properties(title=alt.Title(title, subtitle=subtitle))
 
 
-def rates_chart(table: pd.DataFrame) -> alt.LayerChart:
+def rates_chart(table: pd.DataFrame, *, load_unit: str = "users") -> alt.LayerChart:
     """Throttle and error rates with Wilson 95% intervals, per configuration.
 
     ``table`` columns: config, users, kind ("throttled"/"other errors"), rate, lo, hi (fractions 0-1).
@@ -303,8 +332,9 @@ def rates_chart(table: pd.DataFrame) -> alt.LayerChart:
     df = table.copy()
     for c in ("rate", "lo", "hi"):
         df[c + "_pct"] = df[c] * 100
-    df["row"] = df["config"] + " @ " + df["users"].astype(str) + " users"
-    y = alt.Y("row:N", title=None, sort=sorted(df["row"].unique()), axis=alt.Axis(labelLimit=400))
+    df["row"] = df["config"] + " @ " + df["users"].map(lambda u: load_text(u, load_unit))
+    order = df.sort_values(["config", "users"])["row"].drop_duplicates().tolist()
+    y = alt.Y("row:N", title=None, sort=order, axis=alt.Axis(labelLimit=400))
     color = alt.Color("kind:N", title="outcome", scale=alt.Scale(domain=["throttled", "other errors"],
                                                                    range=["#e45756", "#9d755d"]))
     offset = {"yOffset": alt.YOffset("kind:N")} if df["kind"].nunique() > 1 else {}
@@ -344,8 +374,8 @@ def qq_chart(qq: pd.DataFrame, *, metric: str = "ttft_s", dist: str = "") -> alt
 def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: int = 0) -> alt.Chart:
     """Time to first token vs inter-token latency of a seeded sample of successful requests (log axes)."""
     df = label_records(records)
-    df = df[(df.get("status", "ok") == "ok")] if "status" in df else df
-    df = df[["model", "tier", "prompt_size", "users", "ttft_s", "itl_mean_s"]].dropna()
+    ok = (df["status"] == "ok").to_numpy() if "status" in df else np.ones(len(df), dtype=bool)
+    df = df.loc[ok, ["model", "tier", "prompt_size", "users", "ttft_s", "itl_mean_s"]].dropna()
     df = df[(df["ttft_s"] > 0) & (df["itl_mean_s"] > 0)]
     if len(df) > max_points:
         df = df.sample(n=max_points, random_state=seed)

@@ -203,11 +203,12 @@ class Plan:
                      + (f", {_fmt_s(cfg.cooldown_s)} cooldown" if cfg.cooldown_s else "") + ")")  # fmt: skip
         lines.extend(f"  note        : {n}" for n in self.notes)
         lines.append("")
-        header = f"  {'#':>3} {'cell':<52} {'load':>10} {'requests':>9} {'cost $':>9} {'time':>7}"
+        w = max([4] + [len(c.cell_id) for c in self.cells[:max_rows]])
+        header = f"  {'#':>3} {'cell':<{w}} {'load':>10} {'requests':>9} {'cost $':>9} {'time':>7}"
         lines.append(header)
         for i, c in enumerate(self.cells[:max_rows]):
             load = f"{c.users} users" if c.users else f"{c.rate_rps:g} rps"
-            lines.append(f"  {i + 1:>3} {c.cell_id:<52} {load:>10} {c.expected_requests:>9,.0f} "
+            lines.append(f"  {i + 1:>3} {c.cell_id:<{w}} {load:>10} {c.expected_requests:>9,.0f} "
                          f"{c.est_cost_usd:>9.4f} {_fmt_s(c.est_wall_s):>7}")  # fmt: skip
         if len(self.cells) > max_rows:
             lines.append(f"  ... and {len(self.cells) - max_rows} more cells")

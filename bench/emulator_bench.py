@@ -120,7 +120,7 @@ def main() -> int:
     ap.add_argument("--chunk-tokens", type=int, default=5)
     ap.add_argument("--ttft-ms", type=float, default=300.0)
     ap.add_argument("--ramp-s", type=float, default=5.0)
-    ap.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+    ap.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="asyncio",
                     help="emulator event loop (the client uses uvloop when installed)")
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)

@@ -2,8 +2,9 @@
 
 Records are synthetic and seeded (:func:`bedrock_lab.stats.synthetic_records`: 3 tiers x 3 user counts x 3
 prompt sizes, ~37,000 requests per cell, 1% throttled, 0.2% timeouts). Every step is O(n log n) in the rows
-or bounded by a stated cap: comparisons test at most 5,000 values per group and bootstrap 400 x 1,000;
-fits use at most 1,000 values per cell; drift checks thin to 20,000; bootstrap GOF is off by default.
+or bounded by a stated cap: rank tests use at most 5,000 values per group; the bootstrap (1,000 replicates)
+draws order statistics from their exact distribution, O(n log n) on all values; fits use at most 1,000
+values per cell; drift checks thin to 20,000; bootstrap GOF is off by default.
 
     .venv/bin/python bench/stats_bench.py                 # 1,000,000 rows, prints a table
     .venv/bin/python bench/stats_bench.py --rows 200000 --repeat 3

@@ -59,9 +59,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="latency knob for every model (ttft_ms, tokens_per_s, chunk_tokens, ...)")
     parser.add_argument("--strict-auth", action="store_true", help="verify SigV4 signatures")
     parser.add_argument("--timing-log", default=None, help="write one JSON line per request to this file")
-    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                        help="event loop: uvloop if installed (auto, faster) or plain asyncio")
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="asyncio",
+                        help="asyncio (default, lowest emit lag), uvloop (less CPU; must be installed) or auto")
     parser.add_argument("--max-body-bytes", type=int, default=25_000_000, help=argparse.SUPPRESS)
+
+
+GC_FULL_EVERY_S = 60.0
+
+
+def _tune_gc(loop: asyncio.AbstractEventLoop) -> None:
+    """This process only serves: automatic full collections (50-110 ms pauses with 2,000 open streams, and
+    they free next to nothing: request objects die by reference counting) are replaced by one scheduled
+    full collection a minute, and start-up objects are frozen out of the collector's view."""
+    gc.collect()
+    gc.freeze()
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, 1_000_000_000)
+
+    def full() -> None:
+        gc.collect()
+        loop.call_later(GC_FULL_EVERY_S, full)
+
+    loop.call_later(GC_FULL_EVERY_S, full)
 
 
 async def _serve(cfg: EmulatorConfig) -> None:
@@ -75,8 +94,7 @@ async def _serve(cfg: EmulatorConfig) -> None:
     site = web.TCPSite(runner, cfg.host, cfg.port, backlog=4096)
     await site.start()
     port = site._server.sockets[0].getsockname()[1] if site._server else cfg.port
-    gc.collect()
-    gc.freeze()  # start-up objects (modules, catalog) leave the GC's view: shorter full-collection pauses
+    _tune_gc(asyncio.get_running_loop())
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     print(f"listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
@@ -100,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         timing_log=args.timing_log, max_body_bytes=args.max_body_bytes, event_loop=args.event_loop,
     )  # fmt: skip
     cfg.validate()
-    from bedrock_lab.emulator import new_event_loop
+    from bedrock_lab.emulator import close_loop, new_event_loop
 
     loop = new_event_loop(cfg.event_loop)
     try:
@@ -109,6 +127,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", key="port",
                           value=args.port) from exc
     finally:
-        loop.close()
+        close_loop(loop)
     print("bedrock-lab emulator: stopped", file=sys.stderr)
     return 0

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser, open_loop=False)
     g = parser.add_argument_group("locust")
     g.add_argument("--workers", type=int, default=0, help="0: one process; N: master + N local workers")
+    g.add_argument("--processes", action="store_true",
+                   help="with --workers N: use Locust's --processes N (fork) instead of --master/--worker")
     g.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once or --ramp)")
     g.add_argument("--print-locustfile", action="store_true", help="print the locustfile path and exit")
 
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("outputs") / "locust" / str(spec.run_id)
     with target_from_args(args, emulator_mode="subprocess") as target:
-        result = run_locust(spec, target, out, workers=args.workers, spawn_rate=args.spawn_rate)
+        result = run_locust(spec, target, out, workers=args.workers, spawn_rate=args.spawn_rate,
+                            distributed="processes" if args.processes else "workers")
     print(result.summary())
     return 0

@@ -64,7 +64,7 @@ class EmulatorConfig:
     credentials: Mapping[str, str] | None = None  #: access key -> secret key (default: env AWS_* or testing)
     timing_log: str | os.PathLike[str] | None = None  #: JSON-lines file, one line per request
     max_body_bytes: int = 25_000_000
-    event_loop: str = "auto"  #: "auto" (uvloop if installed), "asyncio" or "uvloop"
+    event_loop: str = "asyncio"  #: "asyncio" (lowest emit lag), "uvloop" (less CPU) or "auto" (uvloop if installed)
 
     def validate(self) -> None:
         if self.event_loop not in ("auto", "asyncio", "uvloop"):
@@ -139,9 +139,10 @@ class EmulatorConfig:
         return args
 
 
-def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
-    """uvloop when asked for or (``auto``) when installed: its C transports and timers roughly halve the
-    per-frame cost; plain asyncio otherwise. Behaviour is the same on both."""
+def new_event_loop(kind: str = "asyncio") -> asyncio.AbstractEventLoop:
+    """Plain asyncio by default: its timers fire within ~1 ms, so frames leave closest to schedule
+    (bench/emulator.md). uvloop (asked for, or ``auto`` when installed) costs ~15% less CPU per frame but has
+    whole-millisecond timers, so its emit lag is higher. Behaviour is otherwise the same."""
     if kind in ("auto", "uvloop"):
         try:
             import uvloop
@@ -154,6 +155,19 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still running (requests in flight at shutdown), let it unwind, close the loop."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    with contextlib.suppress(BaseException):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+
+
 class Emulator:
     """A running emulator. ``url`` is the endpoint for ``endpoint_url=`` / AWS_ENDPOINT_URL_BEDROCK_RUNTIME."""
 
@@ -163,6 +177,7 @@ class Emulator:
         self.host = config.host
         self.port = 0
         self.process: subprocess.Popen[str] | None = None
+        self.stderr_tail: list[str] = []  #: last lines the subprocess wrote to stderr
         self.server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,7 +208,7 @@ class Emulator:
             except BaseException as exc:  # report start-up failures to the caller
                 ready.put((0, exc))
             finally:
-                loop.close()
+                close_loop(loop)
 
         self._thread = threading.Thread(target=main, name="bedrock-lab-emulator", daemon=True)
         self._thread.start()
@@ -229,14 +244,21 @@ class Emulator:
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         lines: queue.Queue[str | None] = queue.Queue()
+        proc = self.process
 
-        def reader() -> None:
-            assert self.process is not None and self.process.stdout is not None
-            for line in self.process.stdout:
+        def read_stdout() -> None:
+            for line in proc.stdout or ():
                 lines.put(line)
             lines.put(None)
 
-        threading.Thread(target=reader, daemon=True, name="bedrock-lab-emulator-stdout").start()
+        def read_stderr() -> None:  # always drained, so a chatty emulator never blocks on a full pipe
+            for line in proc.stderr or ():
+                self.stderr_tail.append(line)
+                del self.stderr_tail[:-200]
+
+        threading.Thread(target=read_stdout, daemon=True, name="bedrock-lab-emulator-stdout").start()
+        err_reader = threading.Thread(target=read_stderr, daemon=True, name="bedrock-lab-emulator-stderr")
+        err_reader.start()
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -245,9 +267,12 @@ class Emulator:
                 self.stop()
                 raise EmulatorError("emulator subprocess printed no 'listening on' line within 60 s") from None
             if line is None:
-                err = self.process.stderr.read() if self.process.stderr else ""
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+                err_reader.join(timeout=5)  # the pipe closes with the process: the tail is complete
+                err = "".join(self.stderr_tail).strip()[-2000:]
                 self.stop()
-                raise EmulatorError(f"emulator subprocess exited before it was ready: {err.strip()[-2000:]}")
+                raise EmulatorError(f"emulator subprocess exited before it was ready: {err}")
             if line.startswith("listening on http://"):
                 hostport = line.strip().removeprefix("listening on http://")
                 self.port = int(hostport.rsplit(":", 1)[1])
@@ -258,6 +283,7 @@ class Emulator:
         if self.mode == "thread":
             self._start_thread()
         elif self.mode == "subprocess":
+            self.config.load()  # a bad catalog is a ConfigError here too, not a dead child process
             self._start_subprocess()
         else:
             raise ConfigError("unknown emulator mode", key="mode", value=self.mode, allowed="thread, subprocess")
@@ -331,6 +357,7 @@ __all__ = [
     "H_TTFT",
     "Emulator",
     "EmulatorConfig",
+    "close_loop",
     "config_dict",
     "new_event_loop",
     "run_emulator",

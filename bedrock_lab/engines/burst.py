@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.eventstream import EventStreamBuffer
+from botocore.eventstream import EventStreamBuffer, ParserError
 from yarl import URL
 
 from bedrock_lab.engines.formats import (
@@ -226,6 +226,13 @@ class _Runner:
             await asyncio.sleep(self.rng.random() * min(1.0 * 2 ** (attempt - 1), 20.0))
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
+        try:
+            await self._read_frames(resp, m, parser)
+        except (ParserError, ValueError, TypeError, AttributeError) as exc:  # corrupt frame / payload
+            m.finish()
+            m.fail("stream", type(exc).__name__)
+
+    async def _read_frames(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
         buf = EventStreamBuffer()
         invoke = parser.api == "invoke-stream"
         async for data in resp.content.iter_any():

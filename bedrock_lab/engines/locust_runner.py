@@ -114,10 +114,13 @@ def run_locust(
     extra_args: list[str] | None = None,
     locustfile: str | os.PathLike[str] | None = None,
     grace_s: float = 30.0,
+    distributed: str = "workers",
 ) -> LocustResult:
     """Run ``spec`` (closed loop: ``users``) with Locust headless in subprocesses and wait for it.
 
-    ``workers=0`` runs one Locust process; ``workers=N`` a master and N local workers. The run lasts
+    ``workers=0`` runs one Locust process; ``workers=N`` a master and N local ``--worker`` processes
+    (``distributed="workers"``, the same flags as across machines) or Locust's ``--processes N`` fork mode
+    (``distributed="processes"``). The run lasts
     ``spec.duration_s`` (Locust's ``-t``); ``spec.requests`` additionally stops each process after its share.
     Outputs (``out_dir`` defaults to ``outputs/locust/<run_id>``): ``out_dir/records/`` (our shards), ``out_dir/locust_*.csv``, ``out_dir/locust.html``, logs.
     """
@@ -126,6 +129,9 @@ def run_locust(
                           source="BurstSpec", key="users", value=None)  # fmt: skip
     if workers < 0:
         raise ConfigError("must be >= 0", key="workers", value=workers)
+    if distributed not in ("workers", "processes"):
+        raise ConfigError("unknown distributed mode", key="distributed", value=distributed,
+                          allowed="workers, processes")  # fmt: skip
     duration = spec.duration_s
     if duration is None:  # bounded by requests only: give Locust a generous time bound
         duration = max(30.0, 4.0 * spec.requests / max(spec.users, 1))  # type: ignore[operator]
@@ -134,7 +140,7 @@ def run_locust(
     records_dir.mkdir(parents=True, exist_ok=True)
     per_proc = math.ceil(spec.requests / max(workers, 1)) if spec.requests else 0
     rate = spawn_rate or (spec.users / spec.ramp_s if spec.ramp_s > 0 else float(spec.users))
-    host = target.base_url if (target.is_emulator or target.endpoint_url) else "https://bedrock-runtime"
+    host = target.base_url  # for AWS: https://bedrock-runtime.<region>.amazonaws.com (a valid endpoint too)
     common = ["-f", str(locustfile or LOCUSTFILE), "--host", host, "--loglevel", "WARNING",
               *locust_options(spec, target, records_dir, per_process_requests=per_proc), *(extra_args or [])]  # fmt: skip
     head = ["--headless", "-u", str(spec.users), "-r", f"{rate:g}", "-t", f"{max(1, math.ceil(duration))}s",
@@ -150,6 +156,8 @@ def run_locust(
     py = [sys.executable, "-m", "locust"]
     if workers == 0:
         cmds.append(py + common + head)
+    elif distributed == "processes":
+        cmds.append(py + common + head + ["--processes", str(workers)])
     else:
         port = free_port()
         cmds.append(py + common + head + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",

@@ -90,9 +90,11 @@ def _opt(env: Any, name: str) -> Any:
 
 
 def _client(env: Any) -> Any:
-    if "client" not in _STATE:
-        host = env.host or ""
-        region = _opt(env, "aws-region")
+    """One boto3 client per process (thread-safe, pooled), rebuilt only if the target changes (web UI host)."""
+    host = env.host or ""
+    region = _opt(env, "aws-region")
+    key = (host, region, _opt(env, "aws-profile"))
+    if _STATE.get("client_key") != key:
         if region:
             target = Target.aws(region, _opt(env, "aws-profile") or None, endpoint_url=host or None)
         else:
@@ -101,7 +103,7 @@ def _client(env: Any) -> Any:
         settings = ClientSettings(max_attempts=_opt(env, "max-attempts"), pool_size=pool,
                                   connect_timeout_s=_opt(env, "connect-timeout"),
                                   read_timeout_s=_opt(env, "read-timeout"))  # fmt: skip
-        _STATE["client"] = target.boto3_client(settings)
+        _STATE["client"], _STATE["client_key"] = target.boto3_client(settings), key
     return _STATE["client"]
 
 
@@ -143,7 +145,8 @@ def _writer(env: Any) -> _ShardWriter | None:
     if not out:
         return None
     if "writer" not in _STATE:
-        _STATE["writer"] = _ShardWriter(out, f"locust-{socket.gethostname()}")
+        host = "".join(ch if ch.isalnum() else "_" for ch in socket.gethostname())
+        _STATE["writer"] = _ShardWriter(out, f"locust-{host}")
     return _STATE["writer"]
 
 

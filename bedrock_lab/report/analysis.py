@@ -36,6 +36,11 @@ from bedrock_lab.stats.slo import SLO, goodput
 KEYS: tuple[str, ...] = ("model", "tier", "prompt_size", "users")
 CONFIG: tuple[str, ...] = ("model", "tier", "prompt_size")
 SUMMARY_METRICS: tuple[str, ...] = ("ttft_s", "e2e_s", "itl_mean_s", "tokens_per_s")
+#: record columns the analysis reads (group-bys copy every column of each group, strings are costly)
+ANALYSIS_COLUMNS: tuple[str, ...] = (
+    *KEYS, "model_id", "tier_requested", "cell_id", "api", "rate_rps", "status", "error_kind", "retries", "start",
+    "intended_start", "schedule_lag_s", "ttft_s", "e2e_s", "itl_mean_s", "input_tokens", "output_tokens",
+)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -208,6 +213,7 @@ class Analysis:
     qq: pd.DataFrame = field(default_factory=pd.DataFrame)
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)  #: warm-up, drift, lag, bimodality per cell
     censored: pd.DataFrame = field(default_factory=pd.DataFrame)  #: e2e percentiles with timeouts censored
+    load_kind: str = "users"  #: "users" (closed loop) or "rate" (open loop: ``users`` holds requests/s)
     fit_cell: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -216,16 +222,40 @@ class Analysis:
         return self.data.records
 
     @property
-    def max_users(self) -> int | None:
-        u = pd.to_numeric(self.records["users"], errors="coerce")
-        return int(u.max()) if u.notna().any() else None
+    def max_users(self) -> float | None:
+        """The highest load level (users, or requests/s for an open-loop sweep)."""
+        u = pd.to_numeric(self.summary["users"], errors="coerce")
+        return _as_level(u.max()) if u.notna().any() else None
+
+
+def _as_level(v: float) -> float:
+    """Integral load levels as ints (16, not 16.0), others as floats."""
+    v = float(v)
+    return int(v) if v.is_integer() else v
+
+
+def load_kind(records: pd.DataFrame) -> str:
+    """"users" for closed-loop records, "rate" when every record is open loop (``users`` empty, ``rate_rps``)."""
+    users = pd.to_numeric(records["users"], errors="coerce") if "users" in records else pd.Series(dtype=float)
+    rate = pd.to_numeric(records["rate_rps"], errors="coerce") if "rate_rps" in records else pd.Series(dtype=float)
+    return "rate" if not users.notna().any() and rate.notna().any() else "users"
+
+
+def normalize_load(records: pd.DataFrame) -> pd.DataFrame:
+    """The ``users`` column as the load level of each request: concurrent users (closed loop) or, for an
+    open-loop sweep, the arrival rate in requests/s; missing levels become 0 so groups never drop rows."""
+    kind = load_kind(records)
+    src = records["rate_rps"] if kind == "rate" else records.get("users", pd.Series(0, index=records.index))
+    level = pd.to_numeric(src, errors="coerce").fillna(0)
+    if (level % 1 == 0).all():
+        level = level.astype(int)
+    return records.assign(users=level)
 
 
 def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
     """Per (model, tier, prompt_size, users): outcome rates, goodput and p50/p90/p95/p99 with CIs per metric."""
     keys = [k for k in KEYS if k in records]
-    df = records.copy()
-    df["users"] = pd.to_numeric(df["users"], errors="coerce").fillna(0).astype(int)
+    df = normalize_load(records)
     rates = outcome_rates(df, by=keys)
     good = goodput(df, slo, by=keys)[[*keys, "n_good", "goodput", "goodput_lo", "goodput_hi", "goodput_rps",
                                       "meets_target", "meets_target_confident"]]
@@ -252,10 +282,15 @@ def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMM
 
 def analyze(data: SweepData, slo: SLO | None = None, *, fit_metric: str = "ttft_s", fit: bool = True,
             compare_metrics: Sequence[str] = ("ttft_s", "e2e_s"), seed: int = 0) -> Analysis:
-    """Run the statistics of the report on a loaded sweep."""
+    """Run the statistics of the report on a loaded sweep.
+
+    For an open-loop sweep the load level is the arrival rate: ``data.records["users"]`` is set to it (the
+    report's charts and texts then say requests/s; ``Analysis.load_kind`` is "rate").
+    """
     slo = slo or slo_from(data)
-    rec = data.records.copy()
-    rec["users"] = pd.to_numeric(rec["users"], errors="coerce").fillna(0).astype(int)
+    kind = load_kind(data.records)
+    data.records = normalize_load(data.records)
+    rec = data.records[[c for c in ANALYSIS_COLUMNS if c in data.records.columns]].copy()  # slim: fast groupbys
     notes: list[str] = []
     summary = summary_table(rec, slo)
     try:
@@ -289,7 +324,8 @@ def analyze(data: SweepData, slo: SLO | None = None, *, fit_metric: str = "ttft_
         except StatsError as exc:
             notes.append(f"censored (Kaplan-Meier) percentiles skipped: {exc}")
     analysis = Analysis(data=data, slo=slo, summary=summary, load=load, capacity=capacity,
-                        comparisons=comparisons, costs=costs, quality=quality, censored=censored, notes=notes)
+                        comparisons=comparisons, costs=costs, quality=quality, censored=censored, notes=notes,
+                        load_kind=kind)
     if fit:
         _fit_chosen_cell(analysis, fit_metric, seed)
     return analysis
@@ -304,6 +340,7 @@ def _apply_error_rate_max(summary: pd.DataFrame, capacity: pd.DataFrame, max_err
         sub = summary[(summary["model"] == row["model"]) & (summary["tier"] == row["tier"])
                       & (summary["prompt_size"] == row["prompt_size"]) & summary["meets_target"].astype(bool)]
         capacity.at[i, "max_users_meeting_slo"] = float(sub["users"].max()) if len(sub) else float("nan")
+
 
 
 def _fit_chosen_cell(analysis: Analysis, metric: str, seed: int) -> None:

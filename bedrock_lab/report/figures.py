@@ -64,10 +64,10 @@ def rates_table(analysis: Analysis) -> pd.DataFrame:
             continue
         other = int(r["n_error"] - r["n_throttled"])
         lo, hi = wilson_interval(other, int(r["n_requests"]))
-        rows.append({"config": r["config"], "users": int(r["users"]), "kind": "throttled",
+        rows.append({"config": r["config"], "users": r["users"], "kind": "throttled",
                      "rate": r["throttle_rate"], "lo": r["throttle_rate_lo"], "hi": r["throttle_rate_hi"]})
         if other:
-            rows.append({"config": r["config"], "users": int(r["users"]), "kind": "other errors",
+            rows.append({"config": r["config"], "users": r["users"], "kind": "other errors",
                          "rate": other / r["n_requests"], "lo": lo, "hi": hi})
     return pd.DataFrame(rows)
 
@@ -76,25 +76,28 @@ def report_charts(analysis: Analysis) -> dict[str, alt.TopLevelMixin]:
     """The interactive figures of the report, by name (only those the data supports)."""
     out: dict[str, alt.TopLevelMixin] = {}
     users = analysis.max_users
+    unit = analysis.load_kind
     rec = analysis.records
     for metric in ("ttft_s", "e2e_s", "itl_mean_s"):
         if metric in rec and pd.to_numeric(rec[metric], errors="coerce").notna().any():
-            out[f"ecdf_{metric}"] = charts.ecdf_chart(rec, metric, users=users)
+            out[f"ecdf_{metric}"] = charts.ecdf_chart(rec, metric, users=users, load_unit=unit)
     band = percentile_table(analysis, "ttft_s", "p95")
     if not band.empty and band["users"].nunique() > 1:
-        out["p95_ttft_vs_users"] = charts.percentile_band_chart(band, metric="ttft_s", percentile="p95")
+        out["p95_ttft_vs_users"] = charts.percentile_band_chart(band, metric="ttft_s", percentile="p95",
+                                                                load_unit=unit)
     band = percentile_table(analysis, "e2e_s", "p95")
     if not band.empty and band["users"].nunique() > 1:
-        out["p95_e2e_vs_users"] = charts.percentile_band_chart(band, metric="e2e_s", percentile="p95")
+        out["p95_e2e_vs_users"] = charts.percentile_band_chart(band, metric="e2e_s", percentile="p95",
+                                                               load_unit=unit)
     heat = at_users(percentile_table(analysis, "ttft_s", "p95"), users)
     if not heat.empty:
-        out["heatmap_ttft"] = charts.heatmap_chart(heat, users=users)
+        out["heatmap_ttft"] = charts.heatmap_chart(heat, users=users, load_unit=unit)
     measured, fit, knees = throughput_tables(analysis)
     if not measured.empty:
-        out["throughput_vs_users"] = charts.throughput_chart(measured, fit, knees)
+        out["throughput_vs_users"] = charts.throughput_chart(measured, fit, knees, load_unit=unit)
     rates = rates_table(analysis)
     if not rates.empty:
-        out["error_rates"] = charts.rates_chart(rates)
+        out["error_rates"] = charts.rates_chart(rates, load_unit=unit)
     if not analysis.qq.empty:
         out["qq"] = charts.qq_chart(analysis.qq, metric=analysis.fit_cell.get("metric", "ttft_s"),
                                     dist=analysis.fit_cell.get("name", ""))
@@ -138,7 +141,8 @@ def slide_charts(analysis: Analysis, metric: str = "e2e_s") -> dict[str, alt.Top
     if not t["throughput"].empty:
         out["throughput_comparison"] = charts.throughput_comparison_chart(t["throughput"])
     if not t["heat"].empty:
-        out["tier_by_prompt_heatmap"] = charts.heatmap_chart(t["heat"], users=analysis.max_users)
+        out["tier_by_prompt_heatmap"] = charts.heatmap_chart(t["heat"], users=analysis.max_users,
+                                                             load_unit=analysis.load_kind)
     return out
 
 

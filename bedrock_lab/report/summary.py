@@ -53,7 +53,12 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _users(u: float) -> str:
+def _users(u: float, kind: str = "users") -> str:
+    """A load level in words: "1 user", "16 users", or "2.5 requests/s" for an open-loop sweep."""
+    if u is None or not np.isfinite(float(u)):
+        return "n/a"
+    if kind == "rate":
+        return f"{float(u):g} requests/s"
     return f"{int(u)} user" + ("" if int(u) == 1 else "s")
 
 
@@ -82,7 +87,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
         for _, r in (cap[cap["prompt_size"] == size].iterrows() if not cap.empty else iter(())):
             if not np.isfinite(r.get("max_users_meeting_slo", np.nan)):
                 continue
-            u = int(r["max_users_meeting_slo"])
+            u = float(r["max_users_meeting_slo"])
             at = s[(s["model"] == r["model"]) & (s["tier"] == r["tier"]) & (s["prompt_size"] == size)
                    & (s["users"] == u)]
             c = costs[(costs["model"] == r["model"]) & (costs["tier"] == r["tier"]) & (costs["prompt_size"] == size)]
@@ -93,7 +98,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
             best = s[s["prompt_size"] == size].sort_values(["goodput", "users"], ascending=[False, True]).iloc[0]
             rows.append({"workload": f"{size} prompts", "recommendation": "none meets the SLOs",
                          "holds the SLOs up to": "-",
-                         "goodput": f"best: {best['model']} / {best['tier']} at {_users(best['users'])}, "
+                         "goodput": f"best: {best['model']} / {best['tier']} at {_users(best['users'], analysis.load_kind)}, "
                                     f"{fmt_pct(best['goodput'])}",
                          "p95 time to first token": "-", "cost per 1k requests": "-", "alternatives": 0})
             continue
@@ -102,7 +107,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
         rows.append({
             "workload": f"{size} prompts",
             "recommendation": f"{r['model']} / {r['tier']}",
-            "holds the SLOs up to": _users(u) + (" (highest tested)" if u == analysis.max_users else ""),
+            "holds the SLOs up to": _users(u, analysis.load_kind) + (" (highest tested)" if u == analysis.max_users else ""),
             "goodput": (f"{fmt_pct(at['goodput'])} {fmt_ci(at['goodput_lo'], at['goodput_hi'], fmt_pct)}"
                         if at is not None else "n/a"),
             "p95 time to first token": (f"{fmt_s(p95)} {fmt_ci(at['ttft_s_p95_lo'], at['ttft_s_p95_hi'])}"
@@ -144,17 +149,17 @@ def _tier_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
         p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
         if significant:
             out.append(
-                f"At {analysis.max_users} users, {other} {verb} median time to first token by {abs(change):.0%} "
+                f"At {_users(analysis.max_users, analysis.load_kind)}, {other} {verb} median time to first token by {abs(change):.0%} "
                 f"[95% CI {min(abs(lo), abs(hi)):.0%}-{max(abs(lo), abs(hi)):.0%}] versus default for "
                 f"{r['model']} with {r['prompt_size']} prompts ({_test_name(r['test'])}, "
                 f"{r.get('correction', 'holm').replace('bh', 'Benjamini-Hochberg').capitalize()}-adjusted "
                 f"{p_text}){_p95_clause(r)}." if np.sign(lo) == np.sign(hi) else
-                f"At {analysis.max_users} users, {other} changed median time to first token by {change:+.0%} "
+                f"At {_users(analysis.max_users, analysis.load_kind)}, {other} changed median time to first token by {change:+.0%} "
                 f"[95% CI {lo:+.0%} to {hi:+.0%}] versus default for {r['model']} with {r['prompt_size']} "
                 f"prompts{_p95_clause(r)}.")
         else:
             out.append(
-                f"For {r['model']} with {r['prompt_size']} prompts at {analysis.max_users} users, no difference in "
+                f"For {r['model']} with {r['prompt_size']} prompts at {_users(analysis.max_users, analysis.load_kind)}, no difference in "
                 f"time to first token between {other} and default was detected (the data could detect a "
                 f"{r['mde_ratio'] - 1:.0%} change in the median).")
     return out
@@ -178,14 +183,15 @@ def executive_summary(analysis: Analysis) -> list[str]:
     n = len(rec)
     ok = int((rec["status"] == "ok").sum())
     configs = s[list(CONFIG)].drop_duplicates()
-    levels = sorted(int(u) for u in s["users"].unique())
+    levels = sorted(s["users"].unique().tolist())
+    unit = "requests/s arrival rate" if analysis.load_kind == "rate" else "concurrent users"
     target = environment(analysis).get("target", "not recorded")
     target = "the target" if target == "not recorded" else target
     out = [
         f"This sweep sent {n:,} requests to {target} across {len(configs)} configurations "
         f"({rec['model'].nunique()} model(s) x {rec['tier'].nunique()} service tier(s) x "
         f"{rec['prompt_size'].nunique()} prompt size(s)) at {len(levels)} load level(s) "
-        f"({_join([str(u) for u in levels])} concurrent users); {fmt_pct(ok / n if n else float('nan'))} succeeded."
+        f"({_join([f'{u:g}' for u in levels])} {unit}); {fmt_pct(ok / n if n else float('nan'))} succeeded."
     ]
     slo = analysis.slo
     cap = analysis.capacity
@@ -194,7 +200,7 @@ def executive_summary(analysis: Analysis) -> list[str]:
     out.append(
         f"Against the SLOs ({slo.describe()}, for at least {slo.goodput_target:.0%} of requests), {meeting} of "
         f"{len(configs)} configurations meet them at some tested load and {int(at_max['meets_target'].sum())} at the "
-        f"highest load ({analysis.max_users} users)."
+        f"highest load ({_users(analysis.max_users, analysis.load_kind)})."
     )
     for _, r in recommendations(analysis).iterrows():
         if r["recommendation"] == "none meets the SLOs":
@@ -213,13 +219,13 @@ def executive_summary(analysis: Analysis) -> list[str]:
         r = thr.iloc[0]
         out.append(f"{r['tier'].capitalize()} was throttled on {fmt_pct(r['throttle_rate'])} "
                    f"{fmt_ci(r['throttle_rate_lo'], r['throttle_rate_hi'], fmt_pct)} of requests for "
-                   f"{r['model']} with {r['prompt_size']} prompts at {_users(r['users'])} "
+                   f"{r['model']} with {r['prompt_size']} prompts at {_users(r['users'], analysis.load_kind)} "
                    f"({len(thr)} configuration(s) saw throttling in total).")
     if not cap.empty and cap["knee_users"].notna().any():
         knees = cap["knee_users"].dropna()
-        where = (f"{knees.min():.0f} users" if knees.min() == knees.max()
-                 else f"{knees.min():.0f}-{knees.max():.0f} users, depending on the configuration")
-        out.append(f"Throughput stops growing in proportion to users beyond a knee at {where} (Kneedle on the measured curve; Universal Scalability Law fits in "
+        lo, hi = _users(knees.min(), analysis.load_kind), _users(knees.max(), analysis.load_kind)
+        where = lo if lo == hi else f"{lo} to {hi}, depending on the configuration"
+        out.append(f"Throughput stops growing in proportion to the load beyond a knee at {where} (Kneedle on the measured curve; Universal Scalability Law fits in "
                    f"the figures).")
     return out
 
@@ -256,9 +262,10 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
     if analysis.fit_cell:
         fc = analysis.fit_cell
         lines.append(f"Distribution fits (maximum likelihood, ranked by AIC, parametric-bootstrap goodness of "
-                     f"fit) are shown for {fc['model']} / {fc['tier']} / {fc['prompt_size']} at {fc['users']} "
-                     f"users ({fc['n']} requests); the best was {fc['name']}.")
-    if not analysis.capacity.empty and analysis.capacity["client_bottleneck_users"].map(len).gt(0).any():
+                     f"fit) are shown for {fc['model']} / {fc['tier']} / {fc['prompt_size']} at "
+                     f"{_users(fc['users'], analysis.load_kind)} ({fc['n']} requests); the best was {fc['name']}.")
+    if (analysis.load_kind == "users" and not analysis.capacity.empty
+            and analysis.capacity["client_bottleneck_users"].map(len).gt(0).any()):
         lines.append("Little's law flagged a possible client-side bottleneck in some cells (mean requests in "
                      "flight below 80% of the users); treat their throughput as a lower bound.")
     cen = analysis.censored
@@ -268,7 +275,7 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
             f"{int(cen['n_censored'].sum()):,} request(s) timed out in {len(cen)} cell(s). Their latency is only "
             "known to exceed the timeout, so end-to-end percentiles were also estimated with timeouts as "
             f"right-censored observations (Kaplan-Meier): for {worst['model']} / {worst['tier']} / "
-            f"{worst['prompt_size']} at {_users(worst['users'])}, p95 is {fmt_s(worst['p95_km'])} "
+            f"{worst['prompt_size']} at {_users(worst['users'], analysis.load_kind)}, p95 is {fmt_s(worst['p95_km'])} "
             f"(censored) against {fmt_s(worst['p95_naive'])} with timeouts dropped"
             + (f"; {worst['note']}." if worst.get("note") else "."))
     q = analysis.quality
@@ -359,7 +366,7 @@ def cell_appendix(analysis: Analysis) -> pd.DataFrame:
         s["flags"] = ""
     return pd.DataFrame({
         "cell": s["cell_id"].fillna(""),
-        "model": s["model"], "tier": s["tier"], "prompt": s["prompt_size"], "users": s["users"].astype(int),
+        "model": s["model"], "tier": s["tier"], "prompt": s["prompt_size"], "load": s["users"].map(lambda u: _users(u, analysis.load_kind)),
         "requests": s["n_requests"].astype(int),
         "success": s["success_rate"].map(fmt_pct),
         "throttled": s["throttle_rate"].map(fmt_pct),
@@ -383,7 +390,7 @@ def comparison_table(analysis: Analysis, metric: str = "ttft_s") -> pd.DataFrame
     p_col = "p_" + str(c["correction"].iloc[0]) if "correction" in c and len(c) else "p_value"
     p_col = p_col if p_col in c else "p_value"
     return pd.DataFrame({
-        "model": c["model"], "prompt": c["prompt_size"], "users": c["users"].astype(int),
+        "model": c["model"], "prompt": c["prompt_size"], "load": c["users"].map(lambda u: _users(u, analysis.load_kind)),
         "A vs B": c["a"] + " vs " + c["b"],
         "median A / median B [95% CI]": [f"{r:.2f} [{lo:.2f}-{hi:.2f}]" for r, lo, hi in
                                          zip(c["ratio"], c["ratio_lo"], c["ratio_hi"], strict=True)],

@@ -20,8 +20,8 @@
   translated to a ratio of medians under a log-normal shift with the pooled log-scale sd s:
   ``exp(sqrt(2) s Phi^{-1}(A_min))``.
 
-Large groups are subsampled (seeded) to ``max_n`` for the test and ``boot_n`` for the bootstrap, so the
-cost is bounded whatever the run size; the caps are reported in the result.
+Large groups are subsampled (seeded) to ``max_n`` values for the rank test (``capped`` says so); the bootstrap
+uses every value through the exact distribution of bootstrap order statistics (:func:`bootstrap_quantiles`).
 
 Example
 -------
@@ -58,10 +58,10 @@ from bedrock_lab.stats._data import (
 from bedrock_lab.stats.multiple import benjamini_hochberg, holm
 from bedrock_lab.stats.quantiles import min_samples_for_ci
 
-#: subsample caps (per group) that keep comparisons O(cap log cap) on any run size
+#: test subsample cap per group (keeps rank tests O(cap log cap)) and bootstrap replicates
 MAX_TEST_N = 5_000
-BOOT_N = 1_000
-N_BOOT = 400
+N_BOOT = 1_000
+_BOOT_QS = (0.5, 0.95, 0.99)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ def vargha_delaney_a(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     >>> vargha_delaney_a([4, 5], [1, 2])
     1.0
     """
-    x = as_float_array(a, "a")
+    x = np.sort(as_float_array(a, "a"))  # sorted needles keep the binary searches cache-friendly
     y = np.sort(as_float_array(b, "b"))
     below = np.searchsorted(y, x, side="left")  # b values smaller than each a value
     upto = np.searchsorted(y, x, side="right")
@@ -155,31 +155,35 @@ def verdict(c: Comparison, p_value: float | None = None, alpha: float | None = N
                     c.lower_is_better, c.mde_vda, c.mde_ratio, c.name_a, c.name_b)
 
 
-def _boot_quantiles(x: np.ndarray, qs: Sequence[float], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Linear-interpolation quantiles of ``n_boot`` resamples, shape (len(qs), n_boot), one partition pass."""
-    n = x.size
-    sample = x[rng.integers(0, n, size=(n_boot, n))]
-    pos = np.asarray(qs, dtype=float) * (n - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, n - 1)
-    sample.partition(np.unique(np.concatenate([lo, hi])), axis=1)
-    frac = (pos - lo)[:, None]
-    return sample[:, lo].T * (1 - frac) + sample[:, hi].T * frac
+def bootstrap_quantiles(x: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0,
+                        qs: Sequence[float] = _BOOT_QS) -> np.ndarray:
+    """Bootstrap replicates of the p50, p95 and p99 of one group, shape (len(qs), n_boot), on **all** values.
 
+    Drawn from the exact bootstrap distribution of an order statistic instead of resampling: with
+    ``x_(1) <= ... <= x_(n)`` and k the rank of the q-quantile (``ceil(q n)``), the k-th smallest of a
+    resample of size n is ``<= x_(j)`` iff at least k of the n draws are ``<= x_(j)``::
 
-_BOOT_QS = (0.5, 0.95, 0.99)
+        P(X*_(k) <= x_(j)) = P(Binomial(n, j / n) >= k)
 
-
-def bootstrap_quantiles(x: np.ndarray, *, n_boot: int = N_BOOT, boot_n: int = BOOT_N, seed: int = 0
-                        ) -> np.ndarray:
-    """Bootstrap distribution of (p50, p95, p99) of one group, shape (3, n_boot), on at most ``boot_n`` values.
-
-    Groups are resampled independently in a two-sample bootstrap, so one group's replicates can serve
-    every comparison it takes part in (``compare_two(..., boot_a=..., boot_b=...)``).
+    (Hutson & Ernst 2000, J. R. Stat. Soc. B 62:89-94). Inverting this CDF at uniform draws gives replicates
+    with the same distribution as Monte-Carlo resampling for O(n log n + n_boot) work, so no subsample cap is
+    needed. Groups are resampled independently in a two-sample bootstrap, so one group's replicates can
+    serve every comparison it takes part in (``compare_two(..., boot_a=..., boot_b=...)``).
     """
+    xs = np.sort(as_float_array(x, "sample"))
+    n = xs.size
     rng = np.random.default_rng(seed)
-    xb = subsample(as_float_array(x, "sample"), boot_n, rng)
-    return _boot_quantiles(xb, _BOOT_QS, n_boot, rng)
+    out = np.empty((len(qs), n_boot))
+    for i, q in enumerate(qs):
+        k = min(max(int(math.ceil(q * n)), 1), n)
+        spread = 10 * math.sqrt(n * q * (1 - q)) + 2  # mass beyond 10 sd is negligible
+        lo, hi = max(1, int(k - spread)), min(n, int(k + spread) + 1)
+        j = np.arange(lo, hi + 1)
+        cdf = st.binom.sf(k - 1, n, j / n)
+        cdf[-1] = 1.0
+        pick = np.searchsorted(cdf, rng.random(n_boot), side="left")
+        out[i] = xs[lo - 1 + np.minimum(pick, j.size - 1)]
+    return out
 
 
 def compare_two(
@@ -195,7 +199,6 @@ def compare_two(
     confidence: float = 0.95,
     n_boot: int = N_BOOT,
     max_n: int = MAX_TEST_N,
-    boot_n: int = BOOT_N,
     seed: int = 0,
     boot_a: np.ndarray | None = None,
     boot_b: np.ndarray | None = None,
@@ -215,36 +218,27 @@ def compare_two(
     y = subsample(y_full, max_n, rng)
     capped = x.size < x_full.size or y.size < y_full.size
     med_a, med_b = float(np.median(x_full)), float(np.median(y_full))
-    vda = vargha_delaney_a(x, y)
+    vda = vargha_delaney_a(x_full, y_full)  # binary search: cheap on every value
 
-    p = float("nan")
+    p, test_used = float("nan"), test
     if x.size >= 2 and y.size >= 2:
         if test == "brunner-munzel":
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                res = st.brunnermunzel(x, y)
-            p = float(res.pvalue)
-        if not np.isfinite(p):  # BM is undefined when a group has no spread; fall back to Mann-Whitney
+                p = float(st.brunnermunzel(x, y).pvalue)
+        if not np.isfinite(p):  # chosen, or BM undefined because a group has no spread
             test_used = "mann-whitney"
             p = float(st.mannwhitneyu(x, y, alternative="two-sided").pvalue)
-        else:
-            test_used = test
-        if test == "mann-whitney":
-            p = float(st.mannwhitneyu(x, y, alternative="two-sided").pvalue)
-    else:
-        test_used = test
 
     # bootstrap: ratio of medians and tail differences (groups resampled independently)
-    nb_a, nb_b = min(x_full.size, boot_n), min(y_full.size, boot_n)
+    nb_a, nb_b = x_full.size, y_full.size
     tails = [q for q in (0.95, 0.99) if min(nb_a, nb_b) >= min_samples_for_ci(q, confidence)]
     lo_pct, hi_pct = 50 * (1 - confidence), 50 * (1 + confidence)
     ratio_lo = ratio_hi = float("nan")
     diffs: dict[float, tuple[float, float, float]] = {}
     if nb_a >= 2 and nb_b >= 2 and n_boot > 0:
-        bx = boot_a if boot_a is not None else bootstrap_quantiles(x_full, n_boot=n_boot, boot_n=boot_n,
-                                                                    seed=seed + 1)
-        by = boot_b if boot_b is not None else bootstrap_quantiles(y_full, n_boot=n_boot, boot_n=boot_n,
-                                                                    seed=seed + 2)
+        bx = boot_a if boot_a is not None else bootstrap_quantiles(x_full, n_boot=n_boot, seed=seed + 1)
+        by = boot_b if boot_b is not None else bootstrap_quantiles(y_full, n_boot=n_boot, seed=seed + 2)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = bx[0] / by[0]
         ratio_lo, ratio_hi = (float(v) for v in np.nanpercentile(ratios, [lo_pct, hi_pct]))
@@ -314,6 +308,7 @@ def compare_grid(
     stratum) and ``verdict``/``winner`` recomputed from the p-value of ``correction``
     ("holm", "bh" or "none"). Strata where a level has fewer than ``min_n`` values are skipped.
     Each group is bootstrapped once (``boot_cache`` shares the replicates across calls, e.g. factors).
+    A missing level (e.g. no service tier sent) is named "(not set)".
     """
     cache: dict = boot_cache if boot_cache is not None else {}
     require_columns(df, [factor])
@@ -326,7 +321,8 @@ def compare_grid(
     strata = data.groupby(within, dropna=False, sort=True) if within else [((), data)]
     for key, sub in strata:
         keys = dict(zip(within, key if isinstance(key, tuple) else (key,), strict=True))
-        levels = {str(lv): g for lv, g in sub.groupby(factor, dropna=False, sort=True)}
+        levels = {("(not set)" if pd.isna(lv) else str(lv)): g
+                  for lv, g in sub.groupby(factor, dropna=False, sort=True, observed=True)}
         if len(levels) < 2:
             continue
         for metric in metrics:
@@ -363,3 +359,40 @@ def compare_grid(
     out["winner"] = [w for _, w in verdicts]
     out["correction"] = correction
     return out.drop(columns="_c")
+
+
+def verdict_summary(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Roll a :func:`compare_grid` table up to one line per (factor, a, b, metric) for a report headline.
+
+    Columns: ``factor``, ``a``, ``b``, ``metric``, ``strata`` (grid points compared), ``a_faster``,
+    ``b_faster``, ``no_difference`` (counts of verdicts), ``median_ratio`` (median over strata of
+    median(a) / median(b)), ``min_ratio``, ``max_ratio`` and ``headline``, e.g.
+    "priority faster than default at 9 of 9 grid points (median priority/default = 0.8)"; the ratio is of
+    medians, winner over loser.
+
+    >>> t = pd.DataFrame({"factor": "tier", "a": "x", "b": "y", "metric": "e2e_s", "winner": ["A", "A", "none"],
+    ...                   "ratio": [0.8, 0.9, 1.0], "lower_is_better": True})
+    >>> verdict_summary(t)["headline"].iloc[0]
+    'x faster than y at 2 of 3 grid points (median x/y = 0.9)'
+    """
+    cols = ["factor", "a", "b", "metric", "strata", "a_faster", "b_faster", "no_difference", "median_ratio",
+            "min_ratio", "max_ratio", "headline"]
+    if comparisons is None or comparisons.empty:
+        return pd.DataFrame(columns=cols)
+    require_columns(comparisons, ["factor", "a", "b", "metric", "winner", "ratio"], "comparisons")
+    rows = []
+    for (factor, a, b, metric), g in comparisons.groupby(["factor", "a", "b", "metric"], sort=True):
+        n = len(g)
+        wa, wb = int((g["winner"] == "A").sum()), int((g["winner"] == "B").sum())
+        ratio = g["ratio"].astype(float)
+        med = float(ratio.median())
+        if wa > wb:
+            head = f"{a} faster than {b} at {wa} of {n} grid points (median {a}/{b} = {med:.3g})"
+        elif wb > wa:
+            head = f"{b} faster than {a} at {wb} of {n} grid points (median {b}/{a} = {1 / med:.3g})"
+        else:
+            head = f"no consistent difference between {a} and {b} over {n} grid points (median {a}/{b} = {med:.3g})"
+        rows.append({"factor": factor, "a": a, "b": b, "metric": metric, "strata": n, "a_faster": wa,
+                     "b_faster": wb, "no_difference": n - wa - wb, "median_ratio": med,
+                     "min_ratio": float(ratio.min()), "max_ratio": float(ratio.max()), "headline": head})
+    return pd.DataFrame(rows, columns=cols)

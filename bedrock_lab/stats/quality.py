@@ -3,6 +3,7 @@
 * Warm-up: MSER-5 truncation (White 1997, Simulation 69:323-334; White, Cobb & Spratt 2000). With batch
   means ``Y_1..Y_m`` of 5 consecutive requests (in send order), drop the first d batches where d < m/2
   minimises ``MSER(d) = sum_{j>d} (Y_j - mean_{j>d} Y)^2 / (m - d)^2``. O(n) with cumulative sums.
+  MSER cuts a batch or two of stationary noise too, so the flag needs >= 10 requests and >= 2% of the cell.
 * Drift: Spearman rank correlation of the metric with send order, plus the ratio of the medians of the
   last and first thirds. Flagged when the correlation is significant (p < 0.001) and the medians differ by
   more than 10% (large runs make tiny drifts significant; the effect size keeps the flag meaningful).
@@ -11,7 +12,7 @@
   that is large against the latency itself means the generator was the bottleneck. Flagged when the p99
   lag exceeds both 50 ms and 10% of the median end-to-end latency.
 * Mixtures: retries (``retries > 0``) and throttling produce a second mode of latencies; a cell with at
-  least 5% of either, or with Sarle's bimodality coefficient on log latency above 5/9 (n >= 100), is
+  least 5% of either, or with Sarle's bimodality coefficient on log TTFT above 5/9 (n >= 100), is
   flagged "bimodal" and :func:`bedrock_lab.stats.summary.analyze` does not fit a single distribution to it.
   ``BC = (g^2 + 1) / (k + 3 (n-1)^2 / ((n-2)(n-3)))`` with g the skewness and k the excess kurtosis
   (SAS Institute 1990; Pfister et al. 2013, Front. Psychol. 4:700).
@@ -43,6 +44,8 @@ DRIFT_RATIO = 0.10
 LAG_MIN_S = 0.05
 LAG_REL = 0.10
 DRIFT_MAX_N = 20_000
+WARMUP_MIN_N = 10
+WARMUP_MIN_SHARE = 0.02
 
 
 def mser_truncation(x: Sequence[float] | np.ndarray, batch: int = 5) -> int:
@@ -131,8 +134,12 @@ def warmup_trim(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str =
     return df.loc[idx], pd.DataFrame(rows)
 
 
-def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str = "e2e_s") -> pd.DataFrame:
+def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str = "e2e_s",
+                  *, bimodality_metric: str = "ttft_s") -> pd.DataFrame:
     """One row per group with the checks of this module and a readable ``flags`` string.
+
+    Warm-up, drift and the lag comparison use ``metric``; the bimodality coefficient uses
+    ``bimodality_metric`` (log scale) when the records have it, else ``metric``.
 
     Columns: ``n``, ``n_warmup`` (MSER), ``drift_rho``, ``drift_p``, ``drift_ratio``, ``drift``,
     ``lag_p99_s``, ``coordinated_omission``, ``retried_share``, ``throttled_share``, ``bimodality_coef``,
@@ -162,7 +169,12 @@ def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str
         retries = pd.to_numeric(sub["retries"], errors="coerce").fillna(0) if "retries" in sub else pd.Series(0.0)
         retried = float((retries[ok] > 0).mean()) if ok.any() else 0.0
         throttled = float(error_kind_is(sub, "throttled").mean()) if n else 0.0
-        pos = v[v > 0]
+        # bimodality on TTFT when there is one: it carries retry back-offs but not the spread of output
+        # lengths, which makes end-to-end latency broad and flat (a uniform has BC = 5/9 exactly)
+        bm = metric_values(sub[ok], bimodality_metric).to_numpy(float) if bimodality_metric in sub else v
+        pos = bm[np.isfinite(bm) & (bm > 0)]
+        if pos.size < 100 and bm is not v:
+            pos = v[v > 0]
         bc = bimodality_coefficient(np.log(pos)) if pos.size >= 100 else float("nan")
         bimodal = bool(retried >= RETRY_SHARE_FLAG or throttled >= THROTTLE_SHARE_FLAG
                        or (np.isfinite(bc) and bc > BIMODALITY_COEF_FLAG))
@@ -175,7 +187,7 @@ def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str
             if np.isfinite(bc) and bc > BIMODALITY_COEF_FLAG:
                 why.append(f"bimodality coefficient {bc:.2f} > 0.555")
             flags.append("bimodal (not fitted): " + ", ".join(why))
-        if n_warm:
+        if n_warm >= max(WARMUP_MIN_N, WARMUP_MIN_SHARE * v.size):  # MSER trims a few batches of pure noise too
             flags.append(f"warm-up: first {n_warm} requests differ (MSER-5)")
         rows.append({**keys, "n": n, "n_warmup": n_warm, "drift_rho": rho, "drift_p": p, "drift_ratio": ratio,
                      "drift": drift_flag, "lag_p99_s": lag_p99, "coordinated_omission": co,

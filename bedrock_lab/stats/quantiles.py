@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as st
 
 from bedrock_lab.errors import StatsError
@@ -227,3 +228,35 @@ def quantile_table(
             notes.append(e.note)
     out["quantile_notes"] = "; ".join(notes)
     return out
+
+
+def ecdf_points(
+    df: pd.DataFrame,
+    metric: str = "e2e_s",
+    by: Sequence[str] | None = None,
+    *,
+    points: int = 200,
+    include_failures: bool = False,
+) -> pd.DataFrame:
+    """Empirical CDF of a metric per group, thinned to at most ``points`` rows per group, for charts.
+
+    Columns: group keys, ``metric``, ``prob`` (plotting positions ``(i - 0.5) / points``, plus 0.999 and
+    1.0 so the tail is visible) and ``value`` (the inverted-CDF sample quantile at ``prob``).
+    """
+    from bedrock_lab.stats._data import default_by, groups, metric_values, ok_mask
+
+    by = list(by) if by else default_by(df)
+    probs = np.unique(np.r_[(np.arange(1, points + 1) - 0.5) / points, 0.999, 1.0])
+    parts = []
+    for keys, sub in groups(df, by):
+        used = sub if include_failures else sub[ok_mask(sub)]
+        v = metric_values(used, metric).to_numpy(float)
+        v = np.sort(v[np.isfinite(v)])
+        if v.size == 0:
+            continue
+        idx = np.clip(np.ceil(probs * v.size).astype(int) - 1, 0, v.size - 1)
+        part = pd.DataFrame({"metric": metric, "prob": probs, "value": v[idx]})
+        for k, val in reversed(list(keys.items())):
+            part.insert(0, k, val)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*by, "metric", "prob", "value"])

@@ -49,11 +49,11 @@ from bedrock_lab.stats._data import (
     with_metrics,
 )
 from bedrock_lab.stats.censoring import censored_summary
-from bedrock_lab.stats.compare import compare_grid, verdict
+from bedrock_lab.stats.compare import Comparison, compare_grid, verdict, verdict_summary
 from bedrock_lab.stats.fits import DEFAULT_DISTS, fit_distributions
 from bedrock_lab.stats.multiple import benjamini_hochberg, holm
 from bedrock_lab.stats.quality import quality_flags, warmup_trim
-from bedrock_lab.stats.quantiles import DEFAULT_QUANTILES, quantile_table
+from bedrock_lab.stats.quantiles import DEFAULT_QUANTILES, ecdf_points, quantile_table
 from bedrock_lab.stats.rates import outcome_rates, rates_row
 from bedrock_lab.stats.saturation import saturation
 from bedrock_lab.stats.slo import SLO, goodput, goodput_row, meets_slo
@@ -134,16 +134,18 @@ class Analysis:
     rates: pd.DataFrame  #: :func:`bedrock_lab.stats.rates.outcome_rates`
     goodput: pd.DataFrame  #: :func:`bedrock_lab.stats.slo.goodput`
     comparisons: pd.DataFrame  #: :func:`bedrock_lab.stats.compare.compare_grid` for every factor, corrected together
+    verdicts: pd.DataFrame  #: :func:`bedrock_lab.stats.compare.verdict_summary` of ``comparisons`` (headlines)
     fits: pd.DataFrame  #: per group x metric distribution fits ranked by AIC (bimodal cells skipped)
     load: pd.DataFrame  #: :func:`bedrock_lab.stats.saturation.load_table`
     capacity: pd.DataFrame  #: USL fit, knee, highest users meeting the SLOs per configuration
     quality: pd.DataFrame  #: :func:`bedrock_lab.stats.quality.quality_flags`
     censored: pd.DataFrame  #: Kaplan-Meier percentiles of e2e_s with timeouts right-censored
     warmup: pd.DataFrame  #: MSER warm-up trimmed per group (empty unless ``trim_warmup``)
+    ecdf: pd.DataFrame = field(default_factory=pd.DataFrame)  #: :func:`ecdf_points` of ttft_s and e2e_s
     notes: list[str] = field(default_factory=list)
 
-    TABLES = ("summary", "rates", "goodput", "comparisons", "fits", "load", "capacity", "quality", "censored",
-              "warmup")
+    TABLES = ("summary", "rates", "goodput", "comparisons", "verdicts", "fits", "load", "capacity", "quality", "censored",
+              "warmup", "ecdf")
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write every table as ``<name>.csv`` plus ``analysis.json`` (SLO, grouping, notes) into ``folder``."""
@@ -205,7 +207,8 @@ def analyze(
       Weibull one, per group; off by default).
     * ``load``/``capacity``: when ``users`` varies (closed loop).
     * ``quality``, ``censored`` (e2e_s with timeouts right-censored), ``warmup`` (when ``trim_warmup``:
-      MSER-5 warm-up removed from every group before anything else is computed).
+      MSER-5 warm-up removed from every group before anything else is computed), ``ecdf`` (~200 points
+      per group of ttft_s and e2e_s for distribution charts).
     """
     require_columns(df, ["status"])
     slo = _slo(slo)
@@ -242,8 +245,6 @@ def analyze(
         p_col = {"holm": "p_holm", "bh": "p_bh", "none": "p_value"}.get(correction)
         if p_col is None:
             raise StatsError(f"unknown correction {correction!r} (allowed: holm, bh, none)")
-        from bedrock_lab.stats.compare import Comparison
-
         fields = Comparison.__dataclass_fields__
         vs = [verdict(Comparison(**{k: r[k] for k in fields}), r[p_col]) for r in comparisons.to_dict("records")]
         comparisons["verdict"] = [v for v, _ in vs]
@@ -263,6 +264,9 @@ def analyze(
     if "users" in data.columns and data["users"].notna().any() and {"start", "e2e_s"} <= set(data.columns):
         load, capacity = saturation(data, slo)
     censored = censored_summary(data, "e2e_s", by) if "e2e_s" in data.columns else pd.DataFrame()
+    ecdf_parts = [ecdf_points(data, m, by, include_failures=include_failures)
+                  for m in ("ttft_s", "e2e_s") if m in data.columns]
+    ecdf = pd.concat(ecdf_parts, ignore_index=True) if ecdf_parts else pd.DataFrame()
     return Analysis(slo=slo, by=by, summary=summary, rates=rates, goodput=good, comparisons=comparisons,
-                    fits=fits, load=load, capacity=capacity, quality=quality, censored=censored, warmup=warm,
-                    notes=notes)
+                    verdicts=verdict_summary(comparisons), fits=fits, load=load, capacity=capacity, quality=quality, censored=censored, warmup=warm,
+                    ecdf=ecdf, notes=notes)

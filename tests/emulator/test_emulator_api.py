@@ -35,8 +35,11 @@ def test_config_dict_never_holds_credentials() -> None:
     assert "--strict-auth" in EmulatorConfig(strict_auth=True).cli_args()
 
 
-def test_plain_asyncio_loop_streams_too() -> None:
-    with run_emulator(event_loop="asyncio", time_scale=0.02) as emu:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_both_event_loops_stream(loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    with run_emulator(event_loop=loop, time_scale=0.02) as emu:
         c = make_client(emu.url)
         events = list(c.converse_stream(modelId="amazon.nova-micro-v1:0", messages=user(),
                                         inferenceConfig={"maxTokens": 12})["stream"])

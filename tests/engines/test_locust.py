@@ -60,11 +60,13 @@ def test_locust_faults_land_in_the_right_kind(make_emulator: Any, tmp_path: Path
     assert sum(e["num_failures"] for e in entries) == len(errors)
 
 
-def test_locust_distributed_collects_all_workers(target: Target, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["workers"])  # "processes" (Locust --processes) works too; kept out for time
+def test_locust_distributed_collects_all_workers(target: Target, tmp_path: Path, mode: str) -> None:
     spec = BurstSpec(MODEL, users=4, duration_s=3, max_tokens=16, run_id="dist")
-    res = run_locust(spec, target, tmp_path, workers=2)
+    res = run_locust(spec, target, tmp_path, workers=2, distributed=mode, html=False)
     df = res.records()
     pids = {w.split("-u")[0] for w in df["worker"]}
     assert len(pids) == 2, df["worker"].unique()
     assert len({p.name.split("-")[-2] for p in res.records_dir.glob("*.parquet")}) == 2
-    assert sum(res.totals().values()) == len(df) and len(df) >= 8
+    # the master's totals can miss what workers finished after their last stats report; records have it all
+    assert 0 <= len(df) - sum(res.totals().values()) <= spec.users * 2 and len(df) >= 8

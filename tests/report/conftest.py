@@ -103,7 +103,7 @@ def chromium() -> str:
     if os.geteuid() != 0:
         pytest.skip("Chromium is not installed and installing it needs root (apt-get install -y chromium)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
         if proc.returncode != 0:
             pytest.skip(f"could not install Chromium ({' '.join(cmd)}): {proc.stderr[-500:]}")

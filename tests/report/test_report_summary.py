@@ -90,3 +90,28 @@ def test_a_plain_records_folder_without_metadata_works(tmp_path: Path) -> None:
     assert isinstance(summary.recommendations(result), pd.DataFrame)
     built = figures.report_charts(result)  # no TTFT (non-streaming), one load level: fewer charts, no error
     assert "ecdf_e2e_s" in built and "ecdf_ttft_s" not in built and "p95_ttft_vs_users" not in built
+
+
+def test_an_open_loop_sweep_reports_arrival_rates(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    with RecordWriter(tmp_path / "open") as w:
+        for rate in (0.5, 2.0, 8.0):
+            for tier in (None, "priority"):
+                for i in range(40):
+                    lat = float(rng.lognormal(np.log(0.4 + rate / 20), 0.3))
+                    w.add(RequestRecord(run_id=f"r{rate}", cell_id=f"c-{tier}-{rate}", engine="burst", worker="w",
+                                        seq=i, api="converse-stream", model_id="amazon.nova-lite-v1:0",
+                                        tier_requested=tier, tier_served=tier, prompt_id="p", prompt_size="small",
+                                        users=None, rate_rps=rate, intended_start=1000.0 + i / rate,
+                                        start=1000.0 + i / rate, schedule_lag_s=0.001, ttft_s=lat,
+                                        e2e_s=lat + 1.0, itl_mean_s=0.01, input_tokens=100, output_tokens=100))
+    result = an.analyze(an.load_sweep(tmp_path / "open"))
+    assert result.load_kind == "rate" and result.max_users == 8
+    text = " ".join(summary.executive_summary(result))
+    assert "0.5, 2 and 8 requests/s arrival rate" in text and "concurrent users" not in text
+    built = figures.report_charts(result)
+    spec = str(built["p95_ttft_vs_users"].to_dict())
+    assert "arrival rate (requests/s)" in spec and "concurrent users (count)" not in spec
+    assert summary.cell_appendix(result)["load"].iloc[0].endswith("requests/s")

@@ -72,6 +72,7 @@ def test_verdict_texts_and_direction() -> None:
     assert compare_two(slow, fast).verdict == "B faster"
     # throughput: higher is better, so the larger sample wins
     assert compare_two(slow, fast, lower_is_better=False).verdict == "A faster"
+    assert compare_two(fast, slow, test="mann-whitney").test == "mann-whitney"
     same = compare_two(fast[:200], fast[200:])
     assert same.verdict.startswith("no difference detected (smallest detectable effect: A=")
     assert "in median" in same.verdict
@@ -112,3 +113,19 @@ def test_compare_grid_on_a_sweep() -> None:
     pri = t[(t["a"] == "default") & (t["b"] == "priority")]
     assert (pri["verdict"] == "priority faster").all()
     assert compare_grid(df[df["tier_requested"] == "flex"], "tier_requested").empty
+
+
+def test_exact_order_statistic_bootstrap_matches_resampling() -> None:
+    """bootstrap_quantiles draws from P(X*_(k) <= x_(j)) = P(Binom(n, j/n) >= k) (Hutson & Ernst 2000);
+    its percentiles must agree with plain Monte-Carlo resampling of the same sample."""
+    from bedrock_lab.stats.compare import bootstrap_quantiles
+
+    x = np.random.default_rng(21).lognormal(0, 1, 400)
+    exact = bootstrap_quantiles(x, n_boot=20_000, seed=1)
+    resamples = np.sort(x[np.random.default_rng(2).integers(0, x.size, size=(3000, x.size))], axis=1)
+    for i, q in enumerate((0.5, 0.95, 0.99)):
+        mc = resamples[:, int(np.ceil(q * x.size)) - 1]
+        for pct in (5, 50, 95):
+            e, m = np.percentile(exact[i], pct), np.percentile(mc, pct)
+            # same order statistic, or a neighbour: compare ranks, not values
+            assert abs(np.searchsorted(np.sort(x), e) - np.searchsorted(np.sort(x), m)) <= 2

@@ -110,6 +110,9 @@ def test_analyze_produces_every_table(sweep: pd.DataFrame, tmp_path) -> None:
             assert len(getattr(a, name)) > 0, name
     comp = a.comparisons
     assert set(comp["factor"]) == {"tier_requested", "prompt_size"}
+    v = a.verdicts.set_index(["factor", "a", "b", "metric"])
+    assert len(v) == 12  # 2 factors x 3 pairs x 2 metrics
+    assert v.loc[("tier_requested", "default", "priority", "ttft_s"), "headline"].startswith("priority faster")
     assert comp["verdict"].str.len().gt(0).all() and (comp["p_holm"] >= comp["p_value"]).all()
     assert set(a.capacity.columns) >= {"sigma", "kappa", "lam", "n_max", "knee_users", "max_users_meeting_slo"}
     assert len(a.capacity) == 9 and len(a.load) == 27
@@ -139,3 +142,13 @@ def test_records_round_trip_through_parquet(tmp_path) -> None:
     b = analyze(df, fit_metrics=())
     pd.testing.assert_series_equal(a.summary["p50"], b.summary["p50"])
     assert len(a.comparisons) == len(b.comparisons) > 0
+
+
+def test_ecdf_points_are_bounded_and_monotone(sweep: pd.DataFrame) -> None:
+    from bedrock_lab.stats import ecdf_points
+
+    e = ecdf_points(sweep, "ttft_s", points=50)
+    assert e.groupby("cell_id").size().max() <= 52
+    assert (e.groupby("cell_id")["value"].diff().dropna() >= 0).all()
+    last = e[e["prob"] == 1.0].set_index("cell_id")["value"]
+    assert (last == sweep[sweep["status"] == "ok"].groupby("cell_id")["ttft_s"].max()).all()

@@ -45,9 +45,10 @@ def test_bad_arguments_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_locust_cli(emu: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["locust", "--endpoint", emu.url, "--users", "2", "--duration", "1", "--max-tokens", "8",  # type: ignore[attr-defined]
+    """Bounded by a request count: Locust stops itself once the count is reached."""
+    rc = main(["locust", "--endpoint", emu.url, "--users", "2", "--requests", "6", "--max-tokens", "8",  # type: ignore[attr-defined]
                "--out", str(tmp_path)])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
-    assert "locust run" in out and "errors: none" in out
-    assert len(load_records(tmp_path / "records")) >= 2
+    assert "locust run" in out and "6 requests" in out and "errors: none" in out
+    assert len(load_records(tmp_path / "records")) == 6
