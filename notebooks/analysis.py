@@ -50,7 +50,7 @@ from bedrock_lab.report.offline import enable_offline_renderer
 
 warnings.filterwarnings("ignore")
 enable_offline_renderer(fallback=chart_fallback)  # type: ignore[arg-type]
-data = an.load_sweep(sweep_dir, records_dir=records_dir or None)
+data = an.load_sweep_data(sweep_dir, records_dir=records_dir or None)
 slo = an.slo_from(data, {"ttft_s": slo_ttft_s or None, "e2e_s": slo_e2e_s or None, "itl_s": slo_itl_s or None,
                          "tokens_per_s": slo_tokens_per_s or None, "goodput_target": goodput_target or None})
 result = an.analyze(data, slo, fit_metric=fit_metric, compare_metrics=("ttft_s",), seed=seed)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from bedrock_lab.report import analysis as an
     from bedrock_lab.report.summary import executive_summary
 
-    data = an.load_sweep(args.sweep_dir)
+    data = an.load_sweep_data(args.sweep_dir)
     slo = an.slo_from(data, {"ttft_s": args.slo_ttft, "e2e_s": args.slo_e2e, "itl_s": args.slo_itl,
                              "tokens_per_s": args.slo_tokens_per_s, "goodput_target": args.goodput_target})
     with warnings.catch_warnings():

@@ -17,7 +17,7 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "Analysis": "analysis", "SweepData": "analysis", "analyze": "analysis", "load_sweep": "analysis",
+    "Analysis": "analysis", "SweepData": "analysis", "analyze": "analysis", "load_sweep_data": "analysis",
     "slo_from": "analysis", "write_tables": "analysis",
     "ReportResult": "export", "build_report": "export", "execute_analysis": "export", "to_html": "export",
     "report_charts": "figures", "slide_charts": "figures", "write_slide_figures": "figures",

@@ -96,7 +96,7 @@ def find_sweep_file(root: Path, manifest: Mapping[str, Any] | None = None) -> Pa
     return None
 
 
-def load_sweep(root: str | os.PathLike[str], records_dir: str | os.PathLike[str] | None = None) -> SweepData:
+def load_sweep_data(root: str | os.PathLike[str], records_dir: str | os.PathLike[str] | None = None) -> SweepData:
     """Records and metadata of a sweep folder (or of any folder of record shards).
 
     ``records_dir`` reads the records from elsewhere (e.g. one cell) while metadata still come from ``root``.

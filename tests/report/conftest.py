@@ -118,8 +118,8 @@ def analysis(synthetic_sweep: Path):  # type: ignore[no-untyped-def]
     """The statistics of the synthetic sweep (computed once)."""
     import warnings
 
-    from bedrock_lab.report.analysis import analyze, load_sweep
+    from bedrock_lab.report.analysis import analyze, load_sweep_data
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return analyze(load_sweep(synthetic_sweep))
+        return analyze(load_sweep_data(synthetic_sweep))

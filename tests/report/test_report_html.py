@@ -36,7 +36,7 @@ def test_report_is_one_file_without_code_or_remote_urls(built_report: Path) -> N
     assert not re.search(r"<script[^>]+\bsrc\s*=", html, flags=re.I)  # everything inline
     assert not re.search(r"<link[^>]+stylesheet[^>]+href", html, flags=re.I)
     assert html.count("data-bl-vega-bundle") == 1  # the 0.9 MB bundle once, not per chart
-    for code in ("import warnings", "enable_offline_renderer(", "an.load_sweep("):  # --no-input
+    for code in ("import warnings", "enable_offline_renderer(", "an.load_sweep_data("):  # --no-input
         assert code not in html
     assert "Sweep analysis and stakeholder report" not in html  # analyst-only cell removed
     for section in ("Executive summary", "Recommendation", "Methods and caveats", "Environment",

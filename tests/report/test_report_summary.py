@@ -81,7 +81,7 @@ def test_a_plain_records_folder_without_metadata_works(tmp_path: Path) -> None:
                                 e2e_s=5.0 if timeout else 0.5 + i / 100, input_tokens=100,
                                 output_tokens=None if timeout else 50, status="error" if timeout else "ok",
                                 error_kind="timeout" if timeout else None))
-    data = an.load_sweep(tmp_path / "recs")
+    data = an.load_sweep_data(tmp_path / "recs")
     assert data.plan is None and data.manifest is None and data.sweep_file is None
     result = an.analyze(data)
     assert summary.executive_summary(result)[0].startswith("This sweep sent 30 requests to the target")
@@ -107,7 +107,7 @@ def test_an_open_loop_sweep_reports_arrival_rates(tmp_path: Path) -> None:
                                         users=None, rate_rps=rate, intended_start=1000.0 + i / rate,
                                         start=1000.0 + i / rate, schedule_lag_s=0.001, ttft_s=lat,
                                         e2e_s=lat + 1.0, itl_mean_s=0.01, input_tokens=100, output_tokens=100))
-    result = an.analyze(an.load_sweep(tmp_path / "open"))
+    result = an.analyze(an.load_sweep_data(tmp_path / "open"))
     assert result.load_kind == "rate" and result.max_users == 8
     text = " ".join(summary.executive_summary(result))
     assert "0.5, 2 and 8 requests/s arrival rate" in text and "concurrent users" not in text
