@@ -500,7 +500,7 @@ def _run(
     confirm: Callable[[str], bool] | None, echo: Callable[[str], None], execution_timeout: float | None,
 ) -> SweepResult:  # fmt: skip
     plan = full_plan.select(list(only) if only else None)
-    out_dir = Path(out) / config.name
+    out_dir = Path(out).resolve() / config.name  # absolute: each cell runs with its own folder as cwd
     echo(plan.describe())
     result = SweepResult(out_dir, plan)
     if dry_run:

@@ -79,9 +79,10 @@ def _wait_for_done_cell(manifest: Path, proc: subprocess.Popen[bytes], timeout: 
     pytest.fail("no cell finished in time")
 
 
-def test_sweep_end_to_end_through_sigkill_and_resume(tmp_path: Path) -> None:
+def test_sweep_end_to_end_through_sigkill_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A small sweep on the emulator, SIGKILLed (whole process group) once a cell is done, then resumed:
-    nothing is left running, done cells are neither redone nor damaged, and the finished sweep is complete."""
+    nothing is left running, done cells are neither redone nor damaged, and the finished sweep is complete.
+    The resume names its output folder relatively, as `make demo` does (cells run with their own cwd)."""
     path = _tiny(tmp_path, "killed", ["default", "flex"])
     out = tmp_path / "out"
     log = open(tmp_path / "sweep.log", "wb")  # noqa: SIM115 - closed below; a pipe could fill and block
@@ -115,7 +116,8 @@ def test_sweep_end_to_end_through_sigkill_and_resume(tmp_path: Path) -> None:
     summaries = {c: (out / "killed" / "cells" / c / "summary.json").stat().st_mtime_ns for c in done}
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    res = run_sweep(path, out=out, resume=True, progress=False, env={}, echo=lambda s: None)
+    monkeypatch.chdir(tmp_path)
+    res = run_sweep(path, out="out", resume=True, progress=False, env={}, echo=lambda s: None)
     assert res.ok, res.summary()
     # the emulator and kernels of the resumed run are gone too
     assert {p.pid for p in psutil.Process().children(recursive=True) if p.is_running()} <= before
