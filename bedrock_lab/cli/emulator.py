@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -61,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing-log", default=None, help="write one JSON line per request to this file")
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="asyncio",
                         help="asyncio (default, lowest emit lag), uvloop (less CPU; must be installed) or auto")
+    parser.add_argument("--exit-with-parent", type=int, default=None, metavar="PID",
+                        help="stop when process PID is no longer this emulator's parent (set by run_emulator, "
+                             "so a SIGKILLed sweep never leaves an emulator behind)")
     parser.add_argument("--max-body-bytes", type=int, default=25_000_000, help=argparse.SUPPRESS)
 
 
@@ -83,7 +87,19 @@ def _tune_gc(loop: asyncio.AbstractEventLoop) -> None:
     loop.call_later(GC_FULL_EVERY_S, full)
 
 
-async def _serve(cfg: EmulatorConfig) -> None:
+PARENT_POLL_S = 1.0
+
+
+async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
+    """A parent killed with SIGKILL cannot stop us; when it dies we are re-parented, and we stop."""
+    while not stop.is_set():
+        if os.getppid() != pid:
+            stop.set()
+            return
+        await asyncio.sleep(PARENT_POLL_S)
+
+
+async def _serve(cfg: EmulatorConfig, parent_pid: int | None = None) -> None:
     from aiohttp import web
 
     from bedrock_lab.emulator.server import EmulatorServer
@@ -102,9 +118,12 @@ async def _serve(cfg: EmulatorConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
     try:
         await stop.wait()
     finally:
+        if watcher:
+            watcher.cancel()
         await runner.cleanup()
 
 
@@ -122,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     loop = new_event_loop(cfg.event_loop)
     try:
-        loop.run_until_complete(_serve(cfg))
+        loop.run_until_complete(_serve(cfg, args.exit_with_parent))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", key="port",
                           value=args.port) from exc

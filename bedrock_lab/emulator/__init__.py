@@ -239,7 +239,8 @@ class Emulator:
 
     # -- subprocess mode ----------------------------------------------------------------------------
     def _start_subprocess(self) -> None:
-        cmd = [sys.executable, "-m", "bedrock_lab", "emulator", *self.config.cli_args()]
+        cmd = [sys.executable, "-m", "bedrock_lab", "emulator", *self.config.cli_args(),
+               "--exit-with-parent", str(os.getpid())]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
