@@ -18,7 +18,6 @@ import math
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bedrock_lab._files import atomic_path
 from bedrock_lab.errors import RecordsError
 
 SCHEMA_VERSION = 1
@@ -122,18 +122,9 @@ def write_shard(rows: Iterable[RequestRecord | Mapping[str, Any]], path: str | o
         raise RecordsError(f"unknown record fields {sorted(unknown)}; schema v{SCHEMA_VERSION} has {list(COLUMNS)}")
     columns = {c: [_clean(d.get(c)) for d in dicts] for c in COLUMNS}
     table = pa.Table.from_pydict(columns, schema=ARROW_SCHEMA)
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final
+    return Path(path)
 
 
 class RecordWriter:

@@ -27,7 +27,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from bedrock_lab._files import write_text_atomic
 from bedrock_lab.errors import ConfigError, SweepError
 from bedrock_lab.params import SweepConfig, load_sweep_config, repo_root
 from bedrock_lab.plan import Cell, Plan, build_plan
@@ -64,30 +64,8 @@ def _now() -> str:
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write JSON via a temp file + fsync + rename, so readers never see half a file."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, default=_json_default, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n"
+    return write_text_atomic(path, text)
 
 
 def _json_default(o: Any) -> Any:
@@ -378,7 +356,7 @@ def _prepare_notebook(config: SweepConfig, out_dir: Path, kernel: str) -> Path:
     nb = jupytext.read(src) if src.suffix != ".ipynb" else nbformat.read(src, as_version=4)
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     target = out_dir / SOURCE_NOTEBOOK
-    _write_text_atomic(target, nbformat.writes(nb))
+    write_text_atomic(target, nbformat.writes(nb))
     return target
 
 
@@ -389,7 +367,7 @@ def _write_effective_config(config: SweepConfig, path: Path) -> None:
     header = (f"# Effective configuration of this sweep run: {config.source} with any environment overrides\n"
               f"# applied (written by bedrock-lab at {_now()}). Re-run with: bedrock-lab sweep {path}\n")  # fmt: skip
     body = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-    _write_text_atomic(path, header + body)
+    write_text_atomic(path, header + body)
 
 
 def _cell_notebook_params(cell: Cell, plan: Plan, cell_dir: Path, endpoint_url: str) -> dict[str, Any]:
@@ -796,7 +774,7 @@ def write_results_csv(path: str | os.PathLike[str]) -> Path:
     """Write ``results.csv`` (see :func:`results_table`) atomically; returns its path."""
     sweep_dir = _sweep_dir(path)
     target = sweep_dir / RESULTS
-    _write_text_atomic(target, results_table(sweep_dir).to_csv(index=False))
+    write_text_atomic(target, results_table(sweep_dir).to_csv(index=False))
     return target
 
 

@@ -6,6 +6,8 @@ import argparse
 import warnings
 from pathlib import Path
 
+from bedrock_lab.cli._slo import add_slo_arguments
+
 SUMMARY = "run the statistical analysis of a sweep or records folder"
 DESCRIPTION = """\
 Run the analysis of a sweep (outputs/<sweep>) or of any folder of request records and write its tables as
@@ -23,15 +25,11 @@ examples:
 """
 
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_dir", type=Path, help="sweep folder (outputs/<sweep>) or a folder of record shards")
     parser.add_argument("--out", type=Path, help="folder for the tables (default: <sweep_dir>/tables)")
-    g = parser.add_argument_group("SLOs (default: the sweep file's slo section, else TTFT <= 1 s, e2e <= 10 s)")
-    g.add_argument("--slo-ttft", type=float, metavar="S", help="max time to first token, seconds")
-    g.add_argument("--slo-e2e", type=float, metavar="S", help="max end-to-end latency, seconds")
-    g.add_argument("--slo-itl", type=float, metavar="S", help="max mean inter-token latency, seconds")
-    g.add_argument("--slo-tokens-per-s", type=float, metavar="TPS", help="min output tokens per second")
-    g.add_argument("--goodput-target", type=float, metavar="SHARE", help="share of requests that must meet the SLOs")
+    add_slo_arguments(parser)
     parser.add_argument("--fit-metric", default="ttft_s", choices=["ttft_s", "e2e_s", "itl_mean_s"],
                         help="metric whose distribution is fitted (default %(default)s)")
     parser.add_argument("--no-fit", action="store_true", help="skip the distribution fits (faster)")

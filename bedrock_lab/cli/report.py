@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bedrock_lab.cli._slo import add_slo_arguments
+
 SUMMARY = "write the offline stakeholder HTML report of a sweep"
 DESCRIPTION = """\
 Write outputs/<sweep>/report.html: one self-contained HTML file for people who decide budgets, with an
@@ -24,15 +26,11 @@ examples:
 """
 
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_dir", type=Path, help="sweep folder, e.g. outputs/demo")
     parser.add_argument("--output", "-o", type=Path, help="HTML file to write (default: <sweep_dir>/report.html)")
-    g = parser.add_argument_group("SLOs (default: the sweep file's slo section, else TTFT <= 1 s, e2e <= 10 s)")
-    g.add_argument("--slo-ttft", type=float, metavar="S", help="max time to first token, seconds")
-    g.add_argument("--slo-e2e", type=float, metavar="S", help="max end-to-end latency, seconds")
-    g.add_argument("--slo-itl", type=float, metavar="S", help="max mean inter-token latency, seconds")
-    g.add_argument("--slo-tokens-per-s", type=float, metavar="TPS", help="min output tokens per second")
-    g.add_argument("--goodput-target", type=float, metavar="SHARE", help="share of requests that must meet the SLOs")
+    add_slo_arguments(parser)
     parser.add_argument("--no-figures", action="store_true", help="skip the slide figures (PNG/SVG)")
     parser.add_argument("--kernel", default="bedrock-lab", help="Jupyter kernel to run the notebook on (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per notebook cell (default %(default)s)")

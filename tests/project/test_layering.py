@@ -10,10 +10,11 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "bedrock_lab"
-BASE = {"errors", "_version"}
+BASE = {"errors", "_version", "_files"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_version": set(),
+    "_files": set(),
     "catalog": BASE,
     "emulator": BASE | {"catalog"},
     "records": BASE,
