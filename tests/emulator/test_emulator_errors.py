@@ -136,22 +136,21 @@ def test_oversized_body_and_too_long_input() -> None:
 
 def test_strict_sigv4(monkeypatch: pytest.MonkeyPatch) -> None:
     with run_emulator(strict_auth=True, credentials={"AKIDEXAMPLE": "s3cret"}, time_scale=0.02) as emu:
-        good = boto3.client("bedrock-runtime", endpoint_url=emu.url, region_name="eu-west-1",
-                            aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="s3cret",
-                            config=Config(retries={"total_max_attempts": 1}))
+        def signed_by(key: str, secret: str) -> Any:
+            return boto3.client("bedrock-runtime", endpoint_url=emu.url, region_name="eu-west-1",
+                                aws_access_key_id=key, aws_secret_access_key=secret,
+                                config=Config(retries={"total_max_attempts": 1}))  # fmt: skip
+
+        good = signed_by("AKIDEXAMPLE", "s3cret")
         arn = "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.amazon.nova-lite-v1:0"
         assert good.converse(modelId=arn, messages=user())["ResponseMetadata"]["HTTPStatusCode"] == 200
         body = json.dumps({"inputText": "hi"})
         assert good.invoke_model(modelId="amazon.titan-text-express-v1", body=body)["contentType"]
-        bad = boto3.client("bedrock-runtime", endpoint_url=emu.url, region_name="eu-west-1",
-                           aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="wrong",
-                           config=Config(retries={"total_max_attempts": 1}))
+        bad = signed_by("AKIDEXAMPLE", "wrong")
         with pytest.raises(ClientError) as exc:
             bad.converse(modelId=arn, messages=user())
         assert _code(exc.value) == "InvalidSignatureException"
-        stranger = boto3.client("bedrock-runtime", endpoint_url=emu.url, region_name="eu-west-1",
-                                aws_access_key_id="AKIDOTHER", aws_secret_access_key="s3cret",
-                                config=Config(retries={"total_max_attempts": 1}))
+        stranger = signed_by("AKIDOTHER", "s3cret")
         with pytest.raises(ClientError) as exc:
             stranger.converse(modelId=arn, messages=user())
         assert _code(exc.value) == "UnrecognizedClientException"

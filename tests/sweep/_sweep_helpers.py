@@ -2,54 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bedrock_lab.errors import ConfigError
+from bedrock_lab.catalog import Catalog, parse_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass(frozen=True)
-class _Price:
-    input_per_1k: float
-    output_per_1k: float
+#: two models with round prices, so a cost can be computed by hand (parsed by the real catalog code)
+ROUND_PRICES: dict[str, Any] = {
+    "version": 1,
+    "models": {
+        "test.model-a-v1:0": {
+            "provider_format": "nova",
+            "tiers": ["default", "flex", "priority"],
+            "prices": {"default": {"input": 0.001, "output": 0.002}, "flex": {"input": 0.0005, "output": 0.001},
+                       "priority": {"input": 0.002, "output": 0.004}},
+        },
+        "test.model-b-v1": {"provider_format": "titan", "tiers": ["default"],
+                            "prices": {"default": {"input": 0.01, "output": 0.03}}},
+    },
+}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Spec:
-    model_id: str
-    tiers: tuple[str, ...]
-    prices: dict[str, _Price] = field(default_factory=dict)
-
-    def price(self, tier: str | None = None) -> _Price:
-        return self.prices[tier or "default"]
-
-
-class FakeCatalog:
-    """Two models with round prices so a cost can be computed by hand."""
-
-    def __init__(self) -> None:
-        self.models = {
-            "test.model-a-v1:0": _Spec(
-                "test.model-a-v1:0",
-                ("default", "flex", "priority"),
-                {"default": _Price(0.001, 0.002), "flex": _Price(0.0005, 0.001), "priority": _Price(0.002, 0.004)},
-            ),
-            "test.model-b-v1": _Spec("test.model-b-v1", ("default",), {"default": _Price(0.01, 0.03)}),
-        }
-
-    def resolve(self, model_id: str) -> _Spec:
-        base = model_id.split(".", 1)[1] if model_id.startswith(("us.", "eu.", "global.")) else model_id
-        if base not in self.models:
-            raise ConfigError("unknown model id", key="model_id", value=model_id, allowed=", ".join(self.models))
-        return self.models[base]
-
-    def ids(self) -> list[str]:
-        return sorted(self.models)
+def round_price_catalog() -> Catalog:
+    return parse_catalog(ROUND_PRICES, source="round-prices catalog")
 
 
 def base_sweep(**overrides: Any) -> dict[str, Any]:

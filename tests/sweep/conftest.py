@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from _sweep_helpers import FakeCatalog
+from _sweep_helpers import round_price_catalog
+
+from bedrock_lab.catalog import Catalog
 
 
 @pytest.fixture
-def fake_catalog() -> FakeCatalog:
-    return FakeCatalog()
+def fake_catalog() -> Catalog:
+    return round_price_catalog()

@@ -8,8 +8,9 @@ import jupytext
 import nbformat
 import papermill as pm
 import pytest
-from _sweep_helpers import ROOT, FakeCatalog
+from _sweep_helpers import ROOT
 
+from bedrock_lab.catalog import Catalog
 from bedrock_lab.cli import main
 from bedrock_lab.params import parse_sweep
 from bedrock_lab.plan import build_plan
@@ -37,7 +38,7 @@ def test_inspect_notebook_lists_typed_parameters_with_help(tmp_path: Path) -> No
     assert not {n for n in params if "secret" in n or "key" in n or "token" in n and n != "max_tokens"}
 
 
-def test_every_parameter_the_runner_injects_is_declared(tmp_path: Path, fake_catalog: FakeCatalog) -> None:
+def test_every_parameter_the_runner_injects_is_declared(tmp_path: Path, fake_catalog: Catalog) -> None:
     declared = set(pm.inspect_notebook(str(_ipynb(tmp_path))))
     data = {"name": "p", "grid": {"models": ["test.model-a-v1:0"], "users": [1]}, "cell": {"requests": 1}}
     plan = build_plan(parse_sweep(data, env={}, catalog=fake_catalog), catalog=fake_catalog)

@@ -6,14 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sweep_helpers import ROOT, FakeCatalog
+from _sweep_helpers import ROOT
 
+from bedrock_lab.catalog import Catalog
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.params import load_sweep_config, parse_sweep
 from bedrock_lab.plan import build_plan
 
 
-def _cfg(fake: FakeCatalog, **changes: Any) -> Any:
+def _cfg(fake: Catalog, **changes: Any) -> Any:
     data: dict[str, Any] = {
         "name": "cost",
         "grid": {"models": ["test.model-a-v1:0"], "tiers": ["default", "flex"], "prompt_sizes": ["small", "large"],
@@ -27,7 +28,7 @@ def _cfg(fake: FakeCatalog, **changes: Any) -> Any:
     return parse_sweep(data, source="cost.yaml", env={}, catalog=fake, check_catalog=True)
 
 
-def test_cost_matches_a_hand_computation(fake_catalog: FakeCatalog) -> None:
+def test_cost_matches_a_hand_computation(fake_catalog: Catalog) -> None:
     plan = build_plan(_cfg(fake_catalog), catalog=fake_catalog)
     assert len(plan.cells) == 4
     # 10 requests per cell, 50 output tokens each; prices per 1k tokens (input, output):
@@ -45,7 +46,7 @@ def test_cost_matches_a_hand_computation(fake_catalog: FakeCatalog) -> None:
     assert plan.wall_time_s == pytest.approx(4 * (7.5 + 8) + 3 * 5)
 
 
-def test_duration_cells_estimate_requests(fake_catalog: FakeCatalog) -> None:
+def test_duration_cells_estimate_requests(fake_catalog: Catalog) -> None:
     closed = build_plan(_cfg(fake_catalog, cell={"requests": None, "duration_s": 30}), catalog=fake_catalog)
     assert {c.expected_requests for c in closed.cells} == {2 * 30 / 1.5}
     open_loop = build_plan(
@@ -57,7 +58,7 @@ def test_duration_cells_estimate_requests(fake_catalog: FakeCatalog) -> None:
     assert all(c.cell_id.endswith("_r2") for c in open_loop.cells)
 
 
-def test_grid_ids_are_stable_and_order_is_seeded(fake_catalog: FakeCatalog) -> None:
+def test_grid_ids_are_stable_and_order_is_seeded(fake_catalog: Catalog) -> None:
     cfg = _cfg(fake_catalog, grid={"users": [1, 2, 3], "repeats": 2})
     a = build_plan(cfg, catalog=fake_catalog)
     b = build_plan(cfg, catalog=fake_catalog)
@@ -76,7 +77,7 @@ def test_grid_ids_are_stable_and_order_is_seeded(fake_catalog: FakeCatalog) -> N
     assert "test.model-a-v1-0_flex_large_u3_rep2" in seeds
 
 
-def test_only_selects_cells(fake_catalog: FakeCatalog) -> None:
+def test_only_selects_cells(fake_catalog: Catalog) -> None:
     plan = build_plan(_cfg(fake_catalog), catalog=fake_catalog)
     assert {c.tier for c in plan.select(["flex"]).cells} == {"flex"}
     assert len(plan.select(["*_large_*"]).cells) == 2
@@ -99,7 +100,7 @@ def test_default_sweep_is_the_seeds_grid() -> None:
     assert "27" in text and "est. cost" in text and "wall time" in text
 
 
-def test_plan_json_round_trip(fake_catalog: FakeCatalog, tmp_path: Path) -> None:
+def test_plan_json_round_trip(fake_catalog: Catalog, tmp_path: Path) -> None:
     import json
 
     plan = build_plan(_cfg(fake_catalog), catalog=fake_catalog)
