@@ -75,6 +75,7 @@ class RequestRecord:
     status: str = "ok"  #: "ok" or "error"
     error_kind: str | None = None  #: one of ERROR_KINDS
     error_code: str | None = None  #: e.g. ThrottlingException, modelStreamErrorException, ReadTimeout
+    error_message: str | None = None  #: the service's (or the transport's) message, one line, secrets masked
     http_status: int | None = None
     retries: int = 0  #: retries the client made (botocore RetryAttempts)
     # server ground truth (emulator headers; None against AWS)
@@ -93,7 +94,7 @@ def _arrow_type(name: str) -> pa.DataType:
     ints = {"seq", "users", "n_chunks", "input_tokens", "output_tokens", "http_status", "retries", "schema_version"}
     strings = {
         "run_id", "cell_id", "engine", "worker", "api", "model_id", "tier_requested", "tier_served",
-        "prompt_id", "prompt_size", "status", "error_kind", "error_code", "server_request_id",
+        "prompt_id", "prompt_size", "status", "error_kind", "error_code", "error_message", "server_request_id",
     }  # fmt: skip
     if name in ints:
         return pa.int64()
@@ -206,10 +207,14 @@ def load_records(root: str | os.PathLike[str], *, keep_chunk_times: bool = False
     tables = []
     for p in paths:
         try:
-            t = pq.read_table(p, columns=columns)
+            present = set(pq.read_schema(p).names)
+            t = pq.read_table(p, columns=[c for c in columns if c in present])
         except Exception as exc:  # pyarrow raises several types
             raise RecordsError(f"cannot read record shard {p}: {exc}") from exc
-        tables.append(t)
+        for c in columns:  # optional columns added within schema v1 (error_message) read as nulls from older shards
+            if c not in present:
+                t = t.append_column(ARROW_SCHEMA.field(c), pa.nulls(len(t), ARROW_SCHEMA.field(c).type))
+        tables.append(t.select(columns))
     table = pa.concat_tables(tables, promote_options="default")
     versions = set(table.column("schema_version").to_pylist())
     if versions - {SCHEMA_VERSION}:

@@ -69,6 +69,16 @@ display(HTML(f"<h1>Load test report: {summary.html.escape(data.name)}</h1>"))
 display(HTML(summary.html_list(summary.executive_summary(result))))
 
 # %% [markdown]
+# ## Failed cells
+#
+# Cells whose run could not succeed (target unreachable, credentials or requests rejected, too few successes)
+# or whose notebook failed. Their requests are in none of the tables, verdicts or charts of this report.
+
+# %%
+failed = summary.failed_cells(result)
+display(HTML(summary.html_table(failed) if len(failed) else "<p>None: every cell of the sweep ran.</p>"))
+
+# %% [markdown]
 # ## Recommendation
 #
 # Per workload, the cheapest configuration whose goodput meets the SLO target at some tested load, with its

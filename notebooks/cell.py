@@ -37,7 +37,7 @@ rate_rps: float = 0.0  # open loop: target requests per second (0: closed loop)
 duration_s: float = 3.0  # seconds of load (0: stop after `requests`)
 requests: int = 0  # requests to send (0: run for duration_s)
 ramp_s: float = 0.0  # seconds to ramp up to full load
-max_tokens: int = 128  # maxTokens per request
+max_tokens: int = 256  # maxTokens per request
 locust_workers: int = 0  # locust only: worker processes (0: local runner)
 seed: int = 0  # random seed of the workload and arrivals
 out_dir: str = "../outputs/manual/cells/manual"  # folder for records/ and summary.json
@@ -46,6 +46,9 @@ endpoint_url: str = ""  # emulator URL; "" with emulator starts a private one fo
 region: str = "us-east-1"  # AWS region (aws target only)
 profile: str = ""  # AWS named profile (aws target only; "": default credential chain)
 chart: bool = True  # draw the latency chart (sweeps turn it off to save ~5 s per cell; the report draws them)
+run_id: str = ""  # run id of this attempt (the sweep runner sets it; "": a random one)
+breaker_after: int = 20  # stop after this many consecutive connection/credential/validation errors (0: never)
+min_success_rate: float = 0.5  # the cell fails when fewer of its non-throttled requests succeed
 
 # %%
 import json
@@ -57,6 +60,7 @@ summary = run_cell(
     engine=engine, api=api, arrival=arrival, users=users, rate_rps=rate_rps, duration_s=duration_s,
     requests=requests, ramp_s=ramp_s, max_tokens=max_tokens, locust_workers=locust_workers, seed=seed,
     out_dir=out_dir, target_kind=target_kind, endpoint_url=endpoint_url, region=region, profile=profile,
+    run_id=run_id, breaker_after=breaker_after, min_success_rate=min_success_rate,
 )  # fmt: skip
 stats = summary["stats"]
 print(f"{cell_id}: {stats['requests']} requests, {stats['ok']} ok, {stats['errors']} errors "

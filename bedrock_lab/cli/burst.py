@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ Target: without --endpoint or --region an embedded emulator is started on 127.0.
 --endpoint URL uses an emulator (or any compatible endpoint) already running; --region [--profile] targets AWS
 with the standard credential chain (env vars, profiles, SSO, instance roles) and costs real money.
 Credentials are never printed or stored.
+
+A run that cannot succeed stops early and exits 1 with the service's first error message: after
+--breaker-after consecutive connection, credential or validation errors, or when fewer than --min-success-rate
+of the requests that were not throttled succeeded (throttling is a result, unless nothing got through).
 
 Retries are off (--max-attempts 1): a throttled request is a record with error_kind "throttled". With more
 attempts the engine retries like botocore's standard mode and records each request's retries.
@@ -68,6 +73,12 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, open_loop: bool = Tru
     g.add_argument("--max-attempts", type=int, default=1, help="1 = retries off (default)")
     g.add_argument("--connect-timeout", type=float, default=10.0)
     g.add_argument("--read-timeout", type=float, default=120.0)
+    g.add_argument("--breaker-after", type=int, default=20, metavar="K",
+                   help="stop the run after K consecutive connection/credential/validation errors "
+                        "(0: never; default %(default)s)")
+    g.add_argument("--min-success-rate", type=float, default=0.5, metavar="F",
+                   help="the run is invalid (exit 1) when fewer than F of the requests that were not throttled "
+                        "succeed (default %(default)s)")
     g = parser.add_argument_group("output")
     g.add_argument("--run-id", help="run id (default: random)")
     g.add_argument("--cell-id", default="")
@@ -90,6 +101,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         requests=requests, ramp_s=args.ramp, max_tokens=args.max_tokens, seed=args.seed, run_id=args.run_id,
         cell_id=args.cell_id, temperature=args.temperature, provider_format=args.provider_format,
         max_attempts=args.max_attempts, connect_timeout_s=args.connect_timeout, read_timeout_s=args.read_timeout,
+        breaker_after=args.breaker_after, min_success_rate=args.min_success_rate,
     )  # fmt: skip
 
 
@@ -127,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
     with target_from_args(args) as target:
         result = run_burst_sync(spec, target, out, progress=not args.no_progress)
     print(result.summary())
+    if not result.valid and result.health is not None:
+        print(f"bedrock-lab burst: error: run is invalid: {result.health.reason}", file=sys.stderr)
+        return 1
     df = result.records()
     ok = df[df["status"] == "ok"]
     if len(ok):

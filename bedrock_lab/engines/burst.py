@@ -36,12 +36,13 @@ from bedrock_lab.engines.formats import (
     classify_http_error,
     classify_stream_error,
 )
+from bedrock_lab.engines.health import CircuitBreaker, assess
 from bedrock_lab.engines.measure import Measurement
 from bedrock_lab.engines.spec import BurstResult, BurstSpec
 from bedrock_lab.engines.target import SIGNING_NAME, Target
 from bedrock_lab.engines.workloads import Conversation, WorkItem, load_workload, validate_answer
 from bedrock_lab.errors import EngineError
-from bedrock_lab.records import RecordWriter, RequestRecord
+from bedrock_lab.records import RecordWriter, RequestRecord, load_records
 
 #: saturation thresholds: beyond these the engine, not the target, shapes the latencies
 LAG_P99_WARN_MS = 20.0
@@ -118,6 +119,7 @@ class _Runner:
         self._last_flush = time.monotonic()
         self._flushing: asyncio.Future[None] | None = None
         self.rng = random.Random(spec.seed)
+        self.breaker = CircuitBreaker(spec.health_policy)
         self.counts: Counter[str] = Counter()
         self.n = 0
         self.issued = 0
@@ -166,6 +168,7 @@ class _Runner:
             self._flushing = asyncio.ensure_future(asyncio.to_thread(self.writer.flush))
         self.n += 1
         self.counts[rec.error_kind or "ok"] += 1
+        self.breaker.observe(rec.error_kind)  # once tripped, no new request starts (see _budget, open_loop)
         if rec.schedule_lag_s is not None:
             self.max_lag = max(self.max_lag, rec.schedule_lag_s)
             if rec.schedule_lag_s > self.spec.miss_threshold_s:
@@ -188,11 +191,11 @@ class _Runner:
                     m.headers = dict(resp.headers)
                     if resp.status != 200:
                         raw = await resp.read()
-                        code = _error_code(resp.headers, raw)
+                        code, message = _error_info(resp.headers, raw)
                         retryable = resp.status in RETRYABLE_STATUS or code in RETRYABLE_CODES
                         if not (retryable and attempt + 1 < spec.max_attempts):
                             m.finish()
-                            m.fail(classify_http_error(resp.status, code), code, resp.status)
+                            m.fail(classify_http_error(resp.status, code), code, resp.status, message)
                             return
                     else:
                         started = True
@@ -208,16 +211,17 @@ class _Runner:
                 m.finish()
                 connect = isinstance(exc, aiohttp.ConnectionTimeoutError) and not started
                 if started or attempt + 1 >= spec.max_attempts:  # botocore retries timeouts before a response
-                    m.fail("connection" if connect else "timeout", "ConnectTimeout" if connect else "ReadTimeout")
+                    m.fail("connection" if connect else "timeout", "ConnectTimeout" if connect else "ReadTimeout",
+                           message=str(exc) or None)
                     return
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
                 m.finish()
                 if started or attempt + 1 >= spec.max_attempts:
-                    m.fail("stream" if started else "connection", type(exc).__name__)
+                    m.fail("stream" if started else "connection", type(exc).__name__, message=str(exc) or None)
                     return
             except aiohttp.ClientError as exc:
                 m.finish()
-                m.fail("client", type(exc).__name__)
+                m.fail("client", type(exc).__name__, message=str(exc) or None)
                 return
             # retry, botocore standard mode: full jitter, base 1 s, cap 20 s
             attempt += 1
@@ -230,7 +234,7 @@ class _Runner:
             await self._read_frames(resp, m, parser)
         except (ParserError, ValueError, TypeError, AttributeError) as exc:  # corrupt frame / payload
             m.finish()
-            m.fail("stream", type(exc).__name__)
+            m.fail("stream", type(exc).__name__, message=str(exc) or None)
 
     async def _read_frames(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
         buf = EventStreamBuffer()
@@ -243,7 +247,7 @@ class _Runner:
                 mtype = h.get(":message-type")
                 if mtype != "event":
                     code = h.get(":exception-type") or h.get(":error-code") or "exception"
-                    m.fail(classify_stream_error(code), code)
+                    m.fail(classify_stream_error(code), code, message=_frame_message(msg.payload, h))
                     m.finish()
                     return
                 payload = json.loads(msg.payload) if msg.payload else {}
@@ -274,6 +278,8 @@ class _Runner:
 
     # -- loops -------------------------------------------------------------------------------------------
     def _budget(self, deadline: float | None) -> bool:
+        if self.breaker.tripped:
+            return False
         if self.spec.requests is not None and self.issued >= self.spec.requests:
             return False
         if deadline is not None and time.monotonic() >= deadline:
@@ -336,6 +342,8 @@ class _Runner:
                 idle.append(conv)
 
         for seq, offset in enumerate(self.schedule()):
+            if self.breaker.tripped:
+                break
             intended = t_start + offset
             delay = intended - time.monotonic()
             if delay > 0:
@@ -348,16 +356,32 @@ class _Runner:
             await asyncio.gather(*tasks)
 
 
-def _error_code(headers: Any, raw: bytes) -> str | None:
-    et = headers.get("x-amzn-ErrorType")
-    if et:
-        return et.split(":", 1)[0]
+def _error_info(headers: Any, raw: bytes) -> tuple[str | None, str | None]:
+    """(code, message) of an AWS JSON error response: ``x-amzn-ErrorType`` or the body's ``__type``/``code``,
+    and the body's ``message``/``Message``."""
     try:
         body = json.loads(raw)
-        code = body.get("code") or body.get("__type")
-        return code.rsplit("#", 1)[-1] if code else None
-    except (ValueError, AttributeError):
-        return None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    et = headers.get("x-amzn-ErrorType")
+    code = et.split(":", 1)[0] if et else (body.get("code") or body.get("__type"))
+    code = str(code).rsplit("#", 1)[-1] if code else None
+    message = body.get("message") or body.get("Message")
+    if message is None and not body and raw:
+        message = raw[:300].decode("utf-8", "replace")
+    return code, (str(message) if message is not None else None)
+
+
+def _frame_message(payload: bytes, headers: Any) -> str | None:
+    """The message of an exception frame inside an event stream."""
+    try:
+        body = json.loads(payload) if payload else {}
+    except ValueError:
+        return payload[:300].decode("utf-8", "replace") or None
+    msg = body.get("message") or body.get("Message") if isinstance(body, dict) else None
+    return str(msg) if msg else headers.get(":error-message")
 
 
 async def run_burst(
@@ -427,6 +451,10 @@ async def run_burst(
                     f"{runner.misses} of {runner.n} requests started more than {spec.miss_threshold_s * 1000:g} ms "
                     f"late (max {runner.max_lag * 1000:.0f} ms): the client could not keep the schedule")
         monitor.fill(result)
+        if runner.breaker.tripped:
+            result.stopped_early = f"{runner.breaker.run} consecutive {runner.breaker.kind} errors"
+    if not result.interrupted:
+        result.health = assess(load_records(out), spec.health_policy)
     return result
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bedrock_lab.engines.formats import ResponseParser
+from bedrock_lab.engines.health import clean_message
 from bedrock_lab.records import RequestRecord
 
 GROUND_TRUTH_HEADERS = {
@@ -41,6 +42,7 @@ class Measurement:
     headers: dict[str, str] = field(default_factory=dict)
     error_kind: str | None = None
     error_code: str | None = None
+    error_message: str | None = None
     retries: int = 0
 
     @classmethod
@@ -57,9 +59,10 @@ class Measurement:
     def finish(self) -> None:
         self.end_mono = time.monotonic()
 
-    def fail(self, kind: str, code: str | None, status: int | None = None) -> None:
+    def fail(self, kind: str, code: str | None, status: int | None = None, message: object = None) -> None:
+        """Record the first failure of this request (later ones are consequences of it)."""
         if self.error_kind is None:
-            self.error_kind, self.error_code = kind, code
+            self.error_kind, self.error_code, self.error_message = kind, code, clean_message(message)
         if status is not None:
             self.http_status = status
 
@@ -93,6 +96,7 @@ class Measurement:
             status="error" if self.error_kind else "ok",
             error_kind=self.error_kind,
             error_code=self.error_code,
+            error_message=self.error_message,
             http_status=self.http_status,
             retries=self.retries,
             server_request_id=h.get("x-amzn-requestid"),

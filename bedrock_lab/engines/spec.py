@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_lab.engines.formats import PROVIDER_FORMATS, TIERS
+from bedrock_lab.engines.health import HealthPolicy, RunHealth
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.records import APIS
 
@@ -51,6 +52,8 @@ class BurstSpec:
     flush_rows: int = 500
     flush_seconds: float = 5.0
     drain_s: float | None = None  #: how long in-flight requests may finish after the bound (default read timeout)
+    breaker_after: int = 20  #: consecutive fatal failures (connection, credentials, validation) that end the run
+    min_success_rate: float = 0.5  #: a run with fewer successes among non-throttled requests is invalid
     extra: dict[str, Any] = field(default_factory=dict)  #: free-form labels (not used by the engine)
 
     def __post_init__(self) -> None:
@@ -87,8 +90,14 @@ class BurstSpec:
             raise bad("max_attempts", "must be >= 1")
         if self.max_in_flight < 1:
             raise bad("max_in_flight", "must be >= 1")
+        self.health_policy  # noqa: B018  (validates breaker_after and min_success_rate)
         if self.run_id is None:
             self.run_id = uuid.uuid4().hex[:12]
+
+    @property
+    def health_policy(self) -> HealthPolicy:
+        """When the run stops early and when it is invalid (:mod:`bedrock_lab.engines.health`)."""
+        return HealthPolicy(breaker_after=self.breaker_after, min_success_rate=self.min_success_rate)
 
     @property
     def open_loop(self) -> bool:
@@ -123,6 +132,13 @@ class BurstResult:
     cpu_max_pct: float | None = None
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False
+    stopped_early: str | None = None  #: why the circuit breaker ended the run (None: it ran to its bound)
+    health: RunHealth | None = None  #: the verdict on the run, from its records (None if interrupted)
+
+    @property
+    def valid(self) -> bool:
+        """False when the run could not succeed (:class:`~bedrock_lab.engines.health.RunHealth`)."""
+        return self.health is None or self.health.valid
 
     @property
     def n_errors(self) -> int:
@@ -156,6 +172,8 @@ class BurstResult:
         if self.schedule_misses is not None:
             lines.append(f"  schedule misses (> {s.miss_threshold_s * 1000:g} ms late): {self.schedule_misses}")
         lines += [f"  WARNING: {w}" for w in self.warnings]
+        if self.health is not None and not self.health.valid:
+            lines.append(f"  INVALID RUN: {self.health.reason}")
         if self.interrupted:
             lines.append("  interrupted: records so far were written")
         lines.append(f"  records: {self.out_dir}")

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from bedrock_lab.charts import label_records
-from bedrock_lab.errors import ReportError, StatsError
+from bedrock_lab.errors import ReportError, StatsError, SweepError
 from bedrock_lab.records import load_records
 from bedrock_lab.stats.censoring import censored_summary
 from bedrock_lab.stats.compare import compare_grid
@@ -31,6 +30,7 @@ from bedrock_lab.stats.quantiles import quantile_table
 from bedrock_lab.stats.rates import outcome_rates
 from bedrock_lab.stats.saturation import saturation
 from bedrock_lab.stats.slo import SLO, goodput
+from bedrock_lab.store import FAILED_COLUMNS, read_sweep
 
 #: grouping of a configuration at one load
 KEYS: tuple[str, ...] = ("model", "tier", "prompt_size", "users")
@@ -43,25 +43,10 @@ ANALYSIS_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else {"value": data}
-
-
-def _read_yaml(path: Path) -> dict[str, Any] | None:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 @dataclass
 class SweepData:
-    """The records of a sweep (labelled with model/tier/prompt_size/config) and its metadata files."""
+    """The records of a sweep's valid cells (labelled with model/tier/prompt_size/config), its failed cells and
+    its metadata files, as :func:`bedrock_lab.store.read_sweep` returns them."""
 
     root: Path
     records: pd.DataFrame
@@ -69,6 +54,8 @@ class SweepData:
     manifest: dict[str, Any] | None = None
     sweep_file: Path | None = None
     sweep_config: dict[str, Any] | None = None
+    failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FAILED_COLUMNS)))
+    reader_notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -78,47 +65,30 @@ class SweepData:
         return self.root.name
 
 
-def find_sweep_file(root: Path, manifest: Mapping[str, Any] | None = None) -> Path | None:
-    """The sweep yaml: a copy in the sweep folder (``sweep.yaml`` or the first ``*.yaml``), else the file the
-    manifest names as its ``source`` when it still exists."""
-    for name in ("sweep.yaml", "sweep.yml"):
-        if (root / name).is_file():
-            return root / name
-    candidates = sorted(p for p in root.glob("*.y*ml") if p.is_file())
-    if candidates:
-        return candidates[0]
-    source = (manifest or {}).get("source")
-    if isinstance(source, str) and source:
-        path = Path(source)
-        for candidate in (path, Path.cwd() / path):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
 def load_sweep_data(root: str | os.PathLike[str], records_dir: str | os.PathLike[str] | None = None) -> SweepData:
-    """Records and metadata of a sweep folder (or of any folder of record shards).
+    """Records and metadata of a sweep folder (or of any folder of record shards), through the one sweep reader:
+    only done cells, each fenced to its run; failed cells are in :attr:`SweepData.failed`.
 
     ``records_dir`` reads the records from elsewhere (e.g. one cell) while metadata still come from ``root``.
     """
     root = Path(root)
     if not root.exists():
         raise ReportError(f"sweep folder {root} does not exist")
-    default_source = root / "cells" if (root / "cells").is_dir() else root
-    source = Path(records_dir) if records_dir else default_source
-    records = load_records(source)
+    try:
+        swept = read_sweep(root)
+    except SweepError as exc:
+        raise ReportError(str(exc)) from exc
+    records = load_records(records_dir) if records_dir else swept.records
     if records.empty:
-        raise ReportError(f"no request records below {source}; run the sweep first")
-    manifest = _read_json(root / "manifest.json")
-    sweep_file = find_sweep_file(root, manifest) if root.is_dir() else None
+        if len(swept.failed):
+            reasons = "; ".join(f"{r.cell_id}: {r.reason}" for r in swept.failed.head(3).itertuples())
+            raise ReportError(f"every cell of {root} failed, so there is nothing to report ({reasons})")
+        raise ReportError(f"no request records below {Path(records_dir) if records_dir else root}; run the sweep first")
     return SweepData(
-        root=root,
-        records=label_records(records),
-        plan=_read_json(root / "plan.json"),
-        manifest=manifest,
-        sweep_file=sweep_file,
-        sweep_config=_read_yaml(sweep_file) if sweep_file else None,
-    )
+        root=root, records=label_records(records), plan=swept.plan, manifest=swept.manifest,
+        sweep_file=swept.sweep_file, sweep_config=swept.sweep_config, failed=swept.failed,
+        reader_notes=list(swept.notes),
+    )  # fmt: skip
 
 
 #: sweep-file SLO keys (bedrock_lab.params.SLOConfig: percentiles per cell) -> per-request thresholds of
@@ -291,7 +261,7 @@ def analyze(data: SweepData, slo: SLO | None = None, *, fit_metric: str = "ttft_
     kind = load_kind(data.records)
     data.records = normalize_load(data.records)
     rec = data.records[[c for c in ANALYSIS_COLUMNS if c in data.records.columns]].copy()  # slim: fast groupbys
-    notes: list[str] = []
+    notes: list[str] = list(data.reader_notes)
     summary = summary_table(rec, slo)
     try:
         load, capacity = saturation(rec, slo, group=list(CONFIG))

@@ -177,6 +177,21 @@ def _p95_clause(r: Mapping[str, Any]) -> str:
             f"[95% CI {fmt_s(d_lo)} to {fmt_s(d_hi)}]")
 
 
+def failed_cells(analysis: Analysis) -> pd.DataFrame:
+    """The cells that failed (cell, reason, requests sent): listed, never part of any table, verdict or chart."""
+    f = analysis.data.failed
+    if f is None or f.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame({
+        "cell": f["cell_id"], "model": f["model_id"], "tier": f["tier"], "prompt size": f["prompt_size"],
+        "load": [_users(float(u), "users") if pd.notna(u) else _users(float(r), "rate")
+                 for u, r in zip(f["users"], f["rate_rps"], strict=True)],
+        "requests sent": [f"{int(v):,}" if pd.notna(v) else "n/a" for v in f["requests"]],
+        "reason": f["reason"],
+    })  # fmt: skip
+    return out.reset_index(drop=True)
+
+
 def executive_summary(analysis: Analysis) -> list[str]:
     """A few sentences with numbers and intervals, most important first."""
     rec, s = analysis.records, analysis.summary
@@ -193,6 +208,10 @@ def executive_summary(analysis: Analysis) -> list[str]:
         f"{rec['prompt_size'].nunique()} prompt size(s)) at {len(levels)} load level(s) "
         f"({_join([f'{u:g}' for u in levels])} {unit}); {fmt_pct(ok / n if n else float('nan'))} succeeded."
     ]
+    n_failed = len(analysis.data.failed) if analysis.data.failed is not None else 0
+    if n_failed:
+        out.insert(0, f"{n_failed} cell(s) of this sweep failed and are left out of every number below; see "
+                      "'Failed cells' for why.")  # fmt: skip
     slo = analysis.slo
     cap = analysis.capacity
     meeting = int(cap["max_users_meeting_slo"].notna().sum()) if not cap.empty else 0

@@ -14,7 +14,7 @@ from bedrock_lab.catalog import Catalog
 from bedrock_lab.cli import main
 from bedrock_lab.params import parse_sweep
 from bedrock_lab.plan import build_plan
-from bedrock_lab.sweep import _cell_notebook_params
+from bedrock_lab.sweep.runner import _cell_notebook_params
 
 EXPECTED = {"cell_id", "model_id", "tier", "prompt_size", "users", "rate_rps", "duration_s", "requests", "out_dir",
             "target_kind", "endpoint_url", "region", "profile", "max_tokens", "seed", "engine", "api"}  # fmt: skip

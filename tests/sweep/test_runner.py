@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from _sweep_helpers import base_sweep
 
@@ -70,8 +71,11 @@ def test_exception_and_timeout_are_recorded_and_the_sweep_goes_on(tmp_path: Path
     assert by_tier["default"]["status"] == "done"
     assert len(res.failed) == 2 and len(res.ran) == 1 and not res.ok
     table = results_table(tmp_path / "out" / "t")
-    assert set(table["status"]) == {"done", "failed"}
+    assert set(table["status"]) == {"done"}  # a failed cell never gets a row of statistics
     assert (tmp_path / "out" / "t" / "results.csv").is_file()
+    failed = pd.read_csv(tmp_path / "out" / "t" / "failed.csv")
+    assert sorted(failed["tier"]) == ["flex", "priority"]
+    assert "boom in" in failed.set_index("tier").loc["flex", "reason"]
     assert (tmp_path / "out" / "t" / "cells" / res.failed[0] / "cell.ipynb").is_file()
     assert load_sweep(tmp_path / "out" / "t").empty  # the stand-in writes no records
 
@@ -96,7 +100,7 @@ def test_an_existing_run_is_not_overwritten_without_resume_or_restart(tmp_path: 
 
 
 def test_a_second_runner_on_the_same_sweep_is_refused(tmp_path: Path) -> None:
-    from bedrock_lab.sweep import _sweep_lock
+    from bedrock_lab.sweep.runner import _sweep_lock
 
     cfg = _config(tmp_path, ["default"])
     with _sweep_lock(tmp_path / "out", "t"), pytest.raises(SweepError, match="another bedrock-lab sweep"):

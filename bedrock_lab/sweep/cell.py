@@ -1,0 +1,177 @@
+"""One sweep cell: run it with the engines, judge it, and write ``records/`` then ``summary.json``.
+
+:func:`run_cell` is what ``notebooks/cell.py`` calls. A cell whose run could not succeed (the engines' circuit
+breaker tripped, or too few requests succeeded: :mod:`bedrock_lab.engines.health`) still writes its summary,
+with ``"valid": false`` and the reason, and then raises :class:`~bedrock_lab.engines.health.RunInvalidError`, so
+papermill fails the notebook and the runner marks the cell ``failed`` with that message.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bedrock_lab.errors import ConfigError
+from bedrock_lab.records import load_records
+from bedrock_lab.store.manifest import SUMMARY, now, write_json_atomic
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+_PCTS = (50, 90, 95, 99)
+
+
+def summarize_records(df: pd.DataFrame, *, wall_s: float | None = None) -> dict[str, Any]:
+    """The numbers a person looks at first, from one cell's records (latencies over successful requests).
+
+    Throughput (``rps``, ``output_tokens_per_s``) is over the records' span, first start to last end;
+    ``wall_s`` is used only when the records carry no timing.
+    """
+    n = int(len(df))
+    ok = df[df["status"] == "ok"] if n else df
+    n_ok = int(len(ok))
+    out: dict[str, Any] = {"requests": n, "ok": n_ok, "errors": n - n_ok, "error_rate": (n - n_ok) / n if n else None}
+    kinds = df.loc[df["status"] != "ok", "error_kind"].fillna("unknown").value_counts() if n else pd.Series(dtype=int)
+    out["errors_by_kind"] = {str(k): int(v) for k, v in kinds.items()}
+    out["throttled"] = int(out["errors_by_kind"].get("throttled", 0))
+    for col, name in (("ttft_s", "ttft"), ("e2e_s", "e2e"), ("itl_mean_s", "itl_mean")):
+        s = pd.to_numeric(ok[col], errors="coerce").dropna() if n_ok and col in ok else pd.Series(dtype=float)
+        out[f"{name}_mean_s"] = _finite(s.mean()) if len(s) else None
+        for p in _PCTS:
+            out[f"{name}_p{p}_s"] = _finite(s.quantile(p / 100)) if len(s) else None
+    out["input_tokens"] = int(pd.to_numeric(df.get("input_tokens"), errors="coerce").fillna(0).sum()) if n else 0
+    out["output_tokens"] = int(pd.to_numeric(df.get("output_tokens"), errors="coerce").fillna(0).sum()) if n else 0
+    if n:
+        start = pd.to_numeric(df["start"], errors="coerce")
+        ends = start + pd.to_numeric(df["e2e_s"], errors="coerce").fillna(0)
+        span = _finite(ends.max() - start.min())
+    else:
+        span = None
+    span = span or wall_s  # the records' own span: engine start-up (Locust) does not dilute throughput
+    out["wall_s"] = span
+    out["rps"] = n_ok / span if span else None
+    out["output_tokens_per_s"] = out["output_tokens"] / span if span else None
+    if n_ok and "output_tokens" in ok and "e2e_s" in ok:
+        per_req = pd.to_numeric(ok["output_tokens"], errors="coerce") / (
+            pd.to_numeric(ok["e2e_s"], errors="coerce") - pd.to_numeric(ok["ttft_s"], errors="coerce").fillna(0))
+        per_req = per_req.replace([float("inf"), -float("inf")], float("nan")).dropna()
+        out["decode_tokens_per_s_p50"] = _finite(per_req.median()) if len(per_req) else None
+    else:
+        out["decode_tokens_per_s_p50"] = None
+    served = df["tier_served"].dropna().value_counts() if n and "tier_served" in df else pd.Series(dtype=int)
+    out["tiers_served"] = {str(k): int(v) for k, v in served.items()}
+    return out
+
+
+def run_cell(
+    *,
+    cell_id: str,
+    model_id: str,
+    out_dir: str | os.PathLike[str],
+    tier: str = "",
+    prompt_size: str = "small",
+    engine: str = "burst",
+    api: str = "converse-stream",
+    workload: str = "single",
+    arrival: str = "poisson",
+    users: int = 0,
+    rate_rps: float = 0.0,
+    duration_s: float = 0.0,
+    requests: int = 0,
+    ramp_s: float = 0.0,
+    max_tokens: int = 256,
+    locust_workers: int = 0,
+    seed: int = 0,
+    sweep: str = "",
+    target_kind: str = "emulator",
+    endpoint_url: str = "",
+    region: str = "us-east-1",
+    profile: str = "",
+    run_id: str = "",
+    breaker_after: int = 20,
+    min_success_rate: float = 0.5,
+) -> dict[str, Any]:
+    """Run one cell with the engines library; writes ``records/`` then ``summary.json`` into ``out_dir``.
+
+    This is what notebooks/cell.py calls; parameters mirror its ``parameters`` cell (0 / "" mean unset).
+    ``target_kind="emulator"`` with no ``endpoint_url`` starts a private in-process emulator for the cell.
+    ``run_id`` (given by the sweep runner, which fences the cell's records to it) labels every record.
+    Raises :class:`~bedrock_lab.engines.health.RunInvalidError` after writing the summary when the run is invalid.
+    """
+    from bedrock_lab.engines import BurstSpec, Target, run_burst_sync, run_locust
+    from bedrock_lab.engines.health import assess
+
+    out = Path(out_dir)
+    records_dir = out / "records"
+    records_dir.mkdir(parents=True, exist_ok=True)
+    spec = BurstSpec(
+        model_id=model_id, api=api, tier=tier or None, workload=workload, prompt_size=prompt_size,
+        users=int(users) or None, rate_rps=float(rate_rps) or None, arrival=arrival,
+        duration_s=float(duration_s) or None, requests=int(requests) or None, ramp_s=float(ramp_s),
+        max_tokens=int(max_tokens), seed=int(seed), cell_id=cell_id, run_id=run_id or None,
+        breaker_after=int(breaker_after), min_success_rate=float(min_success_rate),
+    )  # fmt: skip
+    started = now()
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        if target_kind == "emulator":
+            url = endpoint_url
+            if not url:
+                from bedrock_lab.emulator import run_emulator
+
+                url = stack.enter_context(run_emulator(seed=int(seed), mode="thread")).url
+            target = Target.emulator(url)
+        elif target_kind == "aws":
+            target = Target.aws(region, profile=profile or None, endpoint_url=endpoint_url or None)
+        else:
+            raise ConfigError("unknown target kind", key="target_kind", value=target_kind, allowed="emulator, aws")
+        if engine == "locust":
+            # Locust writes records/ below its out_dir, next to its own CSV/HTML stats and logs
+            result = run_locust(spec, target=target, out_dir=out, workers=int(locust_workers))
+        elif engine == "burst":
+            result = run_burst_sync(spec, target=target, out_dir=records_dir, progress=False)
+        else:
+            raise ConfigError("unknown engine", key="engine", value=engine, allowed="burst, locust")
+    wall = time.monotonic() - t0
+    df = load_records(records_dir)
+    df = df[df["run_id"] == spec.run_id].reset_index(drop=True)  # this run only, whatever else is in the folder
+    health = getattr(result, "health", None) or assess(df, spec.health_policy)
+    summary = {
+        "cell_id": cell_id,
+        "sweep": sweep,
+        "started_at": started,
+        "finished_at": now(),
+        "run_wall_s": wall,
+        "parameters": {
+            "model_id": model_id, "tier": tier, "prompt_size": prompt_size, "engine": engine, "api": api,
+            "workload": workload, "arrival": arrival, "users": users, "rate_rps": rate_rps,
+            "duration_s": duration_s, "requests": requests, "ramp_s": ramp_s, "max_tokens": max_tokens, "seed": seed,
+        },
+        "target": {"kind": target_kind, "region": region, "profile": profile or None,
+                   "endpoint_url": endpoint_url or None},
+        "engine_result": {
+            "run_id": getattr(result, "run_id", None),
+            "wall_s": _finite(getattr(result, "wall_s", None)),
+            "saturated": bool(getattr(result, "saturated", False)),
+            "warnings": list(getattr(result, "warnings", []) or []),
+            "interrupted": bool(getattr(result, "interrupted", False)),
+        },
+        "valid": health.valid,
+        "health": health.to_dict(),
+        "stats": summarize_records(df, wall_s=_finite(getattr(result, "wall_s", None))),
+    }  # fmt: skip
+    write_json_atomic(out / SUMMARY, summary)
+    health.raise_if_invalid(f"cell {cell_id}")
+    return summary

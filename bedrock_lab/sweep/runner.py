@@ -1,0 +1,511 @@
+"""The sweep runner: one papermill-executed notebook per grid cell, resumable, with cost shown first.
+
+The folder layout is described in :mod:`bedrock_lab.store.manifest`.
+
+Crash safety: every file the runner writes is written to a temp file and renamed. A cell is marked done in
+the manifest only after its notebook returned and its summary exists, so a SIGKILL loses at most the running
+cell; ``resume=True`` re-runs that cell (its folder is cleared first) and skips every done one. Each attempt
+gets a fresh run id, written to the manifest before the cell starts: the reader keeps only that run's records,
+so late writes of a killed attempt cannot pollute the new one.
+
+Failures fail: a cell whose run could not succeed is ``failed`` with the service's first error message
+(:mod:`bedrock_lab.engines.health`); the sweep's own emulator is checked before every cell (and restarted if it
+died); :data:`STOP_AFTER_SAME_FAILURES` cells in a row failing with the same error stop the sweep (the target is
+unreachable or the request is wrong for every cell); :attr:`SweepResult.ok` is False when any cell failed.
+Papermill marks a failing notebook, but a cell that hits ``execution_timeout`` raises nbclient's
+``CellTimeoutError`` without marking anything: both are caught and recorded as a failed cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bedrock_lab._files import write_text_atomic
+from bedrock_lab.errors import ConfigError, EmulatorError, SweepError
+from bedrock_lab.params import SweepConfig, load_sweep_config, repo_root
+from bedrock_lab.plan import Cell, Plan, build_plan
+from bedrock_lab.store.manifest import (
+    CELL_NOTEBOOK,
+    DONE,
+    FAILED,
+    MANIFEST,
+    PENDING,
+    PLAN,
+    RUNNING,
+    SKIPPED,
+    SOURCE_NOTEBOOK,
+    SUMMARY,
+    SWEEP_COPY,
+    Manifest,
+    now,
+    read_json,
+    write_json_atomic,
+)
+from bedrock_lab.sweep.results import write_results_csv
+
+#: this many cells in a row failing with the same error stop the sweep
+STOP_AFTER_SAME_FAILURES = 3
+
+def _params_hash(params: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------- runner
+
+
+@dataclass
+class SweepResult:
+    """What a run did. ``ok`` is True when every selected cell is done."""
+
+    out_dir: Path
+    plan: Plan
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  #: already done (resume)
+    failed: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)  #: budget cap / fail-fast / dry run
+    stopped_reason: str | None = None
+    results_csv: Path | None = None
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_run
+
+    def summary(self) -> str:
+        parts = [f"{len(self.ran)} ran", f"{len(self.skipped)} already done", f"{len(self.failed)} failed"]
+        if self.not_run:
+            parts.append(f"{len(self.not_run)} not run ({self.stopped_reason})")
+        return f"sweep {self.plan.name}: " + ", ".join(parts) + f" in {self.wall_s:.0f}s -> {self.out_dir}"
+
+
+def _default_confirm(question: str) -> bool:
+    if not sys.stdin or not sys.stdin.isatty():
+        raise SweepError("this sweep targets AWS and spends money; no terminal to ask for confirmation: pass --yes")
+    return input(question).strip().lower() in ("y", "yes")
+
+
+def _kernel_name(wanted: str) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    if wanted in specs:
+        return wanted
+    if "python3" in specs:
+        print(f"warning: Jupyter kernel {wanted!r} is not installed (run `make setup`); using python3",
+              file=sys.stderr)  # fmt: skip
+        return "python3"
+    raise SweepError(f"Jupyter kernel {wanted!r} is not installed; run `make setup` "
+                     f"(python -m ipykernel install --sys-prefix --name {wanted})")  # fmt: skip
+
+
+def _prepare_notebook(config: SweepConfig, out_dir: Path, kernel: str) -> Path:
+    """notebooks/cell.py (py:percent) -> ``out_dir/cell.source.ipynb`` with the kernel set."""
+    import jupytext
+    import nbformat
+
+    src = Path(config.notebook)
+    if not src.is_absolute():
+        src = repo_root() / src
+    if not src.is_file():
+        raise ConfigError("cell notebook not found", source=config.source, key="notebook", value=str(src),
+                          allowed="a jupytext .py or .ipynb notebook")  # fmt: skip
+    nb = jupytext.read(src) if src.suffix != ".ipynb" else nbformat.read(src, as_version=4)
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    target = out_dir / SOURCE_NOTEBOOK
+    write_text_atomic(target, nbformat.writes(nb))
+    return target
+
+
+def _write_effective_config(config: SweepConfig, path: Path) -> None:
+    """The configuration this run used (file + environment overrides) as YAML, next to its results."""
+    import yaml
+
+    header = (f"# Effective configuration of this sweep run: {config.source} with any environment overrides\n"
+              f"# applied (written by bedrock-lab at {now()}). Re-run with: bedrock-lab sweep {path}\n")  # fmt: skip
+    body = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    write_text_atomic(path, header + body)
+
+
+def _cell_notebook_params(cell: Cell, plan: Plan, cell_dir: Path, endpoint_url: str) -> dict[str, Any]:
+    t = plan.config.target
+    params = cell.notebook_parameters()
+    params.update({
+        "sweep": plan.name, "out_dir": str(cell_dir), "target_kind": t.kind, "endpoint_url": endpoint_url or "",
+        "region": t.region, "profile": t.profile or "", "chart": False,
+    })  # fmt: skip
+    return params
+
+
+def _error_info(exc: BaseException) -> dict[str, Any]:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError) and exc.ename == "RunInvalidError":
+        # the run could not succeed (bedrock_lab.engines.health): its message is the service's, verbatim
+        reason = str(exc.evalue).split(" is invalid: ", 1)[-1]
+        return {"kind": "invalid_run", "ename": exc.ename, "evalue": str(exc.evalue)[:2000], "reason": reason[:2000],
+                "cell_index": exc.cell_index}  # fmt: skip
+    if isinstance(exc, PapermillExecutionError):
+        return {"kind": "exception", "ename": exc.ename, "evalue": str(exc.evalue)[:2000], "cell_index": exc.cell_index}
+    if isinstance(exc, CellTimeoutError):
+        return {"kind": "timeout", "ename": "CellTimeoutError", "evalue": str(exc)[:2000], "cell_index": None}
+    if isinstance(exc, DeadKernelError):
+        return {"kind": "dead_kernel", "ename": "DeadKernelError", "evalue": str(exc)[:2000], "cell_index": None}
+    return {"kind": "runner", "ename": type(exc).__name__, "evalue": str(exc)[:2000], "cell_index": None}
+
+
+def _actual_cost(cell: Cell, summary: Mapping[str, Any]) -> float:
+    stats = summary.get("stats", {})
+    return (float(stats.get("input_tokens") or 0) * cell.price_input_per_1k
+            + float(stats.get("output_tokens") or 0) * cell.price_output_per_1k) / 1000.0  # fmt: skip
+
+
+def run_sweep(
+    sweep: str | os.PathLike[str] | SweepConfig,
+    *,
+    out: str | os.PathLike[str] = "outputs",
+    yes: bool = False,
+    resume: bool = False,
+    restart: bool = False,
+    dry_run: bool = False,
+    only: Iterable[str] | None = None,
+    fail_fast: bool = False,
+    progress: bool = True,
+    env: Mapping[str, str] | None = None,
+    catalog: Any = None,
+    confirm: Callable[[str], bool] | None = None,
+    echo: Callable[[str], None] = print,
+    execution_timeout: float | None = None,
+) -> SweepResult:
+    """Plan, show, and run a sweep (path to a YAML file or a :class:`SweepConfig`) into ``out/<name>/``.
+
+    Against AWS it asks ``confirm`` (default: a terminal prompt) unless ``yes``. ``resume`` skips done cells,
+    ``restart`` discards a previous run of the same sweep, ``only`` selects cells (ids, globs, substrings).
+    Returns a :class:`SweepResult`; a failing cell is recorded and the sweep goes on unless ``fail_fast``.
+    """
+    t_start = time.monotonic()
+    config = sweep if isinstance(sweep, SweepConfig) else load_sweep_config(sweep, env=env, catalog=catalog)
+    full_plan = build_plan(config, catalog=catalog)
+    with _terminate_as_exit():
+        return _run(config, full_plan, t_start, out=out, yes=yes, resume=resume, restart=restart, dry_run=dry_run,
+                    only=only, fail_fast=fail_fast, progress=progress, confirm=confirm, echo=echo,
+                    execution_timeout=execution_timeout)  # fmt: skip
+
+
+def plan_sweep(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None, catalog: Any = None) -> Plan:
+    """Load a sweep file and expand it into its :class:`~bedrock_lab.plan.Plan` (nothing runs)."""
+    return build_plan(load_sweep_config(path, env=env, catalog=catalog), catalog=catalog)
+
+
+@contextmanager
+def _sweep_lock(out_root: Path, name: str) -> Iterator[None]:
+    """One runner per sweep folder: a second one (another terminal, a notebook) is refused, not interleaved.
+    The OS drops the lock when the process dies, even by SIGKILL, so a crash never leaves it stuck."""
+    import fcntl
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    with open(out_root / f".{name}.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepError(f"another bedrock-lab sweep is running into {out_root / name}; wait for it or "
+                             "stop it first") from None  # fmt: skip
+        yield
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM -> SystemExit, so `kill PID` still stops the emulator and leaves the manifest consistent."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(
+    config: SweepConfig, full_plan: Plan, t_start: float, *, out: str | os.PathLike[str], yes: bool, resume: bool,
+    restart: bool, dry_run: bool, only: Iterable[str] | None, fail_fast: bool, progress: bool,
+    confirm: Callable[[str], bool] | None, echo: Callable[[str], None], execution_timeout: float | None,
+) -> SweepResult:  # fmt: skip
+    plan = full_plan.select(list(only) if only else None)
+    out_dir = Path(out).resolve() / config.name  # absolute: each cell runs with its own folder as cwd
+    echo(plan.describe())
+    result = SweepResult(out_dir, plan)
+    if dry_run:
+        result.not_run = [c.cell_id for c in plan.cells]
+        result.stopped_reason = "dry run"
+        echo("dry run: nothing executed")
+        return result
+
+    with _sweep_lock(Path(out), config.name):
+        manifest_path = out_dir / MANIFEST
+        existing = Manifest.load(manifest_path)
+        if existing and restart:
+            shutil.rmtree(out_dir)
+            existing = None
+        if existing and not resume and any(e.get("status") in (DONE, FAILED, RUNNING) for e in existing.cells.values()):
+            raise SweepError(f"{out_dir} already holds a run of sweep {config.name!r} ({existing.counts()}); "
+                             "pass --resume to continue it or --restart to discard it")  # fmt: skip
+
+        if config.target.kind == "aws" and not yes:
+            ask = confirm or _default_confirm
+            question = (f"Run {len(plan.cells)} cells against AWS {config.target.region} for an estimated "
+                        f"${plan.total_cost_usd:,.2f}? [y/N] ")  # fmt: skip
+            if not ask(question):
+                raise SweepError("not confirmed: nothing was run")
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "cells").mkdir(exist_ok=True)
+        write_json_atomic(out_dir / PLAN, full_plan.to_dict())
+        _write_effective_config(config, out_dir / SWEEP_COPY)
+        manifest = existing or Manifest.new(manifest_path, sweep=full_plan.name, source=full_plan.config.source,
+                                                target=full_plan.config.target.model_dump())
+        manifest.data["order"] = [c.cell_id for c in full_plan.cells]
+        todo: list[Cell] = []
+        for c in plan.cells:
+            params_hash = _params_hash(c.notebook_parameters())
+            entry = manifest.cells.get(c.cell_id)
+            done = (entry and entry.get("status") == DONE and entry.get("params_hash") == params_hash
+                    and (out_dir / "cells" / c.cell_id / SUMMARY).is_file())  # fmt: skip
+            if done:
+                result.skipped.append(c.cell_id)
+                continue
+            todo.append(c)
+            prev_attempts = (entry or {}).get("attempts", 0)
+            manifest.cells[c.cell_id] = {
+                "status": PENDING, "params_hash": params_hash, "attempts": prev_attempts,
+                "tier": c.tier, "prompt_size": c.prompt_size, "users": c.users, "rate_rps": c.rate_rps,
+                "model_id": c.model_id, "est_cost_usd": c.est_cost_usd,
+            }  # fmt: skip
+        manifest.save()
+        if result.skipped:
+            echo(f"resume: {len(result.skipped)} cell(s) already done, {len(todo)} to run")
+
+        spent = sum(float(manifest.cells[c].get("cost_usd") or 0.0) for c in result.skipped)
+        kernel = _kernel_name(config.kernel) if todo else config.kernel
+        timeout = execution_timeout if execution_timeout is not None else config.cell.timeout_s
+
+        with ExitStack() as stack:
+            endpoint = config.target.endpoint_url or ""
+            emulator = None
+            if todo and config.target.kind == "emulator" and not endpoint:
+                emulator = stack.enter_context(_OwnEmulator(config, echo))
+            source_nb = _prepare_notebook(config, out_dir, kernel) if todo else None
+            bar = _progress(len(todo), config.name, progress, echo)
+            same_failures: list[str] = []
+            try:
+                for i, c in enumerate(todo):
+                    if config.budget_usd is not None and spent + c.est_cost_usd > config.budget_usd:
+                        result.stopped_reason = (f"budget cap ${config.budget_usd:,.2f}: ${spent:,.4f} spent, next cell "
+                                                 f"estimated ${c.est_cost_usd:,.4f}")  # fmt: skip
+                        for rest in todo[i:]:
+                            manifest.cells[rest.cell_id]["status"] = SKIPPED
+                            manifest.cells[rest.cell_id]["error"] = {"kind": "budget", "evalue": result.stopped_reason}
+                            result.not_run.append(rest.cell_id)
+                        manifest.save()
+                        echo(f"stopping: {result.stopped_reason}")
+                        break
+                    if i and config.cooldown_s:
+                        time.sleep(config.cooldown_s)
+                    if emulator is not None:
+                        endpoint = emulator.ensure_alive()
+                    ok = _run_one(c, plan, out_dir, source_nb, kernel, timeout, endpoint, manifest, bar)
+                    if ok:
+                        result.ran.append(c.cell_id)
+                        spent += float(manifest.cells[c.cell_id].get("cost_usd") or 0.0)
+                        same_failures = []
+                        continue
+                    result.failed.append(c.cell_id)
+                    err = manifest.cells[c.cell_id].get("error") or {}
+                    echo(f"cell {c.cell_id} failed ({err.get('kind')}: {err.get('ename')}: "
+                         f"{str(err.get('evalue', ''))[:300]})")  # fmt: skip
+                    signature = f"{err.get('ename')}: {err.get('first_error') or err.get('evalue')}"
+                    same_failures = [*same_failures, signature] if signature in same_failures[-1:] else [signature]
+                    stop = None
+                    if fail_fast:
+                        stop = f"--fail-fast after {c.cell_id}"
+                    elif len(same_failures) >= STOP_AFTER_SAME_FAILURES and i + 1 < len(todo):
+                        stop = (f"{len(same_failures)} cells in a row failed with the same error, so the rest would "
+                                f"too (target unreachable or a request every cell sends is wrong): {signature[:300]}")
+                    if stop:
+                        result.stopped_reason = stop
+                        result.not_run = [r.cell_id for r in todo[i + 1 :]]
+                        for rest in result.not_run:
+                            manifest.cells[rest]["status"] = SKIPPED
+                            manifest.cells[rest]["error"] = {"kind": "stopped", "evalue": stop}
+                        manifest.save()
+                        echo(f"stopping: {stop}")
+                        break
+            finally:
+                bar.close()
+        result.results_csv = write_results_csv(out_dir)
+        result.wall_s = time.monotonic() - t_start
+        echo(result.summary())
+        return result
+
+
+class _OwnEmulator:
+    """The emulator a sweep starts for itself, checked before every cell: if it died it is restarted once per
+    death (with a message), and if it cannot be restarted the sweep stops with a clear error."""
+
+    def __init__(self, config: SweepConfig, echo: Callable[[str], None]) -> None:
+        self.config, self.echo = config, echo
+        self.stack = ExitStack()
+        self.emu: Any = None
+        self.restarts = 0
+
+    def _start(self) -> str:
+        from bedrock_lab.emulator import run_emulator
+
+        t = self.config.target
+        self.emu = self.stack.enter_context(run_emulator(seed=t.emulator_seed, mode="subprocess",
+                                                         **t.emulator_overrides))  # fmt: skip
+        return str(self.emu.url)
+
+    def __enter__(self) -> _OwnEmulator:
+        self.echo(f"emulator started at {self._start()}")
+        return self
+
+    def ensure_alive(self) -> str:
+        proc = self.emu.process
+        if proc is None or proc.poll() is None:
+            return str(self.emu.url)
+        tail = "".join(self.emu.stderr_tail).strip()[-300:]
+        self.echo(f"the sweep's emulator (pid {proc.pid}) died with exit code {proc.returncode}"
+                  + (f": {tail}" if tail else "") + "; restarting it")  # fmt: skip
+        self.restarts += 1
+        try:
+            url = self._start()
+        except EmulatorError as exc:
+            raise SweepError(f"the sweep's emulator died and could not be restarted: {exc}") from exc
+        self.echo(f"emulator restarted at {url}")
+        return url
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+
+class _LineBar:
+    """Progress for logs (no terminal): one line per finished cell with an ETA."""
+
+    def __init__(self, total: int, echo: Callable[[str], None]) -> None:
+        self.total, self.echo, self.n, self.t0, self.current = total, echo, 0, time.monotonic(), ""
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / self.n * (self.total - self.n) if self.n else 0.0
+        self.echo(f"[{self.n}/{self.total}] {self.current} finished; elapsed {elapsed:.0f}s, eta ~{eta:.0f}s")
+
+    def set_postfix_str(self, s: str) -> None:
+        self.current = s
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, name: str, enabled: bool, echo: Callable[[str], None]) -> Any:
+    if not enabled or not total:
+        return _LineBar(total, echo)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"sweep {name}", unit="cell", file=sys.stderr, dynamic_ncols=True)
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 to ``path`` while a kernel starts, so its start-up warnings land in the cell's
+    folder instead of between the progress bar lines (the kernel inherits the descriptor)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters): nothing to redirect
+        yield
+        return
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _run_one(
+    cell: Cell, plan: Plan, out_dir: Path, source_nb: Path | None, kernel: str, timeout: float | None,
+    endpoint: str, manifest: Manifest, bar: Any,
+) -> bool:  # fmt: skip
+    import papermill as pm
+
+    cell_dir = out_dir / "cells" / cell.cell_id
+    if cell_dir.exists():  # a previous attempt (killed or failed): start clean so records are not mixed
+        shutil.rmtree(cell_dir)
+    cell_dir.mkdir(parents=True)
+    bar.set_postfix_str(cell.cell_id)
+    entry = manifest.cells[cell.cell_id]
+    # a fresh run id per attempt, in the manifest before anything runs: the reader keeps only its records
+    run_id = f"{cell.cell_id}.{int(entry.get('attempts', 0)) + 1}.{uuid.uuid4().hex[:6]}"
+    manifest.update(cell.cell_id, status=RUNNING, started_at=now(), finished_at=None, error=None, run_id=run_id,
+                    attempts=int(entry.get("attempts", 0)) + 1)  # fmt: skip
+    t0 = time.monotonic()
+    error: dict[str, Any] | None = None
+    try:
+        with _stderr_to(cell_dir / "kernel.log"):
+            pm.execute_notebook(
+                str(source_nb), str(cell_dir / CELL_NOTEBOOK),
+                parameters={**_cell_notebook_params(cell, plan, cell_dir, endpoint), "run_id": run_id},
+                kernel_name=kernel,
+                progress_bar=False, log_output=False, cwd=str(cell_dir), execution_timeout=timeout,
+            )  # fmt: skip
+    except (KeyboardInterrupt, SystemExit):
+        manifest.update(cell.cell_id, status=PENDING, error={"kind": "interrupted"}, finished_at=now())
+        raise
+    except Exception as exc:  # papermill, nbclient and kernel failures all land here
+        error = _error_info(exc)
+    duration = time.monotonic() - t0
+    summary_path = cell_dir / SUMMARY
+    if error is None and not summary_path.is_file():
+        error = {"kind": "no_summary", "ename": "SweepError", "evalue": f"the notebook did not write {SUMMARY}",
+                 "cell_index": None}  # fmt: skip
+    bar.update(1)
+    if error is not None:
+        partial = read_json(summary_path) if summary_path.is_file() else {}
+        stats, health = partial.get("stats", {}), partial.get("health") or {}
+        if health.get("first_error"):
+            error["first_error"] = health["first_error"]
+        manifest.update(cell.cell_id, status=FAILED, finished_at=now(), duration_s=duration, error=error,
+                        requests=stats.get("requests"), ok=stats.get("ok"),
+                        cost_usd=_actual_cost(cell, partial) if partial else None)  # fmt: skip
+        return False
+    summary = read_json(summary_path)
+    stats = summary.get("stats", {})
+    manifest.update(
+        cell.cell_id, status=DONE, finished_at=now(), duration_s=duration, error=None,
+        requests=stats.get("requests"), ok=stats.get("ok"), cost_usd=_actual_cost(cell, summary),
+    )  # fmt: skip
+    return True
+
+
