@@ -256,16 +256,17 @@ class _Reader:
 
     def number(self, key: str, value: object, *, lo: float = 0.0, hi: float = math.inf,
                integer: bool = False, lo_open: bool = False) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if ok and integer and not float(value).is_integer():
+        x = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        ok = math.isfinite(x)
+        if ok and integer and not x.is_integer():
             ok = False
         if ok:
-            ok = (value > lo if lo_open else value >= lo) and value <= hi
+            ok = (x > lo if lo_open else x >= lo) and x <= hi
         if not ok:
             kind = "an integer" if integer else "a number"
             rng = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi != math.inf else "")
             raise self.fail(key, f"must be {kind} {rng}, got {value!r}", value, allowed=rng)
-        return int(value) if integer else float(value)
+        return int(x) if integer else x
 
     def dataclass_(self, key: str, cls: type, value: object, base: Any) -> Any:
         data = self.mapping(key, value)

@@ -109,7 +109,8 @@ async def _serve(cfg: EmulatorConfig, parent_pid: int | None = None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port, backlog=4096)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1] if site._server else cfg.port
+    sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes no public accessor
+    port = sockets[0].getsockname()[1] if sockets else cfg.port
     _tune_gc(asyncio.get_running_loop())
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     print(f"listening on http://{host}:{port}", flush=True)

@@ -229,7 +229,7 @@ class Emulator:
         site = web.TCPSite(runner, self.config.host, self.config.port, backlog=4096)
         try:
             await site.start()
-            sockets = site._server.sockets if site._server else []  # aiohttp exposes no public accessor
+            sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes no public accessor
             port = sockets[0].getsockname()[1]
             self._stop = asyncio.Event()
             ready.put((port, None))

@@ -78,7 +78,7 @@ def _check_keys(body: dict[str, Any], allowed: set[str], required: tuple[str, ..
 def _check_range(path: str, v: object, lo: float, hi: float, integer: bool = False) -> None:
     if v is None:
         return
-    if not _is_num(v) or (integer and not float(v).is_integer()):
+    if not isinstance(v, int | float) or not _is_num(v) or (integer and not float(v).is_integer()):
         raise _malformed(f"#/{path}: expected type: {'Integer' if integer else 'Number'}, found: {type(v).__name__}")
     if v < lo:
         raise _malformed(f"#/{path}: {v} is not greater or equal to {lo:g}")
@@ -90,7 +90,7 @@ def _max_tokens(path: str, v: object, default: int, spec: ModelSpec) -> int:
     if v is None:
         return min(default, spec.max_output_tokens)
     _check_range(path, v, 1, math.inf, integer=True)
-    n = int(v)  # type: ignore[arg-type]
+    n = int(v) if isinstance(v, int | float) else 0
     if n > spec.max_output_tokens:
         raise validation(f"The maximum tokens you requested exceeds the model limit of {spec.max_output_tokens}. "
                          f"Try again with a maximum tokens value that is lower than {spec.max_output_tokens}.")

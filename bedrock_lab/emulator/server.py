@@ -575,7 +575,7 @@ def apply_overrides(catalog: Catalog, *, capacity: int | None = None, tpm_quota:
     for mid, spec in catalog.models.items():
         lat = spec.latency
         if latency:
-            lat = replace(lat, **latency)
+            lat = replace(lat, **latency)  # type: ignore[arg-type]
         if capacity is not None:
             lat = replace(lat, capacity=capacity)
         fl = replace(spec.faults, **faults) if faults else spec.faults

@@ -70,7 +70,7 @@ def check(method: str, raw_path: str, headers: Mapping[str, str], body: bytes,
     qs = sorted(urllib.parse.parse_qsl(query, keep_blank_values=True))
     canonical_qs = "&".join(f"{urllib.parse.quote(k, safe=_UNRESERVED)}={urllib.parse.quote(v, safe=_UNRESERVED)}"
                             for k, v in qs)
-    lower = {}
+    lower: dict[str, list[str]] = {}
     for k, v in headers.items():
         lower.setdefault(k.lower(), []).append(" ".join(v.split()))
     canonical_headers = "".join(f"{h}:{','.join(lower.get(h, []))}\n" for h in signed)

@@ -73,7 +73,7 @@ class Measurement:
         e2e = (self.end_mono - self.t0) if self.end_mono is not None else None
         gaps = sorted(b - a for a, b in zip(chunks, chunks[1:], strict=False))
         h = {k.lower(): v for k, v in self.headers.items()}
-        server: dict[str, float | None] = {}
+        server: dict[str, Any] = {}
         for name, col in GROUND_TRUTH_HEADERS.items():
             try:
                 server[col] = float(h[name]) / 1000.0 if name in h else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,7 +69,7 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write JSON via a temp file + fsync + rename, so readers never see half a file."""
     text = json.dumps(clean_json(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
     return write_text_atomic(path, text)
@@ -133,7 +134,7 @@ class Manifest:
         return order + [c for c in self.cells if c not in order]
 
 
-def sweep_dir(path: str | Path) -> Path:
+def sweep_dir(path: str | os.PathLike[str]) -> Path:
     """The sweep folder of ``path`` (the folder, or its manifest file); :class:`SweepError` if it is none."""
     p = Path(path)
     if p.is_file() and p.name == MANIFEST:

@@ -137,6 +137,7 @@ def run_cell(
             target = Target.aws(region, profile=profile or None, endpoint_url=endpoint_url or None)
         else:
             raise ConfigError("unknown target kind", key="target_kind", value=target_kind, allowed="emulator, aws")
+        result: Any
         if engine == "locust":
             # Locust writes records/ below its out_dir, next to its own CSV/HTML stats and logs
             result = run_locust(spec, target=target, out_dir=out, workers=int(locust_workers))

@@ -352,9 +352,9 @@ def _run(
                     if stop:
                         result.stopped_reason = stop
                         result.not_run = [r.cell_id for r in todo[i + 1 :]]
-                        for rest in result.not_run:
-                            manifest.cells[rest]["status"] = SKIPPED
-                            manifest.cells[rest]["error"] = {"kind": "stopped", "evalue": stop}
+                        for rest_id in result.not_run:
+                            manifest.cells[rest_id]["status"] = SKIPPED
+                            manifest.cells[rest_id]["error"] = {"kind": "stopped", "evalue": stop}
                         manifest.save()
                         echo(f"stopping: {stop}")
                         break
