@@ -27,6 +27,8 @@ from typing import Any
 
 from bedrock_lab.errors import ConfigError
 
+#: Bedrock Runtime operations the kit drives, by the names records and Locust request names use
+APIS = ("converse", "converse-stream", "invoke", "invoke-stream")
 #: InvokeModel body formats the emulator speaks
 PROVIDER_FORMATS = ("anthropic", "anthropic-text", "titan", "nova", "llama", "mistral")
 #: service tiers of the Bedrock API (ServiceTierType)

@@ -20,13 +20,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
+from bedrock_lab.cellspec import CellSettings
 from bedrock_lab.errors import BedrockLabError, ConfigError
 
 #: cross-region inference profile prefixes ("" = the plain in-region model id)
 REGION_PREFIXES = ("", *CATALOG_PREFIXES)
-#: APIs an engine can drive (same names as records.APIS)
-APIS = ("converse", "converse-stream", "invoke", "invoke-stream")
 #: prompt size classes of the ``single`` workload (params/prompts/single.yaml may add more)
 PROMPT_SIZES = ("small", "medium", "large")
 #: rough input tokens per request of each prompt size (words x ~1.3 plus framing); override in ``estimates``
@@ -87,20 +87,12 @@ class GridConfig(_Strict):
         return [normalize_prefix(p) for p in v]
 
 
-class CellConfig(_Strict):
-    """What each cell does, identical across the grid."""
+class CellConfig(CellSettings):
+    """What each cell does, identical across the grid: the cell settings of :mod:`bedrock_lab.cellspec` (one set
+    of defaults for every interface), plus a sweep's default duration and the papermill timeout."""
 
-    engine: Literal["burst", "locust"] = "burst"
-    api: Literal["converse", "converse-stream", "invoke", "invoke-stream"] = "converse-stream"
-    workload: str = "single"
-    arrival: Literal["poisson", "constant"] = "poisson"
-    #: seconds of load per cell (0/None: stop after ``requests``)
+    #: seconds of load per cell (0/None: stop after ``requests``); a sweep runs 60 s per cell unless told
     duration_s: float | None = Field(default=60.0, ge=0)
-    #: requests per cell (None: run for ``duration_s``)
-    requests: int | None = Field(default=None, ge=1)
-    ramp_s: float = Field(default=0.0, ge=0)
-    max_tokens: int = Field(default=256, ge=1)
-    locust_workers: int = Field(default=0, ge=0)
     #: papermill per-notebook-cell execution timeout in seconds (None: no limit)
     timeout_s: float | None = Field(default=None, gt=0)
 
@@ -188,11 +180,8 @@ def normalize_prefix(prefix: str | None) -> str:
 
 
 def split_prefix(model_id: str) -> tuple[str, str]:
-    """``us.amazon.nova-lite-v1:0`` -> (``us.``, ``amazon.nova-lite-v1:0``)."""
-    for p in sorted(REGION_PREFIXES, key=len, reverse=True):
-        if p and model_id.startswith(p):
-            return p, model_id[len(p) :]
-    return "", model_id
+    """``us.amazon.nova-lite-v1:0`` -> (``us.``, ``amazon.nova-lite-v1:0``): the catalog's model-id grammar."""
+    return split_model_id(model_id)
 
 
 def _csv(text: str) -> list[str]:

@@ -17,37 +17,25 @@ import math
 import random
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from bedrock_lab.cellspec import CellSpec, notebook_parameters, parse_cell
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, split_prefix
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of the grid: one notebook run."""
+    """One point of the grid: one notebook run. Its settings are a :class:`~bedrock_lab.cellspec.CellSpec`
+    (``cell.spec``); ``cell.model_id``, ``cell.users``, ``cell.max_tokens``... read from it."""
 
     cell_id: str
     grid_index: int  #: position in the unshuffled grid
-    model_id: str  #: as sent, with the region prefix
     base_model: str
     region_prefix: str
-    tier: str
-    prompt_size: str
-    users: int | None
-    rate_rps: float | None
     repeat: int  #: 1-based
-    seed: int
-    engine: str
-    api: str
-    workload: str
-    arrival: str
-    duration_s: float | None
-    requests: int | None
-    ramp_s: float
-    max_tokens: int
-    locust_workers: int
+    spec: CellSpec  #: model id (with the region prefix), tier, prompt size, load, seed and the sweep's cell settings
     # estimates
     expected_requests: float
     input_tokens_per_request: float
@@ -56,6 +44,11 @@ class Cell:
     price_output_per_1k: float
     est_cost_usd: float
     est_wall_s: float  #: load time + notebook overhead (cooldown not included)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CellSpec.model_fields:  # only reached for names the dataclass itself lacks
+            return getattr(self.__dict__["spec"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def expected_input_tokens(self) -> float:
@@ -66,28 +59,12 @@ class Cell:
         return self.expected_requests * self.output_tokens_per_request
 
     def notebook_parameters(self) -> dict[str, Any]:
-        """Parameters of notebooks/cell.py for this cell (target and output folder are added by the runner)."""
-        return {
-            "cell_id": self.cell_id,
-            "model_id": self.model_id,
-            "tier": self.tier,
-            "prompt_size": self.prompt_size,
-            "engine": self.engine,
-            "api": self.api,
-            "workload": self.workload,
-            "arrival": self.arrival,
-            "users": self.users or 0,
-            "rate_rps": float(self.rate_rps or 0.0),
-            "duration_s": float(self.duration_s or 0.0),
-            "requests": self.requests or 0,
-            "ramp_s": float(self.ramp_s),
-            "max_tokens": self.max_tokens,
-            "locust_workers": self.locust_workers,
-            "seed": self.seed,
-        }
+        """Parameters of notebooks/cell.py for this cell (target, output folder and run id are added by the runner)."""
+        return {"cell_id": self.cell_id, **notebook_parameters(self.spec)}
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
+        d.update(self.spec.model_dump())
         d["expected_input_tokens"] = self.expected_input_tokens
         d["expected_output_tokens"] = self.expected_output_tokens
         return d
@@ -370,12 +347,13 @@ def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
         in_tokens = float(config.input_tokens(size))
         cost = n * (in_tokens * pin + out_tokens * pout) / 1000.0
         cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats)
+        settings = cell.model_dump(exclude={"timeout_s"})
+        settings["duration_s"] = cell.duration_s or None
+        spec = parse_cell({**settings, "model_id": model_id, "tier": tier, "prompt_size": size, "users": users,
+                           "rate_rps": rate, "seed": cell_seed(config.order.seed, cid)}, source=config.source)
         cells.append(Cell(
-            cell_id=cid, grid_index=i, model_id=model_id, base_model=base, region_prefix=prefix or given_prefix,
-            tier=tier, prompt_size=size, users=users, rate_rps=rate, repeat=rep,
-            seed=cell_seed(config.order.seed, cid), engine=cell.engine, api=cell.api, workload=cell.workload,
-            arrival=cell.arrival, duration_s=cell.duration_s or None, requests=cell.requests, ramp_s=cell.ramp_s,
-            max_tokens=cell.max_tokens, locust_workers=cell.locust_workers, expected_requests=n,
+            cell_id=cid, grid_index=i, base_model=base, region_prefix=prefix or given_prefix, repeat=rep,
+            spec=spec, expected_requests=n,
             input_tokens_per_request=in_tokens, output_tokens_per_request=out_tokens,
             price_input_per_1k=pin, price_output_per_1k=pout, est_cost_usd=cost,
             est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s,

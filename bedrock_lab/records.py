@@ -34,8 +34,6 @@ SCHEMA_VERSION = 1
 
 #: error kinds an engine may assign (None for a success)
 ERROR_KINDS = ("throttled", "server", "timeout", "validation", "stream", "connection", "client")
-#: API names as used in records and Locust request names
-APIS = ("converse", "converse-stream", "invoke", "invoke-stream")
 
 
 @dataclass(slots=True)
@@ -48,7 +46,7 @@ class RequestRecord:
     engine: str  #: "burst" or "locust"
     worker: str  #: worker that sent it (process/greenlet/task id)
     seq: int  #: sequence number within the worker
-    api: str  #: one of APIS
+    api: str  #: one of bedrock_lab.catalog.APIS
     model_id: str  #: model id as sent (with region prefix or ARN)
     tier_requested: str | None  #: service tier asked for (None = not sent)
     tier_served: str | None  #: service tier echoed by the service

@@ -23,11 +23,20 @@
 # parameters: for AWS give a region and, optionally, a named profile.
 
 # %% tags=["parameters"]
+# the run: where it goes and what it is called
 cell_id: str = "manual"  # sweep cell id; labels every record
 sweep: str = ""  # sweep name ("" when run by hand)
-model_id: str = "us.amazon.nova-2-lite-v1:0"  # model id as sent, region prefix included
-tier: str = "default"  # service tier to request: default | priority | flex | reserved ("": send none)
-prompt_size: str = "small"  # prompt size class of the workload: small | medium | large
+run_id: str = ""  # run id of this attempt (the sweep runner sets it; "": a random one)
+out_dir: str = "../outputs/manual/cells/manual"  # folder for records/ and summary.json
+target_kind: str = "emulator"  # emulator | aws
+endpoint_url: str = ""  # emulator URL; "" with emulator starts a private one for this notebook
+region: str = "us-east-1"  # AWS region (aws target only)
+profile: str = ""  # AWS named profile (aws target only; "": default credential chain)
+chart: bool = True  # draw the latency chart (sweeps turn it off to save ~5 s per cell; the report draws them)
+# the cell: bedrock_lab.cellspec.CellSpec (same names, defaults and checks; 0 / "" / -1 mean unset)
+model_id: str = "amazon.nova-lite-v1:0"  # model id as sent (base id, prefixed profile or ARN)
+tier: str = ""  # service tier to request: priority | default | flex | reserved ("": send none)
+prompt_size: str = "small"  # prompt size class of the single workload: small | medium | large
 workload: str = "single"  # prompt set in params/prompts/: single | chat | summarise | mix
 engine: str = "burst"  # load engine: burst (asyncio) | locust
 api: str = "converse-stream"  # converse | converse-stream | invoke | invoke-stream
@@ -38,29 +47,25 @@ duration_s: float = 3.0  # seconds of load (0: stop after `requests`)
 requests: int = 0  # requests to send (0: run for duration_s)
 ramp_s: float = 0.0  # seconds to ramp up to full load
 max_tokens: int = 256  # maxTokens per request
+temperature: float = -1.0  # temperature of each request (-1: not sent)
 locust_workers: int = 0  # locust only: worker processes (0: local runner)
-seed: int = 0  # random seed of the workload and arrivals
-out_dir: str = "../outputs/manual/cells/manual"  # folder for records/ and summary.json
-target_kind: str = "emulator"  # emulator | aws
-endpoint_url: str = ""  # emulator URL; "" with emulator starts a private one for this notebook
-region: str = "us-east-1"  # AWS region (aws target only)
-profile: str = ""  # AWS named profile (aws target only; "": default credential chain)
-chart: bool = True  # draw the latency chart (sweeps turn it off to save ~5 s per cell; the report draws them)
-run_id: str = ""  # run id of this attempt (the sweep runner sets it; "": a random one)
+max_attempts: int = 1  # attempts per request (1: retries off, throttles are records)
+connect_timeout_s: float = 10.0  # connect timeout, s
+read_timeout_s: float = 120.0  # read timeout (longest silence between bytes), s
 breaker_after: int = 20  # stop after this many consecutive connection/credential/validation errors (0: never)
 min_success_rate: float = 0.5  # the cell fails when fewer of its non-throttled requests succeed
+seed: int = 0  # random seed of the workload and arrivals
 
 # %%
 import json
 
+from bedrock_lab.cellspec import CellSpec
 from bedrock_lab.sweep import run_cell
 
 summary = run_cell(
-    cell_id=cell_id, sweep=sweep, model_id=model_id, tier=tier, prompt_size=prompt_size, workload=workload,
-    engine=engine, api=api, arrival=arrival, users=users, rate_rps=rate_rps, duration_s=duration_s,
-    requests=requests, ramp_s=ramp_s, max_tokens=max_tokens, locust_workers=locust_workers, seed=seed,
-    out_dir=out_dir, target_kind=target_kind, endpoint_url=endpoint_url, region=region, profile=profile,
-    run_id=run_id, breaker_after=breaker_after, min_success_rate=min_success_rate,
+    cell_id=cell_id, sweep=sweep, run_id=run_id, out_dir=out_dir, target_kind=target_kind,
+    endpoint_url=endpoint_url, region=region, profile=profile,
+    **{name: globals()[name] for name in CellSpec.model_fields},  # the cell's settings, as declared above
 )  # fmt: skip
 stats = summary["stats"]
 print(f"{cell_id}: {stats['requests']} requests, {stats['ok']} ok, {stats['errors']} errors "

@@ -16,12 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from bedrock_lab.catalog import APIS, PROVIDER_FORMATS, TIERS, split_model_id
 from bedrock_lab.errors import ConfigError
-from bedrock_lab.records import APIS
-
-PROVIDER_FORMATS = ("anthropic", "anthropic-text", "titan", "nova", "llama", "mistral")
-TIERS = ("priority", "default", "flex", "reserved")
-_REGION_PREFIXES = ("us-gov.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
 
 #: API name (records) -> (URI suffix, boto3 method)
 API_ROUTES: dict[str, tuple[str, str]] = {
@@ -33,12 +29,9 @@ API_ROUTES: dict[str, tuple[str, str]] = {
 
 
 def base_model_id(model_id: str) -> str:
-    """Strip an ARN and a cross-region prefix: ``arn:...:inference-profile/us.x.y`` -> ``x.y``."""
-    mid = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
-    for p in _REGION_PREFIXES:
-        if mid.startswith(p):
-            return mid[len(p) :]
-    return mid
+    """Strip an ARN and a cross-region prefix: ``arn:...:inference-profile/us.x.y`` -> ``x.y``
+    (the catalog's model-id grammar, :func:`bedrock_lab.catalog.split_model_id`)."""
+    return split_model_id(model_id)[1]
 
 
 def guess_provider_format(model_id: str) -> str:

@@ -7,54 +7,68 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bedrock_lab.engines.formats import PROVIDER_FORMATS, TIERS
+from bedrock_lab.catalog import PROVIDER_FORMATS
+from bedrock_lab.cellspec import DEFAULTS, CellSpec, parse_cell
 from bedrock_lab.engines.health import HealthPolicy, RunHealth
 from bedrock_lab.errors import ConfigError
-from bedrock_lab.records import APIS
 
-ARRIVALS = ("poisson", "constant")
+_D = DEFAULTS  # one set of defaults: bedrock_lab.cellspec
 
 
 @dataclass
 class BurstSpec:
-    """One load cell. Closed loop: set ``users``. Open loop: set ``rate_rps`` (and ``arrival``).
+    """One load run. Closed loop: set ``users``. Open loop: set ``rate_rps`` (and ``arrival``).
 
     At least one bound is required: ``duration_s`` and/or ``requests`` (whichever comes first ends the run).
     Retries are off by default (``max_attempts=1``); with more attempts the engine mirrors botocore's standard
     mode and records the retries of each request.
+
+    The cell's settings (every field that :class:`~bedrock_lab.cellspec.CellSpec` also has) take their defaults
+    and their validation from :mod:`bedrock_lab.cellspec`; the rest are engine knobs. :meth:`from_cell` builds
+    one from a :class:`~bedrock_lab.cellspec.CellSpec`.
     """
 
     model_id: str
-    api: str = "converse-stream"
-    tier: str | None = None
-    workload: str = "single"
-    prompt_size: str = "small"
+    api: str = _D["api"]
+    tier: str | None = _D["tier"]
+    workload: str = _D["workload"]
+    prompt_size: str = _D["prompt_size"]
     users: int | None = None
     rate_rps: float | None = None
-    arrival: str = "poisson"
+    arrival: str = _D["arrival"]
     duration_s: float | None = None
     requests: int | None = None
-    ramp_s: float = 0.0
-    max_tokens: int = 256
-    seed: int = 0
+    ramp_s: float = _D["ramp_s"]
+    max_tokens: int = _D["max_tokens"]
+    seed: int = _D["seed"]
     run_id: str | None = None
     cell_id: str = ""
-    # less common knobs
-    temperature: float | None = None
+    temperature: float | None = _D["temperature"]
+    max_attempts: int = _D["max_attempts"]
+    connect_timeout_s: float = _D["connect_timeout_s"]
+    read_timeout_s: float = _D["read_timeout_s"]
+    breaker_after: int = _D["breaker_after"]  #: consecutive fatal failures (connection, credentials, validation) that end the run
+    min_success_rate: float = _D["min_success_rate"]  #: fewer successes among non-throttled requests: invalid
+    # engine knobs
     provider_format: str | None = None  #: InvokeModel body format; default from the catalog / model id
     prompts_dir: str | None = None
-    max_attempts: int = 1
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 120.0
     max_in_flight: int = 1000  #: open loop: concurrency cap (a full cap shows up as schedule lag)
     miss_threshold_s: float = 0.010  #: open loop: a start later than this counts as a schedule miss
     keep_chunk_times: bool = True
     flush_rows: int = 500
     flush_seconds: float = 5.0
     drain_s: float | None = None  #: how long in-flight requests may finish after the bound (default read timeout)
-    breaker_after: int = 20  #: consecutive fatal failures (connection, credentials, validation) that end the run
-    min_success_rate: float = 0.5  #: a run with fewer successes among non-throttled requests is invalid
     extra: dict[str, Any] = field(default_factory=dict)  #: free-form labels (not used by the engine)
+
+    @classmethod
+    def from_cell(cls, spec: CellSpec, **knobs: Any) -> BurstSpec:
+        """The engine spec of a cell (``knobs``: ``run_id``, ``cell_id`` and the engine-only fields)."""
+        cell = spec.model_dump(exclude={"engine", "locust_workers"})
+        return cls(**cell, **knobs)
+
+    def cell_spec(self) -> CellSpec:
+        """The :class:`~bedrock_lab.cellspec.CellSpec` part of this spec (validated)."""
+        return parse_cell({k: getattr(self, k) for k in CellSpec.model_fields if hasattr(self, k)}, source="BurstSpec")
 
     def __post_init__(self) -> None:
         def bad(key: str, msg: str, allowed: str | None = None) -> ConfigError:
@@ -62,35 +76,15 @@ class BurstSpec:
 
         if not self.model_id:
             raise bad("model_id", "is required")
-        if self.api not in APIS:
-            raise bad("api", "unknown API", ", ".join(APIS))
-        if self.tier is not None and self.tier not in TIERS:
-            raise bad("tier", "unknown service tier", ", ".join(TIERS))
+        self.cell_spec()  # the cell's settings: validated once, by bedrock_lab.cellspec
         if self.provider_format is not None and self.provider_format not in PROVIDER_FORMATS:
             raise bad("provider_format", "unknown provider format", ", ".join(PROVIDER_FORMATS))
         if (self.users is None) == (self.rate_rps is None):
             raise bad("users", "set exactly one of users (closed loop) or rate_rps (open loop)")
-        if self.users is not None and self.users < 1:
-            raise bad("users", "must be >= 1")
-        if self.rate_rps is not None and not self.rate_rps > 0:
-            raise bad("rate_rps", "must be > 0")
-        if self.arrival not in ARRIVALS:
-            raise bad("arrival", "unknown arrival process", ", ".join(ARRIVALS))
         if self.duration_s is None and self.requests is None:
             raise bad("duration_s", "set duration_s and/or requests: a run must be bounded")
-        if self.duration_s is not None and not self.duration_s > 0:
-            raise bad("duration_s", "must be > 0")
-        if self.requests is not None and self.requests < 1:
-            raise bad("requests", "must be >= 1")
-        if self.ramp_s < 0:
-            raise bad("ramp_s", "must be >= 0")
-        if self.max_tokens < 1:
-            raise bad("max_tokens", "must be >= 1")
-        if self.max_attempts < 1:
-            raise bad("max_attempts", "must be >= 1")
         if self.max_in_flight < 1:
             raise bad("max_in_flight", "must be >= 1")
-        self.health_policy  # noqa: B018  (validates breaker_after and min_success_rate)
         if self.run_id is None:
             self.run_id = uuid.uuid4().hex[:12]
 

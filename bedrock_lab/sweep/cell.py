@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bedrock_lab.cellspec import from_notebook_parameters
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.records import load_records
 from bedrock_lab.store.manifest import SUMMARY, now, write_json_atomic
@@ -78,34 +79,19 @@ def summarize_records(df: pd.DataFrame, *, wall_s: float | None = None) -> dict[
 def run_cell(
     *,
     cell_id: str,
-    model_id: str,
     out_dir: str | os.PathLike[str],
-    tier: str = "",
-    prompt_size: str = "small",
-    engine: str = "burst",
-    api: str = "converse-stream",
-    workload: str = "single",
-    arrival: str = "poisson",
-    users: int = 0,
-    rate_rps: float = 0.0,
-    duration_s: float = 0.0,
-    requests: int = 0,
-    ramp_s: float = 0.0,
-    max_tokens: int = 256,
-    locust_workers: int = 0,
-    seed: int = 0,
     sweep: str = "",
+    run_id: str = "",
     target_kind: str = "emulator",
     endpoint_url: str = "",
     region: str = "us-east-1",
     profile: str = "",
-    run_id: str = "",
-    breaker_after: int = 20,
-    min_success_rate: float = 0.5,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Run one cell with the engines library; writes ``records/`` then ``summary.json`` into ``out_dir``.
 
-    This is what notebooks/cell.py calls; parameters mirror its ``parameters`` cell (0 / "" mean unset).
+    This is what notebooks/cell.py calls. ``settings`` are the cell's :class:`~bedrock_lab.cellspec.CellSpec`
+    fields in the notebook's spelling (0 / "" mean unset: :func:`~bedrock_lab.cellspec.from_notebook_parameters`).
     ``target_kind="emulator"`` with no ``endpoint_url`` starts a private in-process emulator for the cell.
     ``run_id`` (given by the sweep runner, which fences the cell's records to it) labels every record.
     Raises :class:`~bedrock_lab.engines.health.RunInvalidError` after writing the summary when the run is invalid.
@@ -113,16 +99,12 @@ def run_cell(
     from bedrock_lab.engines import BurstSpec, Target, run_burst_sync, run_locust
     from bedrock_lab.engines.health import assess
 
+    cell = from_notebook_parameters(settings)
     out = Path(out_dir)
     records_dir = out / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
-    spec = BurstSpec(
-        model_id=model_id, api=api, tier=tier or None, workload=workload, prompt_size=prompt_size,
-        users=int(users) or None, rate_rps=float(rate_rps) or None, arrival=arrival,
-        duration_s=float(duration_s) or None, requests=int(requests) or None, ramp_s=float(ramp_s),
-        max_tokens=int(max_tokens), seed=int(seed), cell_id=cell_id, run_id=run_id or None,
-        breaker_after=int(breaker_after), min_success_rate=float(min_success_rate),
-    )  # fmt: skip
+    spec = BurstSpec.from_cell(cell, cell_id=cell_id, run_id=run_id or None)
+    engine, seed = cell.engine, cell.seed
     started = now()
     t0 = time.monotonic()
     with ExitStack() as stack:
@@ -140,7 +122,7 @@ def run_cell(
         result: Any
         if engine == "locust":
             # Locust writes records/ below its out_dir, next to its own CSV/HTML stats and logs
-            result = run_locust(spec, target=target, out_dir=out, workers=int(locust_workers))
+            result = run_locust(spec, target=target, out_dir=out, workers=cell.locust_workers)
         elif engine == "burst":
             result = run_burst_sync(spec, target=target, out_dir=records_dir, progress=False)
         else:
@@ -155,11 +137,7 @@ def run_cell(
         "started_at": started,
         "finished_at": now(),
         "run_wall_s": wall,
-        "parameters": {
-            "model_id": model_id, "tier": tier, "prompt_size": prompt_size, "engine": engine, "api": api,
-            "workload": workload, "arrival": arrival, "users": users, "rate_rps": rate_rps,
-            "duration_s": duration_s, "requests": requests, "ramp_s": ramp_s, "max_tokens": max_tokens, "seed": seed,
-        },
+        "parameters": cell.model_dump(),
         "target": {"kind": target_kind, "region": region, "profile": profile or None,
                    "endpoint_url": endpoint_url or None},
         "engine_result": {

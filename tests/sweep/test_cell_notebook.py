@@ -60,3 +60,18 @@ def test_papermill_help_notebook_cli(tmp_path: Path) -> None:
 def test_bedrock_lab_sweep_help_notebook(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "--help-notebook"]) == 0
     assert "tier: str" in capsys.readouterr().out
+
+
+#: the load of a cell run by hand: a notebook needs a concrete one, CellSpec has none
+HAND_RUN_LOAD = {"users": 4, "duration_s": 3.0}
+
+
+def test_the_notebook_declares_every_cell_setting_with_the_one_set_of_defaults(tmp_path: Path) -> None:
+    from bedrock_lab.cellspec import DEFAULTS, CellSpec, notebook_parameters
+
+    params = pm.inspect_notebook(str(_ipynb(tmp_path)))
+    defaults = {name: eval(p["default"]) for name, p in params.items()}
+    expected = {**notebook_parameters(CellSpec.model_construct(**DEFAULTS)), **HAND_RUN_LOAD}
+    assert set(CellSpec.model_fields) <= set(defaults), "a CellSpec field is missing from notebooks/cell.py"
+    wrong = {k: (defaults[k], v) for k, v in expected.items() if defaults[k] != v}
+    assert not wrong, f"notebook default != bedrock_lab.cellspec default: {wrong}"

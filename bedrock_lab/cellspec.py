@@ -1,0 +1,170 @@
+"""One load cell's settings, typed and validated once, with one set of defaults.
+
+Everything that describes a cell is derived from the models here:
+
+- the sweep file's ``cell:`` section (:class:`bedrock_lab.params.CellConfig` extends :class:`CellSettings`),
+- the plan's cells (:class:`bedrock_lab.plan.Cell` carries a :class:`CellSpec`),
+- the cell notebook's parameters (``notebooks/cell.py``; :func:`notebook_parameters`, and a test keeps the
+  notebook's literal defaults equal to :data:`DEFAULTS`),
+- the engines' :class:`~bedrock_lab.engines.BurstSpec` (its cell fields and defaults come from here),
+- the Locust ``--bl-*`` options and the ``bedrock-lab burst`` / ``locust`` options (:data:`CLI_FIELDS`: flag, help
+  and default read from these fields).
+
+>>> spec = CellSpec(model_id="amazon.nova-lite-v1:0", users=4, duration_s=10)
+>>> spec.max_tokens, spec.breaker_after
+(256, 20)
+>>> parse_cell({"model_id": "m", "users": 0, "duration_s": 1}, source="my.yaml")
+Traceback (most recent call last):
+...
+bedrock_lab.errors.ConfigError: my.yaml: users: must be >= 1: got 0 (allowed: a number >= 1)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bedrock_lab.catalog import APIS, TIERS
+from bedrock_lab.errors import ConfigError
+
+Api = Literal["converse", "converse-stream", "invoke", "invoke-stream"]
+Tier = Literal["priority", "default", "flex", "reserved"]
+Engine = Literal["burst", "locust"]
+Arrival = Literal["poisson", "constant"]
+
+#: the model a cell uses when none is named (small, cheap, in the catalog)
+DEFAULT_MODEL = "amazon.nova-lite-v1:0"
+
+
+class CellSettings(BaseModel):
+    """The settings of a cell that do not vary across a sweep's grid (a sweep file's ``cell:`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Engine = Field("burst", description="load engine: burst (asyncio) or locust")
+    api: Api = Field("converse-stream", description="Bedrock Runtime operation: " + " | ".join(APIS))
+    workload: str = Field("single", description="prompt set: single, chat, summarise, mix (params/prompts/<name>.yaml) or a YAML path")
+    arrival: Arrival = Field("poisson", description="open-loop arrivals: poisson or constant")
+    duration_s: float | None = Field(None, gt=0, description="seconds of load (None: stop after requests)")
+    requests: int | None = Field(None, ge=1, description="requests to send (None: run for duration_s)")
+    ramp_s: float = Field(0.0, ge=0, description="seconds to ramp up users (or the rate)")
+    max_tokens: int = Field(256, ge=1, description="maxTokens of each request")
+    temperature: float | None = Field(None, ge=0, description="temperature of each request (None: not sent)")
+    locust_workers: int = Field(0, ge=0, description="locust only: worker processes (0: one local process)")
+    max_attempts: int = Field(1, ge=1, description="attempts per request (1: retries off, throttles are records)")
+    connect_timeout_s: float = Field(10.0, gt=0, description="connect timeout, s")
+    read_timeout_s: float = Field(120.0, gt=0, description="read timeout (longest silence between bytes), s")
+    breaker_after: int = Field(20, ge=0, description="stop the run after this many consecutive connection, "
+                                                     "credential or validation errors (0: never)")
+    min_success_rate: float = Field(0.5, ge=0, le=1, description="the run is invalid when fewer of its requests "
+                                                                 "that were not throttled succeed")
+
+
+class CellSpec(CellSettings):
+    """One cell: the grid-invariant :class:`CellSettings` plus its own model, tier, prompt size, load and seed."""
+
+    model_id: str = Field(DEFAULT_MODEL, min_length=1, description="model id as sent (base id, prefixed profile or ARN)")
+    tier: Tier | None = Field(None, description="service tier to request: " + " | ".join(TIERS) + " (None: send none)")
+    prompt_size: str = Field("small", description="prompt size class of the single workload: small, medium, large")
+    users: int | None = Field(None, ge=1, description="closed loop: concurrent users")
+    rate_rps: float | None = Field(None, gt=0, description="open loop: arrivals per second")
+    seed: int = Field(0, description="seed of the workload and arrivals")
+
+    @model_validator(mode="after")
+    def _one_load_and_a_bound(self) -> CellSpec:
+        if self.users is not None and self.rate_rps is not None:
+            raise ValueError("set users (closed loop) or rate_rps (open loop), not both")
+        if self.engine == "locust" and self.rate_rps is not None:
+            raise ValueError("the locust engine runs closed loop only: set users")
+        return self
+
+
+#: every field's default, by name (what notebooks/cell.py and the CLI must show)
+DEFAULTS: dict[str, Any] = {name: f.default for name, f in CellSpec.model_fields.items()}
+
+#: fields the ``burst``/``locust`` CLIs and the Locust ``--bl-*`` options take from here: field -> flag name
+CLI_FIELDS: dict[str, str] = {
+    "model_id": "model", "api": "api", "tier": "tier", "workload": "workload", "prompt_size": "prompt-size",
+    "max_tokens": "max-tokens", "temperature": "temperature", "seed": "seed", "max_attempts": "max-attempts",
+    "connect_timeout_s": "connect-timeout", "read_timeout_s": "read-timeout", "breaker_after": "breaker-after",
+    "min_success_rate": "min-success-rate",
+}  # fmt: skip
+
+
+def field_help(name: str) -> str:
+    """The description of a :class:`CellSpec` field (the help text every interface shows)."""
+    return str(CellSpec.model_fields[name].description or name)
+
+
+def config_error(exc: ValidationError, *, source: str) -> ConfigError:
+    """The first problem of a pydantic error as a :class:`ConfigError` naming the key, value and what is allowed."""
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or None
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    allowed: str | None = None
+    msg = str(err.get("msg", "invalid value"))
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sym = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()), "")
+        msg, allowed = f"must be {sym} {bound}: got {value!r}", f"a number {sym} {bound}"
+    elif kind == "literal_error":
+        msg, allowed = f"not one of the allowed values: got {value!r}", str(ctx.get("expected", ""))
+    elif kind == "extra_forbidden":
+        msg, allowed = "unknown setting", ", ".join(CellSpec.model_fields)
+    elif kind == "value_error":
+        msg = str(ctx.get("error", msg))
+    elif value is not None:
+        msg = f"{msg}: got {value!r}"
+    return ConfigError(msg, source=source, key=loc, value=value, allowed=allowed)
+
+
+def parse_cell(data: dict[str, Any], *, source: str = "cell") -> CellSpec:
+    """Validate ``data`` as a :class:`CellSpec`; a :class:`ConfigError` names ``source``, the key and the value."""
+    try:
+        return CellSpec.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(exc, source=source) from None
+
+
+#: how the cell notebook spells "unset" for optional fields where 0 is a real value
+_NOTEBOOK_UNSET: dict[str, Any] = {"temperature": -1.0}
+
+
+def _unset(name: str) -> Any:
+    if name in _NOTEBOOK_UNSET:
+        return _NOTEBOOK_UNSET[name]
+    ann = str(CellSpec.model_fields[name].annotation)
+    return "" if ("str" in ann or "Literal" in ann) else 0
+
+
+def notebook_parameters(spec: CellSpec) -> dict[str, Any]:
+    """``spec`` as the cell notebook's parameters: papermill takes literals, so None becomes 0 / "" (-1 for
+    ``temperature``, where 0 is a value) and :func:`from_notebook_parameters` reads them back as unset."""
+    return {name: _unset(name) if value is None else value for name, value in spec.model_dump().items()}
+
+
+def from_notebook_parameters(params: dict[str, Any], *, source: str = "cell notebook parameters") -> CellSpec:
+    """The inverse of :func:`notebook_parameters`: 0 / "" mean unset for the optional fields."""
+    data: dict[str, Any] = {}
+    for name, value in params.items():
+        field = CellSpec.model_fields.get(name)
+        optional = field is not None and field.default is None
+        data[name] = None if optional and value == _unset(name) else value
+    return parse_cell(data, source=source)
+
+
+__all__ = [
+    "CLI_FIELDS",
+    "DEFAULTS",
+    "DEFAULT_MODEL",
+    "CellSettings",
+    "CellSpec",
+    "config_error",
+    "field_help",
+    "from_notebook_parameters",
+    "notebook_parameters",
+    "parse_cell",
+]
