@@ -47,16 +47,30 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--emulator-seed", type=int, default=0, help="seed of the embedded emulator (default 0)")
 
 
+def _cell_option(group: Any, name: str) -> None:
+    """One option for a :class:`~bedrock_lab.cellspec.CellSpec` field: flag, type, choices, default and help all
+    come from the field, so the CLI, the sweep file and the notebook cannot disagree."""
+    import types
+    import typing
+
+    from bedrock_lab.cellspec import CLI_FIELDS, CellSpec, field_help
+
+    field = CellSpec.model_fields[name]
+    ann: Any = field.annotation
+    if isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:  # X | None
+        ann = next(a for a in typing.get_args(ann) if a is not type(None))
+    kwargs: dict[str, Any] = {"default": field.default, "help": field_help(name) + " (default %(default)s)"}
+    if typing.get_origin(ann) is typing.Literal:
+        kwargs["choices"] = list(typing.get_args(ann))
+    else:
+        kwargs["type"] = ann
+    group.add_argument(f"--{CLI_FIELDS[name]}", dest=name, **kwargs)
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser, *, open_loop: bool = True) -> None:
     g = parser.add_argument_group("request")
-    g.add_argument("--model", default="amazon.nova-lite-v1:0", help="model id as sent (default %(default)s)")
-    g.add_argument("--api", default="converse-stream", choices=["converse", "converse-stream", "invoke", "invoke-stream"])
-    g.add_argument("--tier", choices=["priority", "default", "flex", "reserved"], help="service tier to request")
-    g.add_argument("--workload", default="single",
-                   help="workload: single, mix, chat, summarise, or any params/prompts/<name>.yaml or a YAML path")
-    g.add_argument("--prompt-size", default="small", help="prompt size of the single workload: small/medium/large")
-    g.add_argument("--max-tokens", type=int, default=256)
-    g.add_argument("--temperature", type=float)
+    for name in ("model_id", "api", "tier", "workload", "prompt_size", "max_tokens", "temperature"):
+        _cell_option(g, name)
     g.add_argument("--provider-format", help="InvokeModel body format (default: from the catalog / model id)")
     g = parser.add_argument_group("load")
     if open_loop:
@@ -69,16 +83,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, open_loop: bool = Tru
     g.add_argument("--duration", type=float, help="seconds (default: 50 requests if no --requests either)")
     g.add_argument("--requests", type=int, help="total requests")
     g.add_argument("--ramp", type=float, default=0.0, help="seconds to ramp up users (or the rate)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--max-attempts", type=int, default=1, help="1 = retries off (default)")
-    g.add_argument("--connect-timeout", type=float, default=10.0)
-    g.add_argument("--read-timeout", type=float, default=120.0)
-    g.add_argument("--breaker-after", type=int, default=20, metavar="K",
-                   help="stop the run after K consecutive connection/credential/validation errors "
-                        "(0: never; default %(default)s)")
-    g.add_argument("--min-success-rate", type=float, default=0.5, metavar="F",
-                   help="the run is invalid (exit 1) when fewer than F of the requests that were not throttled "
-                        "succeed (default %(default)s)")
+    for name in ("seed", "max_attempts", "connect_timeout_s", "read_timeout_s", "breaker_after", "min_success_rate"):
+        _cell_option(g, name)
     g = parser.add_argument_group("output")
     g.add_argument("--run-id", help="run id (default: random)")
     g.add_argument("--cell-id", default="")
@@ -86,6 +92,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, open_loop: bool = Tru
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
+    from bedrock_lab.cellspec import CLI_FIELDS
     from bedrock_lab.engines import BurstSpec
 
     users = args.users
@@ -95,13 +102,11 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     requests, duration = args.requests, args.duration
     if requests is None and duration is None:
         requests = 50
+    cell = {name: getattr(args, name) for name in CLI_FIELDS}
     return BurstSpec(
-        model_id=args.model, api=args.api, tier=args.tier, workload=args.workload, prompt_size=args.prompt_size,
-        users=users, rate_rps=rate, arrival=getattr(args, "arrival", "poisson"), duration_s=duration,
-        requests=requests, ramp_s=args.ramp, max_tokens=args.max_tokens, seed=args.seed, run_id=args.run_id,
-        cell_id=args.cell_id, temperature=args.temperature, provider_format=args.provider_format,
-        max_attempts=args.max_attempts, connect_timeout_s=args.connect_timeout, read_timeout_s=args.read_timeout,
-        breaker_after=args.breaker_after, min_success_rate=args.min_success_rate,
+        **cell, users=users, rate_rps=rate, arrival=getattr(args, "arrival", "poisson"), duration_s=duration,
+        requests=requests, ramp_s=args.ramp, run_id=args.run_id, cell_id=args.cell_id,
+        provider_format=args.provider_format,
     )  # fmt: skip
 
 
