@@ -15,10 +15,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
 from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
@@ -60,26 +60,11 @@ class GridConfig(_Strict):
     region_prefixes: list[str] = Field(default_factory=lambda: [""], min_length=1)
     prompt_sizes: list[str] = Field(default_factory=lambda: ["small"], min_length=1)
     #: closed loop: concurrent users per cell
-    users: list[int] = Field(default_factory=list)
+    users: list[Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=list)
     #: open loop: target arrival rates (requests/s) per cell
-    rates_rps: list[float] = Field(default_factory=list)
-    repeats: int = Field(default=1, ge=1)
+    rates_rps: list[Annotated[StrictFloat, Field(gt=0)]] = Field(default_factory=list)
+    repeats: StrictInt = Field(default=1, ge=1)
 
-    @field_validator("users")
-    @classmethod
-    def _positive_users(cls, v: list[int]) -> list[int]:
-        for u in v:
-            if u < 1:
-                raise ValueError(f"user counts must be >= 1, got {u}")
-        return v
-
-    @field_validator("rates_rps")
-    @classmethod
-    def _positive_rates(cls, v: list[float]) -> list[float]:
-        for r in v:
-            if r <= 0:
-                raise ValueError(f"rates must be > 0 requests/s, got {r}")
-        return v
 
     @field_validator("region_prefixes")
     @classmethod
@@ -502,6 +487,13 @@ def validate_against_catalog(config: SweepConfig, catalog: Any) -> None:
         offered: set[str] | None = None
         for prefix in config.grid.region_prefixes:
             spec = resolve_model(catalog, prefix + model, source=src, key=f"grid.models[{i}]")
+            limit = getattr(spec, "max_output_tokens", None)
+            if isinstance(limit, int) and config.cell.max_tokens > limit:
+                raise ConfigError(
+                    f"max_tokens {config.cell.max_tokens} is more than {model} can produce ({limit} output tokens "
+                    f"per request, grid.models[{i}]): every request would be rejected",
+                    source=src, key="cell.max_tokens", value=config.cell.max_tokens, allowed=f"1..{limit}",
+                )  # fmt: skip
             tiers = set(spec_tiers(spec))
             offered = tiers if offered is None else offered & tiers
         offered = offered or set()
@@ -585,6 +577,27 @@ def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> Non
         )  # fmt: skip
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(f"duplicate key {key!r} at line {line} (first at line {first}): YAML would keep only "
+                         "the last one")  # fmt: skip
+        self.key = key
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(str(key), line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _deep_copy(data: Any) -> Any:
     if isinstance(data, Mapping):
         return {k: _deep_copy(v) for k, v in data.items()}
@@ -603,10 +616,24 @@ def load_sweep_config(
     """Read and validate a sweep YAML file; any mistake raises :class:`ConfigError` (file, key, value, allowed)."""
     p = Path(path)
     source = str(path)
+    if p.is_dir():
+        raise ConfigError("is a folder, not a sweep file", source=source, value=source,
+                          allowed="a path to a YAML file such as params/sweeps/demo.yaml")  # fmt: skip
     if not p.is_file():
         raise ConfigError("sweep file not found", source=source, value=source, allowed="a path to params/sweeps/*.yaml")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at line {line} cannot be decoded",
+                          source=source, allowed="a YAML file saved as UTF-8") from None  # fmt: skip
+    except OSError as exc:
+        raise ConfigError(f"cannot read the sweep file: {exc.strerror}", source=source) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(str(exc), source=source, key=exc.key, value=exc.key,
+                          allowed="each key once per mapping") from None  # fmt: skip
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bedrock_lab.cli.burst import add_spec_arguments, add_target_arguments, spec_from_args, target_from_args
@@ -20,6 +21,10 @@ To run the same user without this command (web UI, several machines, Kubernetes)
 locustfile printed by `bedrock-lab locust --print-locustfile` and pass the --bl-* options (see docs/engines.md).
 
 Target: as for `bedrock-lab burst` (an embedded emulator unless --endpoint or --region is given).
+
+A run that cannot succeed stops early and exits 1 with the service's first error message: each Locust process
+quits after --breaker-after consecutive connection, credential or validation errors, and the run is invalid
+when fewer than --min-success-rate of the requests that were not throttled succeeded.
 
 examples:
   bedrock-lab locust --users 20 --duration 30
@@ -50,4 +55,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_locust(spec, target, out, workers=args.workers, spawn_rate=args.spawn_rate,
                             distributed="processes" if args.processes else "workers")
     print(result.summary())
+    if not result.valid and result.health is not None:
+        print(f"bedrock-lab locust: error: run is invalid: {result.health.reason}", file=sys.stderr)
+        return 1
     return 0

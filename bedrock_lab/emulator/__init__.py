@@ -316,14 +316,26 @@ class Emulator:
         self.stop()
 
 
-@contextlib.contextmanager
-def run_emulator(seed: int = 0, catalog: str | os.PathLike[str] | Catalog | None = None, port: int = 0,
-                 mode: str = "thread", **overrides: Any) -> Iterator[Emulator]:  # fmt: skip
-    """Start an emulator, yield its handle (``.url``), stop it on exit. Overrides: :class:`EmulatorConfig` fields."""
+def check_overrides(overrides: Mapping[str, Any]) -> EmulatorConfig:
+    """Validate ``run_emulator`` keyword overrides with the emulator's own settings model (what a sweep file's
+    ``target.emulator_overrides`` holds); :class:`ConfigError` names the key, the value and what is allowed."""
     known = {f.name for f in fields(EmulatorConfig)}
     for k in overrides:
         if k not in known:
             raise ConfigError("unknown emulator option", key=k, value=overrides[k], allowed=", ".join(sorted(known)))
+    try:
+        cfg = EmulatorConfig(**overrides)
+        cfg.validate()
+    except TypeError as exc:  # a comparison of a number with a string, a mapping that is not one, ...
+        raise ConfigError(f"wrong type: {exc}", value=dict(overrides)) from None
+    return cfg
+
+
+@contextlib.contextmanager
+def run_emulator(seed: int = 0, catalog: str | os.PathLike[str] | Catalog | None = None, port: int = 0,
+                 mode: str = "thread", **overrides: Any) -> Iterator[Emulator]:  # fmt: skip
+    """Start an emulator, yield its handle (``.url``), stop it on exit. Overrides: :class:`EmulatorConfig` fields."""
+    check_overrides(overrides)
     cfg = EmulatorConfig(seed=seed, catalog=catalog, port=port, **overrides)
     cfg.validate()
     emu = Emulator(cfg, mode).start()

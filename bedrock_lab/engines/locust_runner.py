@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bedrock_lab.engines.health import RunHealth, assess
 from bedrock_lab.engines.spec import BurstSpec
 from bedrock_lab.engines.target import Target
 from bedrock_lab.errors import ConfigError, EngineError
+from bedrock_lab.records import load_records
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -41,10 +43,14 @@ class LocustResult:
     returncodes: list[int] = field(default_factory=list)
     wall_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    health: RunHealth | None = None  #: the verdict on the run, from its records
+
+    @property
+    def valid(self) -> bool:
+        """False when the run could not succeed (:class:`~bedrock_lab.engines.health.RunHealth`)."""
+        return self.health is None or self.health.valid
 
     def records(self, keep_chunk_times: bool = False) -> Any:
-        from bedrock_lab.records import load_records
-
         return load_records(self.records_dir, keep_chunk_times=keep_chunk_times)
 
     def stats(self) -> Any:
@@ -71,7 +77,11 @@ class LocustResult:
         lines = [f"locust run {self.run_id}: {self.spec.api} {self.spec.model_id} on {self.target}, "
                  f"{self.spec.users} users", f"  {len(df)} requests in {self.wall_s:.1f} s, ok {ok}, errors: {errs}",
                  f"  records: {self.records_dir}", f"  Locust CSV: {self.csv.get('stats')}"]  # fmt: skip
+        if self.html is not None:
+            lines.append(f"  Locust HTML report: {self.html}")
         lines += [f"  WARNING: {w}" for w in self.warnings]
+        if self.health is not None and not self.health.valid:
+            lines.append(f"  INVALID RUN: {self.health.reason}")
         return "\n".join(lines)
 
 
@@ -92,6 +102,7 @@ def locust_options(spec: BurstSpec, target: Target, records_dir: Path, *, per_pr
         "connect-timeout": spec.connect_timeout_s, "read-timeout": spec.read_timeout_s,
         "requests": per_process_requests, "keep-chunk-times": int(spec.keep_chunk_times),
         "users-label": spec.users or 0, "pool": (spec.users or 0) + 8,
+        "breaker-after": spec.breaker_after, "min-success-rate": spec.min_success_rate,
     }  # fmt: skip
     if not target.is_emulator:
         opts["aws-region"] = target.region
@@ -123,6 +134,10 @@ def run_locust(
     (``distributed="processes"``). The run lasts
     ``spec.duration_s`` (Locust's ``-t``); ``spec.requests`` additionally stops each process after its share.
     Outputs (``out_dir`` defaults to ``outputs/locust/<run_id>``): ``out_dir/records/`` (our shards), ``out_dir/locust_*.csv``, ``out_dir/locust.html``, logs.
+
+    Each Locust process quits early when its circuit breaker trips (``spec.breaker_after``); ``result.health``
+    judges the run from its records (``result.valid``). The subprocesses exit by themselves, writing nothing
+    more, if this process dies (even by SIGKILL).
     """
     if spec.users is None:
         raise ConfigError("Locust runs closed loop: set users (use run_burst for an open-loop rate)",
@@ -152,6 +167,7 @@ def run_locust(
     repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env["BEDROCK_LAB_PARENT_PID"] = str(os.getpid())  # the locustfile's watchdog: never outlive this process
     cmds: list[list[str]] = []
     py = [sys.executable, "-m", "locust"]
     if workers == 0:
@@ -210,4 +226,6 @@ def run_locust(
     bad = [rc for rc in result.returncodes if rc not in (0, 1)]  # 1: Locust saw failed requests
     if bad:
         result.warnings.append(f"Locust exit codes {result.returncodes}; see {result.logs}")
+    df = load_records(records_dir)
+    result.health = assess(df[df["run_id"] == spec.run_id], spec.health_policy)  # this run, not stale shards
     return result

@@ -12,12 +12,19 @@ Every option is a Locust custom argument (``--bl-*``, shown in the web UI) with 
 variable fallback. The target is the emulator at ``--host`` unless ``--bl-aws-region`` is given (then AWS with the
 standard credential chain; ``--host`` optionally overrides the endpoint). Each Locust process writes its own
 record shards into ``--bl-out``; in distributed mode only workers send requests, so only workers write.
+
+Each process that sends requests keeps a circuit breaker (:mod:`bedrock_lab.engines.health`): after
+``--bl-breaker-after`` consecutive connection, credential or validation errors it stops sending and quits (a
+worker's quit stops the master once the last worker has quit). ``--bl-requests N`` quits the process when its
+N-th request has finished. With ``BEDROCK_LAB_PARENT_PID`` set (``run_locust`` sets it) a process whose parent
+is gone exits at once without writing records, so a SIGKILLed sweep never leaves Locust running or writing.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import random
 import socket
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.monkey
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -37,6 +45,7 @@ from botocore.exceptions import (
 )
 from locust import User, constant, events, task
 from locust.exception import StopUser
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, LocalRunner, WorkerRunner
 
 from bedrock_lab.engines.formats import (
     ResponseParser,
@@ -44,6 +53,7 @@ from bedrock_lab.engines.formats import (
     classify_http_error,
     classify_stream_error,
 )
+from bedrock_lab.engines.health import CircuitBreaker, HealthPolicy
 from bedrock_lab.engines.measure import Measurement
 from bedrock_lab.engines.target import ClientSettings, Target
 from bedrock_lab.engines.workloads import load_workload, validate_answer
@@ -72,7 +82,13 @@ _OPTIONS: list[tuple[str, str, Any, type, str]] = [
     ("ttft-events", "BEDROCK_LAB_TTFT_EVENTS", 0, int, "1: also fire a 'ttft' request event per streaming request"),
     ("users-label", "BEDROCK_LAB_USERS_LABEL", 0, int, "users value stored in records; 0: Locust's -u"),
     ("keep-chunk-times", "BEDROCK_LAB_KEEP_CHUNK_TIMES", 1, int, "1: keep each chunk's offset in the records"),
+    ("breaker-after", "BEDROCK_LAB_BREAKER_AFTER", 20, int,
+     "quit after this many consecutive connection/credential/validation errors; 0: never"),
+    ("min-success-rate", "BEDROCK_LAB_MIN_SUCCESS_RATE", 0.5, float,
+     "success rate below which the run is invalid (judged afterwards from the records)"),
 ]
+
+logger = logging.getLogger("bedrock_lab.locust")
 
 
 @events.init_command_line_parser.add_listener
@@ -82,7 +98,49 @@ def _add_arguments(parser: Any) -> None:
         group.add_argument(f"--bl-{name}", type=typ, default=default, env_var=env, help=f"{help_} [{env}]")
 
 
-_STATE: dict[str, Any] = {"count": 0, "users": itertools.count()}
+_STATE: dict[str, Any] = {"count": 0, "done": 0, "users": itertools.count(), "quit": False}
+
+#: exit status of a process whose parent died (nobody reads it; distinct from Locust's 0/1/2)
+PARENT_GONE_EXIT = 3
+PARENT_POLL_S = 0.5
+_parent: dict[str, int] = {}  #: "pid": the parent this process must not outlive
+
+
+def _exit_if_orphaned() -> None:
+    """Exit at once, without flushing anything, when the parent we were started by is gone: its cell folder
+    may already be cleared and re-run (a sweep's --resume), so a late shard would pollute the new run."""
+    pid = _parent.get("pid")
+    if pid is not None and os.getppid() != pid:
+        os.write(2, f"bedrock-lab locustfile: parent process {pid} is gone, exiting\n".encode())
+        os._exit(PARENT_GONE_EXIT)
+
+
+def _watch_parent(pid: int) -> None:
+    """Poll the parent from a native thread: it runs even while a greenlet blocks the hub (boto3 start-up)."""
+    _parent["pid"] = pid
+    _exit_if_orphaned()
+    start_thread = gevent.monkey.get_original("_thread", "start_new_thread")
+    sleep = gevent.monkey.get_original("time", "sleep")
+
+    def loop() -> None:
+        while True:
+            sleep(PARENT_POLL_S)
+            _exit_if_orphaned()
+
+    start_thread(loop, ())
+
+
+def _watch_parent_after_fork() -> None:
+    """Locust's --processes forks workers after importing this file: each watches the process that forked it."""
+    if _parent:
+        _watch_parent(_FORKED_FROM[0])
+
+
+_FORKED_FROM = [os.getpid()]
+if os.environ.get("BEDROCK_LAB_PARENT_PID", "").strip().isdigit():
+    _watch_parent(int(os.environ["BEDROCK_LAB_PARENT_PID"]))
+    os.register_at_fork(before=lambda: _FORKED_FROM.__setitem__(0, os.getpid()),
+                        after_in_child=_watch_parent_after_fork)  # fmt: skip
 
 
 def _opt(env: Any, name: str) -> Any:
@@ -128,7 +186,16 @@ class _ShardWriter:
         if len(self.rows) >= self.flush_rows or time.monotonic() - self.last >= self.flush_seconds:
             rows, self.rows, self.last = self.rows, [], time.monotonic()
             self.pending = [p for p in self.pending if not p.ready()]
-            self.pending.append(gevent.get_hub().threadpool.spawn(write_shard, rows, self._path()))
+            self.pending.append(gevent.get_hub().threadpool.spawn(self._write, rows, self._path()))
+
+    @staticmethod
+    def _write(rows: list[Any], path: Path) -> None:
+        """Write under a hidden name and publish it only if our parent is still there (see _exit_if_orphaned)."""
+        _exit_if_orphaned()
+        hidden = path.with_name(f".{path.name}.part")
+        write_shard(rows, hidden)
+        _exit_if_orphaned()
+        os.replace(hidden, path)
 
     def close(self) -> None:
         """Wait for background writes, then write the rest synchronously (test stop / quitting)."""
@@ -137,7 +204,7 @@ class _ShardWriter:
         self.pending = []
         if self.rows:
             rows, self.rows = self.rows, []
-            write_shard(rows, self._path())
+            self._write(rows, self._path())
 
 
 def _writer(env: Any) -> _ShardWriter | None:
@@ -158,6 +225,48 @@ def _warm_up(environment: Any, **_: Any) -> None:
         # the hub's cached clock went stale while this blocked; without a refresh, Locust's -t timer (armed
         # next) would fire early by the time the client took to build
         gevent.get_hub().loop.update_now()
+
+
+def _breaker(env: Any) -> CircuitBreaker:
+    """This process's breaker, built on first use (a worker gets its options from the master's spawn message)."""
+    if "breaker" not in _STATE:
+        policy = HealthPolicy(breaker_after=_opt(env, "breaker-after"), min_success_rate=_opt(env, "min-success-rate"))
+        _STATE["breaker"] = CircuitBreaker(policy)
+    return _STATE["breaker"]
+
+
+def _quit_soon(env: Any, why: str, level: int = logging.INFO) -> None:
+    """End this process's test from a fresh greenlet (never from the user calling it): records are flushed on
+    test_stop. A worker reports its last stats first, then its quit tells the master, which stops the test when
+    its last worker has quit. A master or a runner already stopping is left alone; with the web UI a single
+    process only stops the test, so the UI stays up for the next one."""
+    runner = env.runner
+    if _STATE["quit"] or not isinstance(runner, LocalRunner | WorkerRunner):
+        return
+    _STATE["quit"] = True
+    logger.log(level, "bedrock-lab: %s, stopping this Locust process", why)
+
+    def run() -> None:
+        if runner.state in (STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED):
+            return  # -t or the master got there first
+        for dead in [g for g in runner.user_greenlets if g.dead]:
+            runner.user_greenlets.discard(dead)  # users that raised StopUser; Locust logs an error for each
+        if isinstance(runner, WorkerRunner):
+            runner.stop()
+            runner._send_stats()  # Locust's own quit handler does this too; ours would otherwise lose up to 3 s
+        if isinstance(runner, LocalRunner) and not getattr(env.parsed_options, "headless", True):
+            runner.stop()
+        else:
+            runner.quit()
+
+    gevent.spawn(run)
+
+
+@events.test_start.add_listener
+def _reset(**_: Any) -> None:
+    """Each test (another start from the web UI) gets a fresh breaker and request count."""
+    _STATE.update(count=0, done=0, quit=False)
+    _STATE.pop("breaker", None)
 
 
 @events.test_stop.add_listener
@@ -194,17 +303,24 @@ class BedrockUser(User):
 
     @task
     def ask(self) -> None:
+        """One request. With ``--bl-requests N`` the process quits when the N-th *finishes* (counting users
+        still running raced with Locust removing stopped greenlets and could leave the process idle until -t)."""
         env = self.environment
+        if _breaker(env).tripped:
+            raise StopUser()
         limit = _opt(env, "requests")
         if limit:
             if _STATE["count"] >= limit:
-                if env.runner is not None and env.runner.user_count <= 1 and type(env.runner).__name__ == "LocalRunner":
-                    gevent.spawn_later(0.1, env.runner.quit)
                 raise StopUser()
             _STATE["count"] += 1
-        item = self.conv.next()
-        text, ok = self.send(item)
-        self.conv.observe(item, text, ok)
+        try:
+            item = self.conv.next()
+            text, ok = self.send(item)
+            self.conv.observe(item, text, ok)
+        finally:
+            _STATE["done"] += 1
+            if limit and _STATE["done"] >= limit:
+                _quit_soon(env, f"{limit} requests done")
 
     def send(self, item: Any) -> tuple[str, bool]:
         env = self.environment
@@ -242,29 +358,30 @@ class BedrockUser(User):
                 m.fail("stream", "TruncatedStream")
         except EventStreamError as exc:  # exception frame inside the stream
             m.finish()
-            code = exc.response.get("Error", {}).get("Code")
-            m.fail(classify_stream_error(code), code)
+            err = exc.response.get("Error", {})
+            m.fail(classify_stream_error(err.get("Code")), err.get("Code"), message=err.get("Message"))
         except ClientError as exc:  # HTTP error before the stream
             m.finish()
             meta = exc.response.get("ResponseMetadata", {})
             m.headers = dict(meta.get("HTTPHeaders", {}))
             m.retries = int(meta.get("RetryAttempts", 0))
-            code = exc.response.get("Error", {}).get("Code")
+            err = exc.response.get("Error", {})
             status = meta.get("HTTPStatusCode")
-            m.fail(classify_http_error(status, code), code, status)
-        except ReadTimeoutError:
+            m.fail(classify_http_error(status, err.get("Code")), err.get("Code"), status, err.get("Message"))
+        except ReadTimeoutError as exc:
             m.finish()
-            m.fail("timeout", "ReadTimeout")
+            m.fail("timeout", "ReadTimeout", message=str(exc))
         except (ConnectTimeoutError, EndpointConnectionError) as exc:
             m.finish()
-            m.fail("connection", type(exc).__name__)
+            m.fail("connection", type(exc).__name__, message=str(exc))
         except (ResponseStreamingError, ConnectionClosedError) as exc:
             m.finish()
-            m.fail("stream" if m.http_status == 200 else "connection", type(exc).__name__)
+            m.fail("stream" if m.http_status == 200 else "connection", type(exc).__name__, message=str(exc))
         except Exception as exc:  # urllib3 errors surfacing from a stream read, anything unexpected
             m.finish()
             name = type(exc).__name__
-            m.fail("timeout" if "Timeout" in name else ("stream" if m.http_status == 200 else "client"), name)
+            kind = "timeout" if "Timeout" in name else ("stream" if m.http_status == 200 else "client")
+            m.fail(kind, name, message=str(exc))
         if m.error_kind is None:
             code = validate_answer(item, parser.text)
             if code:
@@ -280,6 +397,9 @@ class BedrockUser(User):
         writer = _writer(env)
         if writer is not None:
             writer.add(rec)
+        breaker = _breaker(env)
+        if breaker.observe(m.error_kind):  # users check it before each request; the process quits
+            _quit_soon(env, f"circuit breaker: {breaker.run} consecutive {breaker.kind} errors", logging.WARNING)
         name = f"{api} {model} {item.prompt_size}"
         exc_obj = BedrockFailure(f"{m.error_kind}: {m.error_code}") if m.error_kind else None
         env.events.request.fire(

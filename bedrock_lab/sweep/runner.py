@@ -109,17 +109,38 @@ def _kernel_name(wanted: str) -> str:
                      f"(python -m ipykernel install --sys-prefix --name {wanted})")  # fmt: skip
 
 
+def _notebook_path(config: SweepConfig) -> Path:
+    src = Path(config.notebook)
+    if not src.is_absolute():
+        src = repo_root() / src
+    if not src.is_file():
+        raise ConfigError(f"cell notebook {src} not found", source=config.source, key="notebook", value=str(src),
+                          allowed="a jupytext .py or .ipynb notebook (default notebooks/cell.py)")  # fmt: skip
+    return src
+
+
+def _check_before_start(config: SweepConfig) -> None:
+    """What can be checked before anything is printed, written or started: the cell notebook and the emulator
+    overrides (with the emulator's own settings model)."""
+    _notebook_path(config)
+    if config.target.kind == "emulator" and config.target.emulator_overrides:
+        from bedrock_lab.emulator import check_overrides
+
+        try:
+            check_overrides(config.target.emulator_overrides)
+        except ConfigError as exc:
+            key = "target.emulator_overrides" + (f".{exc.key}" if exc.key else "")
+            msg = str(exc).split(": ", 1)[-1] if exc.key else str(exc)
+            raise ConfigError(msg.split(" (allowed:")[0], source=config.source, key=key, value=exc.value,
+                              allowed=exc.allowed or "see `bedrock-lab emulator --help`") from None  # fmt: skip
+
+
 def _prepare_notebook(config: SweepConfig, out_dir: Path, kernel: str) -> Path:
     """notebooks/cell.py (py:percent) -> ``out_dir/cell.source.ipynb`` with the kernel set."""
     import jupytext
     import nbformat
 
-    src = Path(config.notebook)
-    if not src.is_absolute():
-        src = repo_root() / src
-    if not src.is_file():
-        raise ConfigError("cell notebook not found", source=config.source, key="notebook", value=str(src),
-                          allowed="a jupytext .py or .ipynb notebook")  # fmt: skip
+    src = _notebook_path(config)
     nb = jupytext.read(src) if src.suffix != ".ipynb" else nbformat.read(src, as_version=4)
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     target = out_dir / SOURCE_NOTEBOOK
@@ -251,6 +272,9 @@ def _run(
 ) -> SweepResult:  # fmt: skip
     plan = full_plan.select(list(only) if only else None)
     out_dir = Path(out).resolve() / config.name  # absolute: each cell runs with its own folder as cwd
+    if out_dir.exists() and not out_dir.is_dir() or Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError("the output folder is a file", key="--out", value=str(out), allowed="a folder (created if missing)")
+    _check_before_start(config)
     echo(plan.describe())
     result = SweepResult(out_dir, plan)
     if dry_run:

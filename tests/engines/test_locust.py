@@ -34,6 +34,8 @@ def test_locust_single_process(target: Target, tmp_path: Path) -> None:
     # every Locust request event has its record (final totals; the CSV is a 1 s snapshot)
     assert res.totals() == {f"converse-stream converse-stream {MODEL} small": len(df)}
     assert res.html is not None and res.html.exists()
+    assert res.valid and res.health is not None and res.health.n_requests == len(df)
+    assert "INVALID" not in res.summary() and str(res.html) in res.summary()
 
 
 ALL_FAULTS = dict(error_500=0.05, error_503=0.05, error_408=0.05, model_not_ready=0.05, stream_throttle=0.05,
@@ -55,6 +57,9 @@ def test_locust_faults_land_in_the_right_kind(make_emulator: Any, tmp_path: Path
         # dropped connections surface from urllib3/botocore under several names
         assert kind == EXPECTED.get(code, "stream" if kind == "stream" else "connection"), (kind, code)
     assert len(set(errors["error_code"]) & set(EXPECTED)) >= 3
+    # the service's message travels with each error it sent (ClientError and in-stream exception frames)
+    sent = errors[errors["error_code"].isin(list(EXPECTED))]
+    assert len(sent) and sent["error_message"].notna().all(), sent[["error_code", "error_message"]]
     assert res.json is not None  # Locust's own final stats count the same failures
     entries = json.loads(res.json.read_text())
     assert sum(e["num_failures"] for e in entries) == len(errors)

@@ -39,7 +39,14 @@ CASES = [
     ("empty-axis", _grid(tiers=[]), "grid.tiers", "empty grid", []),
     ("empty-load", _grid(users=[]), "grid.users", "empty grid", []),
     ("negative-duration", _cell(duration_s=-5), "cell.duration_s", ">= 0", -5),
-    ("zero-users", _grid(users=[0, 2]), "grid.users", ">= 1", [0, 2]),
+    ("zero-users", _grid(users=[0, 2]), "grid.users[0]", ">= 1", 0),
+    ("negative-users-index", _grid(users=[2, -5]), "grid.users[1]", ">= 1", -5),
+    ("bool-users", _grid(users=[True]), "grid.users[0]", "an integer", True),
+    ("bool-repeats", _grid(repeats=True), "grid.repeats", "an integer", True),
+    ("max-tokens-over-model-limit", _cell(max_tokens=1_000_000), "cell.max_tokens", "every request would be rejected",
+     1_000_000),
+    ("cell-read-timeout-zero", _cell(read_timeout_s=0), "cell.read_timeout_s", "> 0", 0),
+    ("cell-success-rate", _cell(min_success_rate=2), "cell.min_success_rate", "<= 1", 2),
     ("bad-prefix", _grid(region_prefixes=["mars"]), "grid.region_prefixes", "global.", ["mars"]),
     ("bad-literal", base_sweep(target={"kind": "azure"}), "target.kind", "'emulator' or 'aws'", "azure"),
     ("bad-prompt-size", _grid(prompt_sizes=["small", "huge"]), "grid.prompt_sizes[1]", "medium", "huge"),
@@ -106,7 +113,7 @@ def test_env_overrides_like_the_public_examples(tmp_path: Path) -> None:
         ({"USER_COUNTS": "30,lots"}, "USER_COUNTS", "cannot parse"),
         ({"TEST_DURATION": "soon"}, "TEST_DURATION", "not a duration"),
         ({"SERVICE_TIERS": "default,turbo"}, "grid.tiers[1]", "turbo"),
-        ({"USER_COUNTS": "-3"}, "grid.users", ">= 1"),
+        ({"USER_COUNTS": "-3"}, "grid.users[0]", ">= 1"),
     ],
 )
 def test_env_mistakes_name_the_variable(tmp_path: Path, env: dict[str, str], key: str, text: str) -> None:
@@ -134,3 +141,26 @@ def test_shipped_sweeps_are_valid(name: str) -> None:
     cfg = load_sweep_config(ROOT / "params" / "sweeps" / f"{name}.yaml", env={})
     assert cfg.name == name
     assert cfg.target.kind == "emulator"
+
+
+@pytest.mark.parametrize(("content", "key", "text"), [
+    (b"name: t\ngrid:\n  models: [amazon.nova-lite-v1:0]\n  users: [2]\n# caf\xe9\n", None, "not UTF-8 text: byte 0xe9 at line 5"),
+    (b"name: t\nname: u\ngrid:\n  models: [amazon.nova-lite-v1:0]\n  users: [2]\n", "name",
+     "duplicate key 'name' at line 2 (first at line 1)"),
+    (b"name: t\ngrid:\n  users: [2]\n  models: [amazon.nova-lite-v1:0]\n  users: [3]\n", "users",
+     "duplicate key 'users' at line 5 (first at line 3)"),
+])  # fmt: skip
+def test_file_level_mistakes_are_config_errors_not_tracebacks(
+    tmp_path: Path, content: bytes, key: str | None, text: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_sweep_config(path, env={})
+    assert info.value.key == key and text in str(info.value) and str(path) in str(info.value)
+    assert info.value.allowed
+
+
+def test_a_folder_given_as_the_sweep_file_is_named_as_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder, not a sweep file"):
+        load_sweep_config(tmp_path, env={})
