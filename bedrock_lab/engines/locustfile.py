@@ -47,6 +47,7 @@ from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, LocalRunner, WorkerRunner
 
+from bedrock_lab.cellspec import CLI_FIELDS, DEFAULTS, field_help
 from bedrock_lab.engines.formats import (
     ResponseParser,
     build_request,
@@ -59,33 +60,33 @@ from bedrock_lab.engines.target import ClientSettings, Target
 from bedrock_lab.engines.workloads import load_workload, validate_answer
 from bedrock_lab.records import write_shard
 
+
+def _cell_options() -> list[tuple[str, str, Any, type, str]]:
+    """The ``--bl-*`` options of a cell's settings, read from :class:`bedrock_lab.cellspec.CellSpec` (flag, default
+    and help), so Locust, the CLI, the sweep file and the notebook cannot disagree. Unset (None) is ``""``."""
+    out: list[tuple[str, str, Any, type, str]] = []
+    for name, flag in CLI_FIELDS.items():
+        default = DEFAULTS[name]
+        typ: type = type(default) if default is not None and not isinstance(default, str) else str
+        help_ = field_help(name) + ("; empty: not set" if default is None else "")
+        out.append((flag, "BEDROCK_LAB_" + flag.upper().replace("-", "_"), "" if default is None else default, typ, help_))
+    return out
+
+
+#: (flag after --bl-, environment variable, default, type, help)
 _OPTIONS: list[tuple[str, str, Any, type, str]] = [
-    ("model", "BEDROCK_LAB_MODEL", "amazon.nova-lite-v1:0", str, "model id as sent (base id, prefixed profile or ARN)"),
-    ("api", "BEDROCK_LAB_API", "converse-stream", str, "converse | converse-stream | invoke | invoke-stream"),
-    ("tier", "BEDROCK_LAB_TIER", "", str, "service tier to request (priority/default/flex/reserved); empty: none"),
-    ("workload", "BEDROCK_LAB_WORKLOAD", "single", str, "workload name (params/prompts/<name>.yaml) or YAML path"),
-    ("prompt-size", "BEDROCK_LAB_PROMPT_SIZE", "small", str, "prompt size for the single workload"),
-    ("max-tokens", "BEDROCK_LAB_MAX_TOKENS", 256, int, "maxTokens of each request"),
-    ("temperature", "BEDROCK_LAB_TEMPERATURE", "", str, "temperature; empty: not sent"),
+    *_cell_options(),
     ("provider-format", "BEDROCK_LAB_PROVIDER_FORMAT", "", str, "InvokeModel body format; empty: from catalog"),
     ("out", "BEDROCK_LAB_OUT", "", str, "folder for per-request record shards; empty: no records"),
     ("run-id", "BEDROCK_LAB_RUN_ID", "locust", str, "run id stored in every record"),
     ("cell-id", "BEDROCK_LAB_CELL_ID", "", str, "sweep cell id stored in every record"),
-    ("seed", "BEDROCK_LAB_SEED", 0, int, "seed of prompt choice"),
     ("aws-region", "BEDROCK_LAB_AWS_REGION", "", str, "AWS region: target AWS instead of the emulator at --host"),
     ("aws-profile", "BEDROCK_LAB_AWS_PROFILE", "", str, "AWS profile (standard credential chain otherwise)"),
-    ("max-attempts", "BEDROCK_LAB_MAX_ATTEMPTS", 1, int, "botocore total_max_attempts (1 = retries off)"),
-    ("connect-timeout", "BEDROCK_LAB_CONNECT_TIMEOUT", 10.0, float, "connect timeout, s"),
-    ("read-timeout", "BEDROCK_LAB_READ_TIMEOUT", 120.0, float, "read timeout (max silence), s"),
     ("pool", "BEDROCK_LAB_POOL", 0, int, "connection pool size; 0: max(users, 10) + 8"),
     ("requests", "BEDROCK_LAB_REQUESTS", 0, int, "stop after this many requests per Locust process; 0: no limit"),
     ("ttft-events", "BEDROCK_LAB_TTFT_EVENTS", 0, int, "1: also fire a 'ttft' request event per streaming request"),
     ("users-label", "BEDROCK_LAB_USERS_LABEL", 0, int, "users value stored in records; 0: Locust's -u"),
     ("keep-chunk-times", "BEDROCK_LAB_KEEP_CHUNK_TIMES", 1, int, "1: keep each chunk's offset in the records"),
-    ("breaker-after", "BEDROCK_LAB_BREAKER_AFTER", 20, int,
-     "quit after this many consecutive connection/credential/validation errors; 0: never"),
-    ("min-success-rate", "BEDROCK_LAB_MIN_SUCCESS_RATE", 0.5, float,
-     "success rate below which the run is invalid (judged afterwards from the records)"),
 ]
 
 logger = logging.getLogger("bedrock_lab.locust")
