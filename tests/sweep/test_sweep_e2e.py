@@ -129,3 +129,44 @@ def test_sweep_end_to_end_through_sigkill_and_resume(tmp_path: Path, monkeypatch
         assert final[cell_id]["attempts"] == 1
         assert (out / "killed" / "cells" / cell_id / "summary.json").stat().st_mtime_ns == mtime
     _check_complete_sweep(out / "killed", set(res.skipped) | set(res.ran), {"default", "flex"})
+
+
+def test_sigkill_mid_locust_cell_then_immediate_resume_keeps_only_the_new_run(tmp_path: Path) -> None:
+    """The runner is SIGKILLed while a Locust cell sends load and --resume starts at once: the Locust children of
+    the killed run die with it and write nothing more, so the re-run cell's folder holds only its new run."""
+    data = {
+        "name": "lk", "target": {"kind": "emulator", "emulator_seed": 2},
+        "grid": {"models": ["amazon.nova-2-lite-v1:0"], "region_prefixes": ["us"], "tiers": ["default"],
+                 "prompt_sizes": ["small"], "users": [2]},
+        "cell": {"engine": "locust", "duration_s": 8.0, "max_tokens": 32, "timeout_s": 120},
+    }  # fmt: skip
+    path = tmp_path / "lk.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    log = open(tmp_path / "sweep.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bedrock_lab", "sweep", str(path), "--out", str(out), "--no-progress"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k not in ("USER_COUNTS", "SERVICE_TIERS", "TEST_DURATION")},
+    )  # fmt: skip
+    records = out / "lk" / "cells"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(records.glob("*/records/*.parquet")):  # a file another process writes, not a thread
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no Locust shard appeared (sweep exit {proc.poll()})")
+            time.sleep(0.2)
+        proc.kill()  # the runner only: its kernel and Locust children must notice on their own
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    res = run_sweep(path, out=out, resume=True, progress=False, env={}, echo=lambda s: None)
+    assert res.ok, res.summary()
+    manifest = json.loads((out / "lk" / "manifest.json").read_text())
+    (cell_id, entry), = manifest["cells"].items()
+    assert entry["attempts"] == 2
+    on_disk = load_records(out / "lk" / "cells" / cell_id / "records")
+    assert len(on_disk) > 0 and set(on_disk["run_id"]) == {entry["run_id"]}
+    assert set(load_sweep(out / "lk")["run_id"]) == {entry["run_id"]}
