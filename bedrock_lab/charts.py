@@ -5,8 +5,9 @@ aggregate is purely visual, like ECDF points or a scatter sample) or tables comp
 (percentiles with confidence intervals, rates with Wilson intervals, USL fits, QQ data). Altair refuses data of
 more than 5,000 rows, so nothing here passes raw records to a chart.
 
-Column conventions of the labelled records (:func:`label_records`): ``model`` (short model name), ``tier``
-(service tier, "default" when none was asked), ``prompt_size``, ``users`` and ``config`` ("model / tier / size").
+Column conventions of the labelled records (:func:`bedrock_lab.stats.labels.label_records`, re-exported here:
+the analysis groups by the same labels): ``model`` (short model name), ``tier`` (service tier, "default" when
+none was asked), ``prompt_size``, ``users`` and ``config`` ("model / tier / size").
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 import vl_convert as vlc
 
 from bedrock_lab.errors import ReportError
+from bedrock_lab.stats.labels import label_records, short_model  # noqa: F401  (re-exported)
 
 THEME = "bedrock_lab"
 #: axis titles with units, by column
@@ -84,41 +86,6 @@ def load_text(value: float | None, load_unit: str = "users") -> str:
     if load_unit == "rate":
         return f"{value:g} requests/s"
     return f"{int(value)} concurrent user" + ("" if int(value) == 1 else "s")
-
-
-def short_model(model_id: str) -> str:
-    """"us.anthropic.claude-3-5-haiku-20241022-v1:0" -> "claude-3-5-haiku-20241022-v1:0" (ARNs: last part)."""
-    name = str(model_id).rsplit("/", 1)[-1]
-    parts = name.split(".")
-    if len(parts) >= 3 and parts[0] in {"us", "eu", "apac", "global", "us-gov", "ca", "jp", "au"}:
-        parts = parts[1:]
-    if len(parts) >= 2:
-        parts = parts[1:]
-    return ".".join(parts)
-
-
-def label_records(records: pd.DataFrame) -> pd.DataFrame:
-    """A copy with ``model``, ``tier`` and ``config`` columns for grouping and legends."""
-    if {"model", "tier", "prompt_size", "config"} <= set(records.columns):
-        return records  # already labelled (e.g. the records of a loaded sweep)
-    df = records.copy()
-    if "model_id" in df:
-        ids = df["model_id"].astype(str)
-        df["model"] = ids.map({m: short_model(m) for m in ids.unique()})  # once per distinct id, not per row
-    else:
-        df["model"] = "model"
-    tier = pd.Series([None] * len(df), index=df.index, dtype=object)
-    # the tier asked for is the configuration (a cell must not split when the service serves another tier);
-    # with none asked, the tier the service reports, else "default"
-    for col in ("tier_requested", "tier_served"):
-        if col in df:
-            tier = tier.where(tier.notna(), df[col].astype(object).where(df[col].notna(), None))
-    df["tier"] = tier.fillna("default").astype(str)
-    if "prompt_size" not in df:
-        df["prompt_size"] = "n/a"
-    df["prompt_size"] = df["prompt_size"].astype(object).fillna("n/a").astype(str)
-    df["config"] = df["model"] + " / " + df["tier"] + " / " + df["prompt_size"]
-    return df
 
 
 def prompt_order(values: Sequence[str]) -> list[str]:

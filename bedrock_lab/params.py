@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
+from bedrock_lab._net import is_loopback_url, parse_endpoint
 from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
 from bedrock_lab.cellspec import CellSettings
@@ -570,7 +571,9 @@ def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> Non
             "open-loop cells (rates_rps) need cell.duration_s or cell.requests",
             source=src, key="cell.duration_s", value=cell.duration_s, allowed="seconds > 0",
         )  # fmt: skip
-    if config.target.kind == "aws" and config.target.endpoint_url and "127.0.0.1" in config.target.endpoint_url:
+    if config.target.endpoint_url:
+        parse_endpoint(config.target.endpoint_url, key="target.endpoint_url", source=src)
+    if config.target.kind == "aws" and config.target.endpoint_url and is_loopback_url(config.target.endpoint_url):
         raise ConfigError(
             "target.kind is aws but target.endpoint_url points at loopback (an emulator?)",
             source=src, key="target.kind", value="aws", allowed="emulator (for a local endpoint)",

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from bedrock_lab._money import fmt_usd
 from bedrock_lab.cellspec import CellSpec, notebook_parameters, parse_cell
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, split_prefix
@@ -168,14 +169,14 @@ class Plan:
             f"  cells       : {len(self.cells)} ({'random order, seed ' + str(cfg.order.seed) if cfg.order.randomize else 'grid order'})",
             f"  requests    : ~{self.total_requests:,.0f} expected",
             f"  tokens      : ~{self.total_input_tokens:,.0f} input, <= {self.total_output_tokens:,.0f} output",
-            f"  est. cost   : ${self.total_cost_usd:,.4f}"
+            f"  est. cost   : {fmt_usd(self.total_cost_usd)}"
             + (" (list prices; the emulator itself costs nothing)" if t.kind == "emulator" else " (list prices)"),
         ]
         for tier, cost in sorted(self.cost_by_tier().items()):
-            lines.append(f"      {tier:<10}: ${cost:,.4f}")
+            lines.append(f"      {tier:<10}: {fmt_usd(cost)}")
         if cfg.budget_usd is not None:
             flag = "  <-- OVER BUDGET: the sweep will stop before passing it" if self.total_cost_usd > cfg.budget_usd else ""
-            lines.append(f"  budget      : ${cfg.budget_usd:,.2f}{flag}")
+            lines.append(f"  budget      : {fmt_usd(cfg.budget_usd)}{flag}")
         lines.append(f"  wall time   : ~{_fmt_s(self.wall_time_s)} (incl. ~{_fmt_s(self.cell_overhead_s)}/cell notebook overhead"
                      + (f", {_fmt_s(cfg.cooldown_s)} cooldown" if cfg.cooldown_s else "") + ")")  # fmt: skip
         lines.extend(f"  note        : {n}" for n in self.notes)

@@ -17,11 +17,12 @@
 # # Sweep analysis and stakeholder report
 #
 # Reads a sweep folder (`outputs/<sweep>/`, or any folder of request records), computes the statistics with
-# `bedrock_lab.stats` and shows the executive summary, recommendations, figures, methods, environment and a
-# per-cell appendix. `bedrock-lab report outputs/<sweep>` executes this notebook with papermill and exports it
-# to `outputs/<sweep>/report.html` without the code; `bedrock-lab analyze` writes the tables only.
-# `papermill --help-notebook notebooks/analysis.py` lists the parameters. This notebook only calls the library;
-# cells tagged `remove_cell` (like this one) are left out of the HTML report.
+# `bedrock_lab.stats.analyze` (the same analysis as `bedrock-lab analyze`) and shows the executive summary,
+# recommendations, figures, methods, environment and a per-cell appendix. `bedrock-lab report outputs/<sweep>`
+# executes this notebook with papermill and exports it to `outputs/<sweep>/report.html` without the code;
+# `bedrock-lab analyze` writes the tables only. `papermill --help-notebook notebooks/analysis.py` lists the
+# parameters. This notebook only calls the library; cells tagged `remove_cell` (like this one) are left out of
+# the HTML report.
 
 # %% tags=["parameters"]
 sweep_dir: str = "outputs/demo"  # sweep folder outputs/SWEEP with cells/*/records, plan.json, manifest.json
@@ -44,9 +45,9 @@ from pathlib import Path
 
 from IPython.display import HTML, display
 
-from bedrock_lab.report import analysis as an
 from bedrock_lab.report import figures, summary
 from bedrock_lab.report.offline import enable_offline_renderer
+from bedrock_lab.stats import analysis as an
 
 warnings.filterwarnings("ignore")
 enable_offline_renderer(fallback=chart_fallback)  # type: ignore[arg-type]

@@ -15,15 +15,16 @@ CSV: summary.csv (per configuration and load: counts, success/throttle/error rat
 goodput, p50/p90/p95/p99 of time to first token, inter-token and end-to-end latency and output speed with
 distribution-free 95% intervals), load.csv and capacity.csv (throughput, Little's law, Universal Scalability
 Law fit, knee, highest load meeting the SLOs), comparisons.csv (tier vs tier with Brunner-Munzel, Holm and
-Benjamini-Hochberg, verdicts), costs.csv, fits.csv and qq.csv (distribution fits of the largest cell), and
-analysis.json. Prints the executive summary. `bedrock-lab report` runs the same analysis inside the HTML report.
+Benjamini-Hochberg, verdicts) and verdicts.csv (one line per tier pair), costs.csv, quality.csv (warm-up,
+drift, coordinated omission, bimodality), censored.csv (Kaplan-Meier percentiles when requests timed out),
+fits.csv and qq.csv (distribution fits of the largest cell), ecdf.csv, and analysis.json. Prints the executive
+summary. `bedrock-lab report` runs the same analysis (bedrock_lab.stats.analyze) inside the HTML report.
 
 examples:
   bedrock-lab analyze outputs/demo                  # tables in outputs/demo/tables/
   bedrock-lab analyze outputs/demo --figures        # also the slide figures in outputs/demo/figures/
   bedrock-lab analyze runs/burst-1 --out /tmp/t --slo-ttft 0.5
 """
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bedrock_lab.report import analysis as an
     from bedrock_lab.report.summary import executive_summary
+    from bedrock_lab.stats import analysis as an
 
     data = an.load_sweep_data(args.sweep_dir)
     slo = an.slo_from(data, {"ttft_s": args.slo_ttft, "e2e_s": args.slo_e2e, "itl_s": args.slo_itl,

@@ -113,11 +113,14 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 @contextlib.contextmanager
 def target_from_args(args: argparse.Namespace, *, emulator_mode: str = "subprocess") -> Iterator[Any]:
     """The target the arguments name; starts (and stops) an embedded emulator when none is named."""
+    from bedrock_lab._net import parse_endpoint
     from bedrock_lab.engines import Target
     from bedrock_lab.errors import ConfigError
 
     if args.profile and not args.region:
         raise ConfigError("--profile needs --region", key="--profile")
+    if args.endpoint:
+        parse_endpoint(args.endpoint, key="--endpoint")
     if args.region:
         yield Target.aws(args.region, args.profile, endpoint_url=args.endpoint)
     elif args.endpoint:

@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from bedrock_lab._net import is_loopback_url, parse_endpoint
 from bedrock_lab.errors import ConfigError, EngineError
 
 #: SigV4 signing name of Bedrock Runtime (scope .../{region}/bedrock/aws4_request)
@@ -45,15 +46,21 @@ class Target:
 
     @classmethod
     def emulator(cls, url: str, region: str = EMULATOR_REGION) -> Target:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError("must be an http(s) URL", key="endpoint_url", value=url)
+        parse_endpoint(url)
         return cls("emulator", region, url.rstrip("/"), None)
 
     @classmethod
     def aws(cls, region: str, profile: str | None = None, endpoint_url: str | None = None) -> Target:
         if not region:
             raise ConfigError("an AWS target needs a region", key="region", value=region)
+        if endpoint_url:
+            parse_endpoint(endpoint_url)
         return cls("aws", region, endpoint_url.rstrip("/") if endpoint_url else None, profile)
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when requests go to this machine (an emulator, or any endpoint on 127.0.0.0/8, ::1, localhost)."""
+        return is_loopback_url(self.base_url)
 
     @property
     def is_emulator(self) -> bool:
@@ -68,7 +75,8 @@ class Target:
         if self.is_emulator:
             return f"emulator at {self.base_url}"
         prof = f", profile {self.profile}" if self.profile else ""
-        return f"AWS Bedrock Runtime in {self.region}{prof}"
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""  # the endpoint really used
+        return f"AWS Bedrock Runtime in {self.region}{prof}{where}"
 
     # -- credentials -------------------------------------------------------------------------------
     def botocore_session(self) -> Any:

@@ -1,11 +1,12 @@
-"""The offline stakeholder report: analysis tables, figures, executive summary, HTML export.
+"""The offline stakeholder report: executive summary, figures, tables and the HTML export of an analysis.
 
     from bedrock_lab.report import build_report
     build_report("outputs/demo")          # -> outputs/demo/report.html, no network needed to open it
 
-Pieces: :mod:`.analysis` (load a sweep, run the statistics), :mod:`.figures` (the charts of an analysis),
-:mod:`.summary` (sentences and tables), :mod:`.offline` (the altair renderer that works offline),
-:mod:`.export` (papermill + nbconvert).
+Presentation only: the numbers come from :func:`bedrock_lab.stats.analyze` (load a sweep, run the
+statistics), and the pieces here show them: :mod:`.figures` (the charts of an analysis), :mod:`.summary`
+(sentences and tables), :mod:`.offline` (the altair renderer that works offline), :mod:`.export`
+(papermill + nbconvert).
 
 Names are imported lazily: `bedrock-lab report` only needs papermill and nbconvert in its own process (the
 notebook kernel does the charts), so it does not pay for importing altair and scipy.
@@ -17,8 +18,6 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "Analysis": "analysis", "SweepData": "analysis", "analyze": "analysis", "load_sweep_data": "analysis",
-    "slo_from": "analysis", "write_tables": "analysis",
     "ReportResult": "export", "build_report": "export", "execute_analysis": "export", "to_html": "export",
     "report_charts": "figures", "slide_charts": "figures", "write_slide_figures": "figures",
     "RENDERER_NAME": "offline", "enable_offline_renderer": "offline", "offline_renderer": "offline",

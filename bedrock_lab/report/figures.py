@@ -1,4 +1,4 @@
-"""The report's figures, built from an :class:`~bedrock_lab.report.analysis.Analysis` (small tables only)."""
+"""The report's figures, built from an :class:`~bedrock_lab.stats.analysis.Analysis` (small tables only)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 
 from bedrock_lab import charts
 from bedrock_lab.errors import ReportError
-from bedrock_lab.report.analysis import CONFIG, Analysis
+from bedrock_lab.stats.analysis import CONFIG, Analysis
 from bedrock_lab.stats.rates import wilson_interval
 from bedrock_lab.stats.saturation import usl
 

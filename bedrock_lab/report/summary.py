@@ -1,6 +1,6 @@
 """Words and tables for people who decide budgets: executive summary, recommendations, methods, environment.
 
-Everything here is written from an :class:`~bedrock_lab.report.analysis.Analysis`; numbers come with their
+Everything here is written from an :class:`~bedrock_lab.stats.analysis.Analysis` (presentation only); numbers come with their
 intervals, and where the data cannot support a number (too few requests for a p99) the text says so.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bedrock_lab.report.analysis import CONFIG, KEYS, Analysis
+from bedrock_lab.stats.analysis import CONFIG, KEYS, Analysis
 
 # ---------------------------------------------------------------- formatting
 

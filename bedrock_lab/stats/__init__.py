@@ -2,11 +2,13 @@
 
 Pure functions on the records DataFrame of :func:`bedrock_lab.records.load_records` (one row per request);
 one module per topic, each with its formulas and references in the docstring. Errors are
-:class:`bedrock_lab.errors.StatsError`. The usual entry points::
+:class:`bedrock_lab.errors.StatsError`. The one analysis of a sweep, which the CLI, the analysis notebook and
+the report all read, is :func:`analyze` (:mod:`.analysis`)::
 
-    from bedrock_lab.stats import SLO, analyze, summarize
-    a = analyze(df, SLO(ttft_s=1.0, e2e_s=10.0))      # Analysis: every table the report needs
-    a.summary, a.comparisons, a.capacity, a.quality    # DataFrames
+    from bedrock_lab.stats import analyze, load_sweep_data, slo_from, summarize
+    data = load_sweep_data("outputs/demo")             # done cells only; failed cells in data.failed
+    a = analyze(data, slo_from(data, {"ttft_s": 1.0})) # Analysis: every table of the report
+    a.summary, a.comparisons, a.capacity, a.quality    # DataFrames, per (model, tier, prompt_size, users)
     summarize(df, by=["model_id", "tier_requested"])   # one table, any grouping
 
 See ``docs/stats.md`` for the column reference of every table.
@@ -15,6 +17,18 @@ See ``docs/stats.md`` for the column reference of every table.
 from __future__ import annotations
 
 from bedrock_lab.stats._data import CONFIG_COLUMNS, HIGHER_IS_BETTER, METRICS, tokens_per_second, with_metrics
+from bedrock_lab.stats.analysis import (
+    KEYS,
+    Analysis,
+    SweepData,
+    analyze,
+    cost_table,
+    error_rate_max,
+    load_sweep_data,
+    slo_from,
+    summary_table,
+    write_tables,
+)
 from bedrock_lab.stats.censoring import censored_fit, censored_sample, censored_summary, km_quantiles
 from bedrock_lab.stats.compare import (
     Comparison,
@@ -27,6 +41,7 @@ from bedrock_lab.stats.compare import (
     verdict_summary,
 )
 from bedrock_lab.stats.fits import DEFAULT_DISTS, DIST_NAMES, Fit, fit_distributions, fit_one, gof, qq_data
+from bedrock_lab.stats.labels import label_records, short_model
 from bedrock_lab.stats.multiple import adjust, benjamini_hochberg, holm
 from bedrock_lab.stats.quality import bimodality_coefficient, mser_truncation, quality_flags, warmup_trim
 from bedrock_lab.stats.quantiles import (
@@ -43,17 +58,19 @@ from bedrock_lab.stats.quantiles import (
 from bedrock_lab.stats.rates import completion_rate, outcome_rates, wilson_interval
 from bedrock_lab.stats.saturation import USLFit, fit_usl, knee, load_table, saturation
 from bedrock_lab.stats.slo import SLO, goodput, meets_slo
-from bedrock_lab.stats.summary import Analysis, analyze, summarize
+from bedrock_lab.stats.summary import summarize
 from bedrock_lab.stats.synthetic import synthetic_records
 
 __all__ = [
-    "CONFIG_COLUMNS", "DEFAULT_DISTS", "DEFAULT_QUANTILES", "DIST_NAMES", "HIGHER_IS_BETTER", "METRICS",
-    "SLO", "Analysis", "Comparison", "Fit", "QuantileEstimate", "USLFit",
-    "adjust", "analyze", "benjamini_hochberg", "bimodality_coefficient", "bootstrap_quantiles", "censored_fit", "censored_sample",
-    "censored_summary", "compare_grid", "completion_rate", "ecdf_points", "compare_many", "compare_two", "early_stopping_min_passing",
-    "early_stopping_min_queries", "early_stopping_overlatency", "fit_distributions", "fit_one", "fit_usl",
-    "gof", "goodput", "holm", "km_quantiles", "knee", "load_table", "meets_slo", "min_samples_for_ci",
+    "CONFIG_COLUMNS", "DEFAULT_DISTS", "DEFAULT_QUANTILES", "DIST_NAMES", "HIGHER_IS_BETTER", "KEYS", "METRICS",
+    "SLO", "Analysis", "Comparison", "Fit", "QuantileEstimate", "SweepData", "USLFit",
+    "adjust", "analyze", "benjamini_hochberg", "bimodality_coefficient", "bootstrap_quantiles", "censored_fit",
+    "censored_sample", "censored_summary", "compare_grid", "compare_many", "compare_two", "completion_rate",
+    "cost_table", "early_stopping_min_passing", "early_stopping_min_queries", "early_stopping_overlatency",
+    "ecdf_points", "error_rate_max", "fit_distributions", "fit_one", "fit_usl", "gof", "goodput", "holm",
+    "km_quantiles", "knee", "label_records", "load_sweep_data", "load_table", "meets_slo", "min_samples_for_ci",
     "mser_truncation", "outcome_rates", "qq_data", "quality_flags", "quantile_ci", "quantile_table",
-    "saturation", "smallest_detectable_effect", "summarize", "synthetic_records", "tokens_per_second",
-    "vargha_delaney_a", "verdict_summary", "warmup_trim", "wilson_interval", "with_metrics",
+    "saturation", "short_model", "slo_from", "smallest_detectable_effect", "summarize", "summary_table",
+    "synthetic_records", "tokens_per_second", "vargha_delaney_a", "verdict_summary", "warmup_trim",
+    "wilson_interval", "with_metrics", "write_tables",
 ]

@@ -13,7 +13,7 @@
   lag exceeds both 50 ms and 10% of the median end-to-end latency.
 * Mixtures: retries (``retries > 0``) and throttling produce a second mode of latencies; a cell with at
   least 5% of either, or with Sarle's bimodality coefficient on log TTFT above 5/9 (n >= 100), is
-  flagged "bimodal" and :func:`bedrock_lab.stats.summary.analyze` does not fit a single distribution to it.
+  flagged "bimodal" and :func:`bedrock_lab.stats.analysis.analyze` does not fit a single distribution to it.
   ``BC = (g^2 + 1) / (k + 3 (n-1)^2 / ((n-2)(n-3)))`` with g the skewness and k the excess kurtosis
   (SAS Institute 1990; Pfister et al. 2013, Front. Psychol. 4:700).
 

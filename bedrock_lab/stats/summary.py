@@ -1,4 +1,5 @@
-"""One entry point per question: :func:`summarize` (a table) and :func:`analyze` (everything the report needs).
+"""One table per question, any grouping: :func:`summarize` (the whole analysis of a sweep, with the report's
+grouping, is :func:`bedrock_lab.stats.analysis.analyze`).
 
 ``summarize`` returns one row per group (sweep cell by default) and metric with: request counts, success /
 throttle / timeout / error rates with Wilson intervals, throughput, goodput under the SLOs, the mean and
@@ -8,7 +9,7 @@ timeouts that were excluded).
 
 Failures are excluded from latency percentiles by default (``include_failures=True`` keeps any failed
 request that has a value for the metric); they always count in the rates and against goodput. Timeouts
-are reported as right-censored in :attr:`Analysis.censored` rather than silently dropped.
+are counted in ``notes``; :func:`bedrock_lab.stats.censoring.censored_summary` keeps them as right-censored.
 
 Example
 -------
@@ -27,13 +28,8 @@ True
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bedrock_lab.errors import StatsError
@@ -48,20 +44,9 @@ from bedrock_lab.stats._data import (
     require_columns,
     with_metrics,
 )
-from bedrock_lab.stats.censoring import censored_summary
-from bedrock_lab.stats.compare import Comparison, compare_grid, verdict, verdict_summary
-from bedrock_lab.stats.fits import DEFAULT_DISTS, fit_distributions
-from bedrock_lab.stats.multiple import benjamini_hochberg, holm
-from bedrock_lab.stats.quality import quality_flags, warmup_trim
-from bedrock_lab.stats.quantiles import DEFAULT_QUANTILES, ecdf_points, quantile_table
-from bedrock_lab.stats.rates import outcome_rates, rates_row
-from bedrock_lab.stats.saturation import saturation
-from bedrock_lab.stats.slo import SLO, goodput, goodput_row, meets_slo
-
-_ANALYSIS_COLUMNS = ("cell_id", "rate_rps", "api", "status", "error_kind", "retries", "start", "intended_start",
-                     "schedule_lag_s", "ttft_s", "itl_mean_s", "e2e_s", "output_tokens", "tokens_per_s")
-#: factors compared by default (each at fixed values of the other configuration columns)
-DEFAULT_FACTORS: tuple[str, ...] = ("tier_requested", "model_id", "prompt_size")
+from bedrock_lab.stats.quantiles import DEFAULT_QUANTILES, quantile_table
+from bedrock_lab.stats.rates import rates_row
+from bedrock_lab.stats.slo import SLO, goodput_row, meets_slo
 
 
 def _slo(slo: SLO | dict | None) -> SLO:
@@ -122,151 +107,3 @@ def summarize(
     lead = [*by, *[c for c in (*CONFIG_COLUMNS, "rate_rps", "api") if c in out.columns and c not in by],
             "metric", "n"]
     return out[lead + [c for c in out.columns if c not in lead]]
-
-
-@dataclass
-class Analysis:
-    """Every table the report uses. All are DataFrames (possibly empty); see :func:`analyze`."""
-
-    slo: SLO
-    by: list[str]
-    summary: pd.DataFrame  #: :func:`summarize`
-    rates: pd.DataFrame  #: :func:`bedrock_lab.stats.rates.outcome_rates`
-    goodput: pd.DataFrame  #: :func:`bedrock_lab.stats.slo.goodput`
-    comparisons: pd.DataFrame  #: :func:`bedrock_lab.stats.compare.compare_grid` for every factor, corrected together
-    verdicts: pd.DataFrame  #: :func:`bedrock_lab.stats.compare.verdict_summary` of ``comparisons`` (headlines)
-    fits: pd.DataFrame  #: per group x metric distribution fits ranked by AIC (bimodal cells skipped)
-    load: pd.DataFrame  #: :func:`bedrock_lab.stats.saturation.load_table`
-    capacity: pd.DataFrame  #: USL fit, knee, highest users meeting the SLOs per configuration
-    quality: pd.DataFrame  #: :func:`bedrock_lab.stats.quality.quality_flags`
-    censored: pd.DataFrame  #: Kaplan-Meier percentiles of e2e_s with timeouts right-censored
-    warmup: pd.DataFrame  #: MSER warm-up trimmed per group (empty unless ``trim_warmup``)
-    ecdf: pd.DataFrame = field(default_factory=pd.DataFrame)  #: :func:`ecdf_points` of ttft_s and e2e_s
-    notes: list[str] = field(default_factory=list)
-
-    TABLES = ("summary", "rates", "goodput", "comparisons", "verdicts", "fits", "load", "capacity", "quality", "censored",
-              "warmup", "ecdf")
-
-    def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write every table as ``<name>.csv`` plus ``analysis.json`` (SLO, grouping, notes) into ``folder``."""
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in self.TABLES:
-            getattr(self, name).to_csv(out / f"{name}.csv", index=False)
-        meta = {"slo": self.slo.as_dict(), "by": self.by, "notes": self.notes, "tables": list(self.TABLES)}
-        (out / "analysis.json").write_text(json.dumps(meta, indent=2))
-        return out
-
-
-def _fits_table(df: pd.DataFrame, by: list[str], metrics: Sequence[str], skip: set[tuple],
-                dists: Sequence[str], gof_test: bool | str, seed: int, max_n: int) -> pd.DataFrame:
-    parts = []
-    for keys, sub in groups(df, by):
-        if tuple(keys.values()) in skip:
-            continue
-        ok = sub[ok_mask(sub)]
-        for metric in metrics:
-            v = metric_values(ok, metric).to_numpy(float)
-            v = v[np.isfinite(v) & (v > 0)]
-            if v.size < 50:
-                continue
-            t = fit_distributions(v, dists, gof_test=gof_test, seed=seed, max_n=max_n)
-            for k, val in reversed(list(keys.items())):
-                t.insert(0, k, val)
-            t.insert(len(keys), "metric", metric)
-            parts.append(t)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def analyze(
-    df: pd.DataFrame,
-    slo: SLO | dict | None = None,
-    *,
-    by: Sequence[str] | None = None,
-    metrics: Sequence[str] = METRICS,
-    factors: Sequence[str] = DEFAULT_FACTORS,
-    compare_metrics: Sequence[str] = ("ttft_s", "e2e_s"),
-    fit_metrics: Sequence[str] = ("e2e_s",),
-    dists: Sequence[str] = DEFAULT_DISTS,
-    gof_test: bool | str = False,
-    fit_max_n: int = 1_000,
-    include_failures: bool = False,
-    trim_warmup: bool = False,
-    alpha: float = 0.05,
-    correction: str = "holm",
-    seed: int = 0,
-) -> Analysis:
-    """Run the whole analysis of a records DataFrame (a sweep or one run).
-
-    * ``summary``/``rates``/``goodput``: per group (``by``, default ``cell_id``).
-    * ``comparisons``: for each factor with >= 2 levels, every pair at the same other configuration values
-      (:func:`compare_grid`), on ``compare_metrics``; Holm and BH are applied across *all* rows together and
-      ``verdict`` uses ``correction``.
-    * ``fits``: per group and ``fit_metrics`` (cells flagged bimodal are not fitted); ``gof_test`` as in
-      :func:`fit_distributions` ("best" tests only the winner: 0.02 s for a log-normal winner, ~1 s for a
-      Weibull one, per group; off by default).
-    * ``load``/``capacity``: when ``users`` varies (closed loop).
-    * ``quality``, ``censored`` (e2e_s with timeouts right-censored), ``warmup`` (when ``trim_warmup``:
-      MSER-5 warm-up removed from every group before anything else is computed), ``ecdf`` (~200 points
-      per group of ttft_s and e2e_s for distribution charts).
-    """
-    require_columns(df, ["status"])
-    slo = _slo(slo)
-    by = list(by) if by else default_by(df)
-    notes: list[str] = []
-    # only the columns the analysis reads: grouping copies every column, and strings are costly to copy
-    keep = [c for c in (*by, *CONFIG_COLUMNS, *_ANALYSIS_COLUMNS) if c in df.columns]
-    data = with_metrics(df[list(dict.fromkeys(keep))])
-    for col in data.columns:  # grouping copies rows; categorical codes are far cheaper to copy than strings
-        if data[col].dtype == object or pd.api.types.is_string_dtype(data[col]):
-            data[col] = data[col].astype("category")
-    warm = pd.DataFrame()
-    if trim_warmup:
-        data, warm = warmup_trim(data, by)
-        notes.append(f"warm-up trimmed (MSER-5): {int(warm['n_warmup'].sum())} requests dropped")
-    summary = summarize(data, slo, by, metrics=metrics, include_failures=include_failures)
-    rates = outcome_rates(data, by)
-    good = goodput(data, slo, by)
-    quality = quality_flags(data, by) if "e2e_s" in data.columns else pd.DataFrame()
-
-    comp_parts = []
-    cache: dict = {}
-    for factor in factors:
-        if factor in data.columns and data[factor].nunique(dropna=False) >= 2:
-            t = compare_grid(data, factor, compare_metrics, include_failures=include_failures, alpha=alpha,
-                             correction="none", seed=seed, boot_cache=cache)
-            if len(t):
-                comp_parts.append(t)
-    comparisons = pd.concat(comp_parts, ignore_index=True) if comp_parts else pd.DataFrame()
-    if len(comparisons):
-        p = comparisons["p_value"].to_numpy(float)
-        comparisons["p_holm"] = holm(p)
-        comparisons["p_bh"] = benjamini_hochberg(p)
-        p_col = {"holm": "p_holm", "bh": "p_bh", "none": "p_value"}.get(correction)
-        if p_col is None:
-            raise StatsError(f"unknown correction {correction!r} (allowed: holm, bh, none)")
-        fields = Comparison.__dataclass_fields__
-        vs = [verdict(Comparison(**{k: r[k] for k in fields}), r[p_col]) for r in comparisons.to_dict("records")]
-        comparisons["verdict"] = [v for v, _ in vs]
-        comparisons["winner"] = [w for _, w in vs]
-        comparisons["correction"] = correction
-
-    skip: set[tuple] = set()
-    if len(quality):
-        for r in quality[quality["bimodal"]].to_dict("records"):
-            skip.add(tuple(r[k] for k in by))
-        if skip:
-            notes.append(f"{len(skip)} group(s) flagged bimodal were not fitted")
-    fits = (_fits_table(data, by, fit_metrics, skip, dists, gof_test, seed, fit_max_n) if fit_metrics
-            else pd.DataFrame())
-
-    load = capacity = pd.DataFrame()
-    if "users" in data.columns and data["users"].notna().any() and {"start", "e2e_s"} <= set(data.columns):
-        load, capacity = saturation(data, slo)
-    censored = censored_summary(data, "e2e_s", by) if "e2e_s" in data.columns else pd.DataFrame()
-    ecdf_parts = [ecdf_points(data, m, by, include_failures=include_failures)
-                  for m in ("ttft_s", "e2e_s") if m in data.columns]
-    ecdf = pd.concat(ecdf_parts, ignore_index=True) if ecdf_parts else pd.DataFrame()
-    return Analysis(slo=slo, by=by, summary=summary, rates=rates, goodput=good, comparisons=comparisons,
-                    verdicts=verdict_summary(comparisons), fits=fits, load=load, capacity=capacity, quality=quality, censored=censored, warmup=warm,
-                    ecdf=ecdf, notes=notes)

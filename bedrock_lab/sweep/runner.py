@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_lab._files import write_text_atomic
+from bedrock_lab._money import fmt_usd
 from bedrock_lab.errors import ConfigError, EmulatorError, SweepError
 from bedrock_lab.params import SweepConfig, load_sweep_config, repo_root
 from bedrock_lab.plan import Cell, Plan, build_plan
@@ -296,7 +297,7 @@ def _run(
         if config.target.kind == "aws" and not yes:
             ask = confirm or _default_confirm
             question = (f"Run {len(plan.cells)} cells against AWS {config.target.region} for an estimated "
-                        f"${plan.total_cost_usd:,.2f}? [y/N] ")  # fmt: skip
+                        f"{fmt_usd(plan.total_cost_usd)}? [y/N] ")  # fmt: skip
             if not ask(question):
                 raise SweepError("not confirmed: nothing was run")
 
@@ -342,8 +343,8 @@ def _run(
             try:
                 for i, c in enumerate(todo):
                     if config.budget_usd is not None and spent + c.est_cost_usd > config.budget_usd:
-                        result.stopped_reason = (f"budget cap ${config.budget_usd:,.2f}: ${spent:,.4f} spent, next cell "
-                                                 f"estimated ${c.est_cost_usd:,.4f}")  # fmt: skip
+                        result.stopped_reason = (f"budget cap {fmt_usd(config.budget_usd)}: {fmt_usd(spent)} spent, "
+                                                 f"next cell estimated {fmt_usd(c.est_cost_usd)}")  # fmt: skip
                         for rest in todo[i:]:
                             manifest.cells[rest.cell_id]["status"] = SKIPPED
                             manifest.cells[rest.cell_id]["error"] = {"kind": "budget", "evalue": result.stopped_reason}

@@ -118,7 +118,7 @@ def analysis(synthetic_sweep: Path):  # type: ignore[no-untyped-def]
     """The statistics of the synthetic sweep (computed once)."""
     import warnings
 
-    from bedrock_lab.report.analysis import analyze, load_sweep_data
+    from bedrock_lab.stats import analyze, load_sweep_data
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from bedrock_lab.records import RecordWriter, RequestRecord
-from bedrock_lab.report import analysis as an
 from bedrock_lab.report import figures, summary
+from bedrock_lab.stats import analysis as an
 
 
 def test_executive_summary_has_numbers_and_intervals(analysis) -> None:  # type: ignore[no-untyped-def]
@@ -115,3 +115,4 @@ def test_an_open_loop_sweep_reports_arrival_rates(tmp_path: Path) -> None:
     spec = str(built["p95_ttft_vs_users"].to_dict())
     assert "arrival rate (requests/s)" in spec and "concurrent users (count)" not in spec
     assert summary.cell_appendix(result)["load"].iloc[0].endswith("requests/s")
+

@@ -1,8 +1,7 @@
-"""summarize / analyze: the tables the report reads, their columns, and what they refuse."""
+"""summarize and the topic tables under it: their columns, and what they refuse (analyze: test_analysis.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -13,8 +12,6 @@ from bedrock_lab.errors import StatsError
 from bedrock_lab.records import COLUMNS
 from bedrock_lab.stats import (
     SLO,
-    Analysis,
-    analyze,
     censored_summary,
     goodput,
     meets_slo,
@@ -100,48 +97,6 @@ def test_censored_summary_keeps_timeouts(sweep: pd.DataFrame) -> None:
     c = censored_summary(sweep)
     assert (c["n_censored"] > 0).any()
     assert (c["p50_km"] >= c["p50_naive"] - 1e-12).all()
-
-
-def test_analyze_produces_every_table(sweep: pd.DataFrame, tmp_path) -> None:
-    a = analyze(sweep, {"ttft_s": 1.0, "e2e_s": 10.0})
-    assert isinstance(a, Analysis)
-    for name in Analysis.TABLES:
-        if name != "warmup":
-            assert len(getattr(a, name)) > 0, name
-    comp = a.comparisons
-    assert set(comp["factor"]) == {"tier_requested", "prompt_size"}
-    v = a.verdicts.set_index(["factor", "a", "b", "metric"])
-    assert len(v) == 12  # 2 factors x 3 pairs x 2 metrics
-    assert v.loc[("tier_requested", "default", "priority", "ttft_s"), "headline"].startswith("priority faster")
-    assert comp["verdict"].str.len().gt(0).all() and (comp["p_holm"] >= comp["p_value"]).all()
-    assert set(a.capacity.columns) >= {"sigma", "kappa", "lam", "n_max", "knee_users", "max_users_meeting_slo"}
-    assert len(a.capacity) == 9 and len(a.load) == 27
-    assert a.fits.groupby("cell_id")["rank"].min().eq(1).all()
-    assert a.fits["gof_p"].isna().all()  # bootstrap GOF is opt-in (gof_test=...)
-    out = a.save(tmp_path / "analysis")
-    assert (out / "summary.csv").exists() and json.loads((out / "analysis.json").read_text())["by"] == ["cell_id"]
-
-
-def test_analyze_single_run_without_cells() -> None:
-    df = synthetic_records(600, tiers=("default",), users=(4,), prompt_sizes=("small",), seed=5)
-    df["cell_id"] = ""
-    a = analyze(df, trim_warmup=True)
-    assert a.by == ["model_id", "tier_requested", "prompt_size", "users"]
-    assert len(a.summary) == 4 and a.comparisons.empty and len(a.warmup) == 1
-
-
-def test_records_round_trip_through_parquet(tmp_path) -> None:
-    """Records as load_records returns them (arrow strings, nullable ints as floats) analyse the same way."""
-    from bedrock_lab.records import load_records, write_shard
-
-    df = synthetic_records(27 * 40, seed=8)
-    df["itl_mean_s"] = df["itl_mean_s"].astype(float)
-    write_shard(df.to_dict("records"), tmp_path / "records-0.parquet")
-    loaded = load_records(tmp_path)
-    a = analyze(loaded, fit_metrics=())
-    b = analyze(df, fit_metrics=())
-    pd.testing.assert_series_equal(a.summary["p50"], b.summary["p50"])
-    assert len(a.comparisons) == len(b.comparisons) > 0
 
 
 def test_ecdf_points_are_bounded_and_monotone(sweep: pd.DataFrame) -> None:

@@ -15,11 +15,11 @@ import pytest
 from _sweep_helpers import base_sweep
 
 from bedrock_lab.cli import main
-from bedrock_lab.errors import ReportError
+from bedrock_lab.errors import StatsError
 from bedrock_lab.params import parse_sweep
 from bedrock_lab.records import RecordWriter, RequestRecord
-from bedrock_lab.report import analysis as an
 from bedrock_lab.report import summary
+from bedrock_lab.stats import analysis as an
 from bedrock_lab.store import read_sweep
 from bedrock_lab.sweep import STOP_AFTER_SAME_FAILURES, failed_table, load_sweep, results_table, run_sweep
 
@@ -46,7 +46,7 @@ def test_an_unreachable_endpoint_fails_each_cell_in_seconds_and_stops_the_sweep(
     assert all("same error" in c["error"]["evalue"] for c in skipped)
     assert results_table(tmp_path / "out" / "t").empty
     assert len(failed_table(tmp_path / "out" / "t")) == STOP_AFTER_SAME_FAILURES
-    with pytest.raises(ReportError, match="every cell .* failed .*Cannot connect"):
+    with pytest.raises(StatsError, match="every cell .* failed .*Cannot connect"):
         an.load_sweep_data(tmp_path / "out" / "t")
 
 

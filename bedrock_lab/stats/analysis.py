@@ -1,8 +1,23 @@
-"""Load a sweep folder and compute every table the report shows, with the statistics of :mod:`bedrock_lab.stats`.
+"""The one analysis of a sweep: :func:`analyze` returns the :class:`Analysis` that the CLI
+(``bedrock-lab analyze``), the analysis notebook and the report all read.
 
-A sweep folder is ``outputs/<sweep>/`` with ``cells/<cell_id>/records/*.parquet``, ``plan.json``,
-``manifest.json`` and a copy of the sweep yaml; any folder of record shards works too (plan, manifest and
-yaml are optional and read defensively: the sweep runner's formats may grow).
+Every table is per configuration and load, ``KEYS = (model, tier, prompt_size, users)`` with the labels of
+:func:`bedrock_lab.stats.labels.label_records` (``tier`` is the tier asked for, "default" when none was), so a
+number in a sentence of the report, in a chart and in a CSV table is the same number. For an open-loop sweep
+the load level is the arrival rate: ``users`` holds requests/s and :attr:`Analysis.load_kind` is "rate".
+
+Input is a sweep folder read by :func:`load_sweep_data` (through the one sweep reader,
+:func:`bedrock_lab.store.read_sweep`: done cells only, each fenced to its run; failed cells listed apart) or
+any records DataFrame. SLOs come from the sweep file's ``slo:`` section unless given (:func:`slo_from`).
+
+Example
+-------
+>>> from bedrock_lab.stats import synthetic_records
+>>> a = analyze(synthetic_records(540, seed=1), fit=False, compare_metrics=())
+>>> len(a.summary), a.load_kind, sorted(a.summary["tier"].unique())
+(27, 'users', ['default', 'flex', 'priority'])
+>>> bool((a.summary["ttft_s_p50_lo"] <= a.summary["ttft_s_p50"]).all())
+True
 """
 
 from __future__ import annotations
@@ -14,26 +29,28 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from bedrock_lab.charts import label_records
-from bedrock_lab.errors import ReportError, StatsError, SweepError
+from bedrock_lab.errors import StatsError, SweepError
 from bedrock_lab.records import load_records
+from bedrock_lab.stats._data import require_columns, tokens_per_second
 from bedrock_lab.stats.censoring import censored_summary
-from bedrock_lab.stats.compare import compare_grid
+from bedrock_lab.stats.compare import compare_grid, verdict_summary
 from bedrock_lab.stats.fits import fit_distributions, qq_data
-from bedrock_lab.stats.quality import quality_flags
-from bedrock_lab.stats.quantiles import quantile_table
+from bedrock_lab.stats.labels import label_records
+from bedrock_lab.stats.quality import quality_flags, warmup_trim
+from bedrock_lab.stats.quantiles import ecdf_points, quantile_table
 from bedrock_lab.stats.rates import outcome_rates
 from bedrock_lab.stats.saturation import saturation
 from bedrock_lab.stats.slo import SLO, goodput
 from bedrock_lab.store import FAILED_COLUMNS, read_sweep
 
-#: grouping of a configuration at one load
+#: grouping of every table: a configuration at one load
 KEYS: tuple[str, ...] = ("model", "tier", "prompt_size", "users")
+#: a configuration (a USL curve, a cost)
 CONFIG: tuple[str, ...] = ("model", "tier", "prompt_size")
 SUMMARY_METRICS: tuple[str, ...] = ("ttft_s", "e2e_s", "itl_mean_s", "tokens_per_s")
 #: record columns the analysis reads (group-bys copy every column of each group, strings are costly)
@@ -62,7 +79,7 @@ class SweepData:
         for src in (self.manifest, self.sweep_config, self.plan):
             if src and isinstance(src.get("name") or src.get("sweep"), str):
                 return str(src.get("name") or src.get("sweep"))
-        return self.root.name
+        return self.root.name or "records"
 
 
 def load_sweep_data(root: str | os.PathLike[str], records_dir: str | os.PathLike[str] | None = None) -> SweepData:
@@ -73,17 +90,17 @@ def load_sweep_data(root: str | os.PathLike[str], records_dir: str | os.PathLike
     """
     root = Path(root)
     if not root.exists():
-        raise ReportError(f"sweep folder {root} does not exist")
+        raise StatsError(f"sweep folder {root} does not exist")
     try:
         swept = read_sweep(root)
     except SweepError as exc:
-        raise ReportError(str(exc)) from exc
+        raise StatsError(str(exc)) from exc
     records = load_records(records_dir) if records_dir else swept.records
     if records.empty:
         if len(swept.failed):
             reasons = "; ".join(f"{r.cell_id}: {r.reason}" for r in swept.failed.head(3).itertuples())
-            raise ReportError(f"every cell of {root} failed, so there is nothing to report ({reasons})")
-        raise ReportError(f"no request records below {Path(records_dir) if records_dir else root}; run the sweep first")
+            raise StatsError(f"every cell of {root} failed, so there is nothing to report ({reasons})")
+        raise StatsError(f"no request records below {Path(records_dir) if records_dir else root}; run the sweep first")
     return SweepData(
         root=root, records=label_records(records), plan=swept.plan, manifest=swept.manifest,
         sweep_file=swept.sweep_file, sweep_config=swept.sweep_config, failed=swept.failed,
@@ -91,9 +108,17 @@ def load_sweep_data(root: str | os.PathLike[str], records_dir: str | os.PathLike
     )  # fmt: skip
 
 
+# ---------------------------------------------------------------- SLOs of the sweep file
+
 #: sweep-file SLO keys (bedrock_lab.params.SLOConfig: percentiles per cell) -> per-request thresholds of
 #: bedrock_lab.stats.SLO. "p95 of TTFT <= X" is read as "TTFT <= X for at least 95% of requests" (goodput).
 SWEEP_SLO_KEYS = {"ttft_p95_s": "ttft_s", "e2e_p95_s": "e2e_s", "itl_p95_s": "itl_s"}
+
+
+def _slo_section(data: SweepData | None) -> Mapping[str, Any]:
+    cfg = (data.sweep_config or {}) if data else {}
+    section = cfg.get("slo") or cfg.get("slos") or {}
+    return section if isinstance(section, Mapping) else {}
 
 
 def slo_from(data: SweepData | None = None, overrides: Mapping[str, Any] | None = None) -> SLO:
@@ -104,17 +129,14 @@ def slo_from(data: SweepData | None = None, overrides: Mapping[str, Any] | None 
     latter meaning a 95% goodput target. ``error_rate_max`` is applied separately (:func:`error_rate_max`).
     """
     values: dict[str, Any] = {}
-    cfg = (data.sweep_config or {}) if data else {}
-    section = cfg.get("slo") or cfg.get("slos") or {}
-    if isinstance(section, Mapping):
-        for k, v in section.items():
-            if v is None:
-                continue
-            if k in SWEEP_SLO_KEYS:
-                values[SWEEP_SLO_KEYS[k]] = v
-                values.setdefault("goodput_target", 0.95)
-            elif k in SLO.__dataclass_fields__:
-                values[k] = v
+    for k, v in _slo_section(data).items():
+        if v is None:
+            continue
+        if k in SWEEP_SLO_KEYS:
+            values[SWEEP_SLO_KEYS[k]] = v
+            values.setdefault("goodput_target", 0.95)
+        elif k in SLO.__dataclass_fields__:
+            values[k] = v
     for k, v in (overrides or {}).items():
         if v is not None:
             values[k] = v
@@ -123,8 +145,7 @@ def slo_from(data: SweepData | None = None, overrides: Mapping[str, Any] | None 
 
 def error_rate_max(data: SweepData | None) -> float | None:
     """The sweep file's ``slo.error_rate_max`` (a cell with more failures does not meet the SLOs), if any."""
-    section = ((data.sweep_config or {}) if data else {}).get("slo") or {}
-    v = section.get("error_rate_max") if isinstance(section, Mapping) else None
+    v = _slo_section(data).get("error_rate_max")
     return float(v) if isinstance(v, int | float) else None
 
 
@@ -134,7 +155,8 @@ def error_rate_max(data: SweepData | None) -> float | None:
 def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFrame:
     """Cost per 1k requests per (model, tier, prompt_size) from mean tokens and catalog prices.
 
-    ``cost_per_1k`` is NaN (with ``cost_note``) when the catalog is missing or does not know the model.
+    ``cost_per_1k`` is NaN (with ``cost_note``) when the catalog is missing or does not know the model: a
+    report without prices is still a report. ``catalog`` may be an exception to say why there is none.
     """
     if catalog is None:
         try:
@@ -143,11 +165,14 @@ def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFram
             catalog = load_catalog()
         except Exception as exc:  # catalog missing or invalid: the report still renders
             catalog = exc
+    if not {"model", "tier", "prompt_size"} <= set(records.columns):
+        records = label_records(records)
+    if "model_id" not in records:
+        records = records.assign(model_id=records["model"])
     ok = records[records["status"] == "ok"] if "status" in records else records
     rows = []
-    for (model_id, tier, size), sub in ok.groupby(["model_id", "tier", "prompt_size"], sort=True):
-        mean_in = float(pd.to_numeric(sub["input_tokens"], errors="coerce").mean())
-        mean_out = float(pd.to_numeric(sub["output_tokens"], errors="coerce").mean())
+    for (model_id, model, tier, size), sub in ok.groupby(["model_id", "model", "tier", "prompt_size"], sort=True):
+        mean_in, mean_out = _mean(sub, "input_tokens"), _mean(sub, "output_tokens")
         cost, note = float("nan"), ""
         if isinstance(catalog, Exception):
             note = f"no catalog: {catalog}"
@@ -157,12 +182,16 @@ def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFram
             try:
                 spec = catalog.resolve(model_id)
                 cost = 1000 * float(spec.cost_usd(mean_in, mean_out, None if tier == "default" else tier))
-            except Exception as exc:
+            except Exception as exc:  # an unknown model or tier price: say so in the table
                 note = str(exc)
-        rows.append({"model_id": model_id, "model": label_records(sub.head(1))["model"].iloc[0], "tier": tier,
-                     "prompt_size": size, "mean_input_tokens": mean_in, "mean_output_tokens": mean_out,
-                     "cost_per_1k": cost, "cost_note": note})
+        rows.append({"model_id": model_id, "model": model, "tier": tier, "prompt_size": size,
+                     "mean_input_tokens": mean_in, "mean_output_tokens": mean_out, "cost_per_1k": cost,
+                     "cost_note": note})
     return pd.DataFrame(rows)
+
+
+def _mean(df: pd.DataFrame, column: str) -> float:
+    return float(pd.to_numeric(df[column], errors="coerce").mean()) if column in df else float("nan")
 
 
 # ---------------------------------------------------------------- the analysis
@@ -170,22 +199,30 @@ def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFram
 
 @dataclass
 class Analysis:
-    """Every table of the report; each is a small DataFrame (one row per configuration and load at most)."""
+    """Every table of the analysis; each is a small DataFrame (one row per configuration and load at most,
+    except ``fits``/``qq``/``ecdf``, which are a few hundred rows)."""
 
     data: SweepData
     slo: SLO
-    summary: pd.DataFrame  #: per (model, tier, prompt_size, users): counts, rates, goodput, percentiles with CIs
+    summary: pd.DataFrame  #: per KEYS: counts, rates, goodput, mean and p50-p99 with CIs per metric
     load: pd.DataFrame  #: per configuration and users: throughput, Little's law, goodput
     capacity: pd.DataFrame  #: per configuration: USL fit, knee, highest users meeting the SLOs
     comparisons: pd.DataFrame  #: tier vs tier at the same model, prompt size and users
-    costs: pd.DataFrame
+    costs: pd.DataFrame  #: per configuration: mean tokens, cost per 1k requests
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  #: ``comparisons`` rolled up per tier pair
     fits: pd.DataFrame = field(default_factory=pd.DataFrame)  #: distribution fits of the chosen cell
-    qq: pd.DataFrame = field(default_factory=pd.DataFrame)
+    qq: pd.DataFrame = field(default_factory=pd.DataFrame)  #: QQ points of the best fit
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)  #: warm-up, drift, lag, bimodality per cell
     censored: pd.DataFrame = field(default_factory=pd.DataFrame)  #: e2e percentiles with timeouts censored
+    warmup: pd.DataFrame = field(default_factory=pd.DataFrame)  #: warm-up trimmed per cell (``trim_warmup``)
+    ecdf: pd.DataFrame = field(default_factory=pd.DataFrame)  #: ECDF points of ttft_s and e2e_s per cell
     load_kind: str = "users"  #: "users" (closed loop) or "rate" (open loop: ``users`` holds requests/s)
     fit_cell: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    #: the tables :func:`write_tables` writes (when not empty)
+    TABLES: ClassVar[tuple[str, ...]] = ("summary", "load", "capacity", "comparisons", "verdicts", "costs",
+                                         "quality", "censored", "warmup", "fits", "qq", "ecdf")
 
     @property
     def records(self) -> pd.DataFrame:
@@ -223,7 +260,8 @@ def normalize_load(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
-    """Per (model, tier, prompt_size, users): outcome rates, goodput and p50/p90/p95/p99 with CIs per metric."""
+    """Per (model, tier, prompt_size, users): outcome rates, goodput and mean, p50/p90/p95/p99 with CIs per
+    metric (columns ``<metric>_<stat>``, e.g. ``ttft_s_p95_lo``) and a ``config`` label."""
     keys = [k for k in KEYS if k in records]
     df = normalize_load(records)
     rates = outcome_rates(df, by=keys)
@@ -232,8 +270,6 @@ def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMM
     out = rates.merge(good, on=keys, how="left")
     ok = df[df["status"] == "ok"]
     if "tokens_per_s" in metrics:
-        from bedrock_lab.stats._data import tokens_per_second
-
         ok = ok.assign(tokens_per_s=tokens_per_second(ok))
     qrows = []
     for key, sub in ok.groupby(keys, sort=True):
@@ -250,18 +286,47 @@ def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMM
     return out
 
 
-def analyze(data: SweepData, slo: SLO | None = None, *, fit_metric: str = "ttft_s", fit: bool = True,
-            compare_metrics: Sequence[str] = ("ttft_s", "e2e_s"), seed: int = 0) -> Analysis:
-    """Run the statistics of the report on a loaded sweep.
+def _as_sweep(data: SweepData | pd.DataFrame) -> SweepData:
+    if isinstance(data, SweepData):
+        return data
+    if isinstance(data, pd.DataFrame):
+        require_columns(data, ["status"])
+        if data.empty:
+            raise StatsError("no request records to analyse")
+        return SweepData(root=Path("."), records=label_records(data))
+    raise StatsError(f"analyze() takes SweepData (load_sweep_data) or a records DataFrame, got {type(data).__name__}")
 
-    For an open-loop sweep the load level is the arrival rate: ``data.records["users"]`` is set to it (the
-    report's charts and texts then say requests/s; ``Analysis.load_kind`` is "rate").
+
+def _as_slo(data: SweepData, slo: SLO | Mapping[str, Any] | None) -> SLO:
+    if slo is None or isinstance(slo, Mapping):
+        return slo_from(data, slo)
+    if isinstance(slo, SLO):
+        return slo
+    raise StatsError(f"slo must be an SLO, a mapping or None, got {type(slo).__name__}")
+
+
+def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None = None, *,
+            fit_metric: str = "ttft_s", fit: bool = True, compare_metrics: Sequence[str] = ("ttft_s", "e2e_s"),
+            trim_warmup: bool = False, seed: int = 0) -> Analysis:
+    """Run every statistic of the report on a loaded sweep (:func:`load_sweep_data`) or a records DataFrame.
+
+    ``slo``: an :class:`SLO` as it is; a mapping overrides the sweep file's ``slo:`` section (None keeps a
+    value); None takes the sweep file's, else the defaults. A step the data cannot support is skipped with a
+    note in :attr:`Analysis.notes` rather than failing the whole report. ``trim_warmup`` drops each cell's
+    MSER-5 warm-up before anything is computed (reported in :attr:`Analysis.warmup`; off by default, the
+    report shows every request). For an open-loop sweep ``data.records["users"]`` becomes the arrival rate.
     """
-    slo = slo or slo_from(data)
+    data = _as_sweep(data)
+    slo = _as_slo(data, slo)
     kind = load_kind(data.records)
     data.records = normalize_load(data.records)
     rec = data.records[[c for c in ANALYSIS_COLUMNS if c in data.records.columns]].copy()  # slim: fast groupbys
     notes: list[str] = list(data.reader_notes)
+    warm = pd.DataFrame()
+    if trim_warmup:
+        rec, warm = warmup_trim(rec, list(KEYS))
+        data.records = data.records.loc[rec.index]  # charts and sentences see the same requests as the tables
+        notes.append(f"warm-up trimmed (MSER-5): {int(warm['n_warmup'].sum())} requests dropped")
     summary = summary_table(rec, slo)
     try:
         load, capacity = saturation(rec, slo, group=list(CONFIG))
@@ -294,11 +359,19 @@ def analyze(data: SweepData, slo: SLO | None = None, *, fit_metric: str = "ttft_
         except StatsError as exc:
             notes.append(f"censored (Kaplan-Meier) percentiles skipped: {exc}")
     analysis = Analysis(data=data, slo=slo, summary=summary, load=load, capacity=capacity,
-                        comparisons=comparisons, costs=costs, quality=quality, censored=censored, notes=notes,
+                        comparisons=comparisons, verdicts=verdict_summary(comparisons), costs=costs,
+                        quality=quality, censored=censored, warmup=warm, ecdf=_ecdf_table(rec), notes=notes,
                         load_kind=kind)
     if fit:
         _fit_chosen_cell(analysis, fit_metric, seed)
     return analysis
+
+
+def _ecdf_table(rec: pd.DataFrame) -> pd.DataFrame:
+    """ECDF points (~200 per cell) of time to first token and end-to-end latency, for distribution charts."""
+    parts = [ecdf_points(rec, m, list(KEYS)) for m in ("ttft_s", "e2e_s") if m in rec]
+    parts = [p for p in parts if len(p)]  # e.g. no TTFT at all: non-streaming requests
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _apply_error_rate_max(summary: pd.DataFrame, capacity: pd.DataFrame, max_err: float) -> None:
@@ -312,11 +385,13 @@ def _apply_error_rate_max(summary: pd.DataFrame, capacity: pd.DataFrame, max_err
         capacity.at[i, "max_users_meeting_slo"] = float(sub["users"].max()) if len(sub) else float("nan")
 
 
-
 def _fit_chosen_cell(analysis: Analysis, metric: str, seed: int) -> None:
     """Fit distributions to the largest cell at the highest load that is not flagged bimodal (a mixture of
     throttled/retried and normal requests has no single distribution)."""
     rec = analysis.records
+    if metric not in rec:
+        analysis.notes.append(f"distribution fit skipped: the records have no {metric}")
+        return
     ok = rec[(rec["status"] == "ok") & pd.to_numeric(rec[metric], errors="coerce").notna()]
     if ok.empty:
         return
@@ -344,19 +419,21 @@ def _fit_chosen_cell(analysis: Analysis, metric: str, seed: int) -> None:
 
 
 def write_tables(analysis: Analysis, folder: str | os.PathLike[str]) -> list[Path]:
-    """Write the analysis tables as CSV (for spreadsheets) and the SLO/fit choice as JSON."""
+    """Write the non-empty tables of :attr:`Analysis.TABLES` as CSV (for spreadsheets) and the SLOs, grouping,
+    fit choice and notes as ``analysis.json``; returns the files written."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in ("summary", "load", "capacity", "comparisons", "costs", "quality", "censored", "fits", "qq"):
+    for name in Analysis.TABLES:
         table: pd.DataFrame = getattr(analysis, name)
         if table is None or table.empty:
             continue
         path = out / f"{name}.csv"
         table.to_csv(path, index=False)
         written.append(path)
-    meta = {"slo": analysis.slo.as_dict(), "fit_cell": analysis.fit_cell, "notes": analysis.notes,
-            "records": len(analysis.records), "python": platform.python_version()}
+    meta = {"slo": analysis.slo.as_dict(), "by": list(KEYS), "load_kind": analysis.load_kind,
+            "fit_cell": analysis.fit_cell, "notes": analysis.notes, "records": len(analysis.records),
+            "tables": [p.stem for p in written], "python": platform.python_version()}
     path = out / "analysis.json"
     path.write_text(json.dumps(meta, indent=1, default=str))
     written.append(path)
