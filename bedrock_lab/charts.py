@@ -282,7 +282,7 @@ def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None, kn
 
 def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: str) -> alt.HConcatChart:
     """Panels per ``column`` value, each a layer of the given charts filtered to that value (data stay small)."""
-    values = sorted({v for ly in layers for v in ly.data[column].unique()})  # type: ignore[union-attr]
+    values = sorted({v for ly in layers for v in ly.data[column].unique()})
     panels = []
     for v in values:
         sub = [ly.transform_filter(alt.datum[column] == v) for ly in layers]
@@ -290,7 +290,7 @@ def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: st
     return alt.hconcat(*panels).resolve_scale(y="shared").properties(title=alt.Title(title, subtitle=subtitle))
 
 
-def rates_chart(table: pd.DataFrame, *, load_unit: str = "users") -> alt.LayerChart:
+def rates_chart(table: pd.DataFrame, *, load_unit: str = "users") -> alt.LayerChart | alt.FacetChart:
     """Throttle and error rates with Wilson 95% intervals, per configuration.
 
     ``table`` columns: config, users, kind ("throttled"/"other errors"), rate, lo, hi (fractions 0-1).
@@ -319,7 +319,7 @@ def rates_chart(table: pd.DataFrame, *, load_unit: str = "users") -> alt.LayerCh
     )
 
 
-def qq_chart(qq: pd.DataFrame, *, metric: str = "ttft_s", dist: str = "") -> alt.LayerChart:
+def qq_chart(qq: pd.DataFrame, *, metric: str = "ttft_s", dist: str = "") -> alt.LayerChart | alt.FacetChart:
     """QQ plot of a fitted distribution: ``qq`` columns theoretical, sample (seconds)."""
     _check_rows(qq, "QQ plot")
     lo = float(min(qq["theoretical"].min(), qq["sample"].min()))
@@ -392,7 +392,7 @@ def p50_p95_chart(summary: pd.DataFrame, *, metric: str = "e2e_s") -> alt.Chart:
     ).properties(width=200, height=220, title=f"p50 vs p95 {_label(metric)} by prompt size")
 
 
-def latency_by_prompt_chart(summary: pd.DataFrame, *, metric: str = "e2e_s") -> alt.LayerChart:
+def latency_by_prompt_chart(summary: pd.DataFrame, *, metric: str = "e2e_s") -> alt.LayerChart | alt.FacetChart:
     """Box-style summary per prompt size and model from precomputed p5/p25/p50/p75/p95 (seconds)."""
     _check_rows(summary, "latency by prompt size")
     x = alt.X("prompt_size:N", title="prompt size", sort=prompt_order(summary["prompt_size"]))

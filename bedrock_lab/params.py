@@ -119,7 +119,7 @@ class SweepConfig(_Strict):
     description: str = ""
     target: TargetConfig = Field(default_factory=TargetConfig)
     grid: GridConfig
-    cell: CellConfig = Field(default_factory=CellConfig)
+    cell: CellConfig = Field(default_factory=lambda: CellConfig())
     order: OrderConfig = Field(default_factory=OrderConfig)
     estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
     slo: SLOConfig = Field(default_factory=SLOConfig)
@@ -593,7 +593,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise _DuplicateKey(str(key), line, seen[key])

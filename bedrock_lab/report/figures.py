@@ -31,7 +31,7 @@ def percentile_table(analysis: Analysis, metric: str = "ttft_s", percentile: str
     return out.dropna(subset=["estimate"]).reset_index(drop=True)
 
 
-def at_users(table: pd.DataFrame, users: int | None) -> pd.DataFrame:
+def at_users(table: pd.DataFrame, users: float | None) -> pd.DataFrame:
     return table if users is None or "users" not in table else table[table["users"] == users]
 
 

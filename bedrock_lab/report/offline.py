@@ -66,7 +66,7 @@ def javascript_bundle(vl_version: str | None = None) -> str:
             return text
     except OSError:
         pass
-    text = vlc.javascript_bundle(vl_version=vl_version)
+    text = vlc.javascript_bundle(vl_version=vl_version)  # type: ignore[call-arg]  # stub marks snippet required
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

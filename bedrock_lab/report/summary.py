@@ -219,7 +219,7 @@ def executive_summary(analysis: Analysis) -> list[str]:
     out.append(
         f"Against the SLOs ({slo.describe()}, for at least {slo.goodput_target:.0%} of requests), {meeting} of "
         f"{len(configs)} configurations meet them at some tested load and {int(at_max['meets_target'].sum())} at the "
-        f"highest load ({_users(analysis.max_users, analysis.load_kind)})."
+        f"highest load ({_users(analysis.max_users or 0, analysis.load_kind)})."
     )
     for _, r in recommendations(analysis).iterrows():
         if r["recommendation"] == "none meets the SLOs":
@@ -346,7 +346,8 @@ def environment(analysis: Analysis) -> dict[str, str]:
     when = pick("started", "started_at", "created_at", "created", "date")
     if when is None and start.notna().any():
         when = dt.datetime.fromtimestamp(float(start.min()), tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    versions = man.get("versions") if isinstance(man.get("versions"), Mapping) else {}
+    raw_versions = man.get("versions")
+    versions: Mapping[str, Any] = raw_versions if isinstance(raw_versions, Mapping) else {}
     kit = versions.get("bedrock_lab") or versions.get("bedrock-lab") or _version("bedrock-lab")
     return {
         "sweep": data.name,

@@ -40,6 +40,7 @@ import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -297,7 +298,7 @@ def compare_grid(
     min_n: int = 5,
     seed: int = 0,
     boot_cache: dict | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> pd.DataFrame:
     """Every pair of levels of ``factor`` (e.g. ``tier_requested``) at the same values of the other
     configuration columns (``within``, default: model_id, tier_requested, prompt_size, users, rate_rps and

@@ -69,7 +69,7 @@ def synthetic_records(
     throttled = u < throttle_share
     timeout = (u >= throttle_share) & (u < throttle_share + timeout_share)
     status = np.where(throttled | timeout, "error", "ok")
-    kind = np.where(throttled, "throttled", np.where(timeout, "timeout", None))
+    kind = np.where(throttled, "throttled", np.where(timeout, "timeout", np.array(None, dtype=object)))
     e2e_obs = np.where(throttled, 0.05, np.where(timeout, 60.0, e2e))
     ttft_obs = np.where(throttled, np.nan, ttft)
     df = pd.DataFrame({
