@@ -20,7 +20,9 @@ starts later than 10 ms are counted as schedule misses.
 Target: without --endpoint or --region an embedded emulator is started on 127.0.0.1 and stopped afterwards.
 --endpoint URL uses an emulator (or any compatible endpoint) already running; --region [--profile] targets AWS
 with the standard credential chain (env vars, profiles, SSO, instance roles) and costs real money.
-Credentials are never printed or stored.
+Credentials are never printed or stored. Against AWS (any endpoint that is not this machine) a preflight runs
+first: credentials, catalog checks, the estimated cost with a confirmation (--yes skips it; with no terminal the
+run is refused; --budget-usd caps it) and one 1-token probe request; the run starts only if all pass.
 
 A run that cannot succeed stops early and exits 1 with the service's first error message: after
 --breaker-after consecutive connection, credential or validation errors, or when fewer than --min-success-rate
@@ -45,6 +47,9 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--region", help="AWS region: target real Bedrock (costs money)")
     g.add_argument("--profile", help="AWS profile name (only with --region)")
     g.add_argument("--emulator-seed", type=int, default=0, help="seed of the embedded emulator (default 0)")
+    g.add_argument("--yes", action="store_true",
+                   help="AWS: spend the estimated cost without asking (without a terminal the run is refused)")
+    g.add_argument("--budget-usd", type=float, metavar="USD", help="AWS: refuse a run whose estimate is above USD")
 
 
 def _cell_option(group: Any, name: str) -> None:
@@ -141,10 +146,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bedrock_lab.engines import run_burst_sync
+    from bedrock_lab.engines.preflight import preflight
 
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("outputs") / "burst" / str(spec.run_id)
     with target_from_args(args) as target:
+        preflight(spec, target, yes=args.yes, budget_usd=args.budget_usd)
         result = run_burst_sync(spec, target, out, progress=not args.no_progress)
     print(result.summary())
     if not result.valid and result.health is not None:

@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bedrock_lab.engines import LOCUSTFILE, run_locust
+    from bedrock_lab.engines.preflight import preflight
 
     if args.print_locustfile:
         print(LOCUSTFILE)
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("outputs") / "locust" / str(spec.run_id)
     with target_from_args(args, emulator_mode="subprocess") as target:
+        preflight(spec, target, yes=args.yes, budget_usd=args.budget_usd)
         result = run_locust(spec, target, out, workers=args.workers, spawn_rate=args.spawn_rate,
                             distributed="processes" if args.processes else "workers")
     print(result.summary())
