@@ -32,6 +32,7 @@ target_kind: str = "emulator"  # emulator | aws
 endpoint_url: str = ""  # emulator URL; "" with emulator starts a private one for this notebook
 region: str = "us-east-1"  # AWS region (aws target only)
 profile: str = ""  # AWS named profile (aws target only; "": default credential chain)
+yes: bool = False  # aws target: spend the estimated cost without asking (a sweep sets it after asking you)
 chart: bool = True  # draw the latency chart (sweeps turn it off to save ~5 s per cell; the report draws them)
 # the cell: bedrock_lab.cellspec.CellSpec (same names, defaults and checks; 0 / "" / -1 mean unset)
 model_id: str = "amazon.nova-lite-v1:0"  # model id as sent (base id, prefixed profile or ARN)
@@ -64,7 +65,7 @@ from bedrock_lab.sweep import run_cell
 
 summary = run_cell(
     cell_id=cell_id, sweep=sweep, run_id=run_id, out_dir=out_dir, target_kind=target_kind,
-    endpoint_url=endpoint_url, region=region, profile=profile,
+    endpoint_url=endpoint_url, region=region, profile=profile, yes=yes,
     **{name: globals()[name] for name in CellSpec.model_fields},  # the cell's settings, as declared above
 )  # fmt: skip
 stats = summary["stats"]

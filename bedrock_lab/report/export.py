@@ -75,7 +75,8 @@ def execute_analysis(
     params = {"sweep_dir": str(Path(sweep_dir).resolve()), **(parameters or {})}
     try:
         pm.execute_notebook(str(src), str(out), parameters=params, kernel_name=kernel_name,
-                            cwd=str(work), progress_bar=False, log_output=False, execution_timeout=timeout_s)
+                            cwd=str(work), progress_bar=False, log_output=False, execution_timeout=timeout_s,
+                            extra_arguments=["--HistoryManager.enabled=False"])  # nothing written to ~/.ipython
     except pm.PapermillExecutionError as exc:
         raise ReportError(f"the analysis notebook failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue} "
                           f"(executed notebook: {out})") from exc

@@ -86,6 +86,7 @@ def run_cell(
     endpoint_url: str = "",
     region: str = "us-east-1",
     profile: str = "",
+    yes: bool = False,
     **settings: Any,
 ) -> dict[str, Any]:
     """Run one cell with the engines library; writes ``records/`` then ``summary.json`` into ``out_dir``.
@@ -94,6 +95,8 @@ def run_cell(
     fields in the notebook's spelling (0 / "" mean unset: :func:`~bedrock_lab.cellspec.from_notebook_parameters`).
     ``target_kind="emulator"`` with no ``endpoint_url`` starts a private in-process emulator for the cell.
     ``run_id`` (given by the sweep runner, which fences the cell's records to it) labels every record.
+    Against AWS the preflight (:mod:`bedrock_lab.engines.preflight`) runs first: a notebook has no terminal, so
+    the cost is shown and the cell refused unless ``yes`` (the sweep runner sets it once you confirmed the sweep).
     Raises :class:`~bedrock_lab.engines.health.RunInvalidError` after writing the summary when the run is invalid.
     """
     from bedrock_lab.engines import BurstSpec, Target, run_burst_sync, run_locust
@@ -117,6 +120,9 @@ def run_cell(
             target = Target.emulator(url)
         elif target_kind == "aws":
             target = Target.aws(region, profile=profile or None, endpoint_url=endpoint_url or None)
+            from bedrock_lab.engines.preflight import preflight
+
+            preflight(spec, target, yes=yes)
         else:
             raise ConfigError("unknown target kind", key="target_kind", value=target_kind, allowed="emulator, aws")
         result: Any

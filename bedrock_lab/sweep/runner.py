@@ -55,6 +55,8 @@ from bedrock_lab.store.manifest import (
 )
 from bedrock_lab.sweep.results import write_results_csv
 
+#: kernels of cell notebooks keep no IPython history: nothing (injected parameters included) is written to ~/.ipython
+KERNEL_ARGUMENTS = ("--HistoryManager.enabled=False",)
 #: this many cells in a row failing with the same error stop the sweep
 STOP_AFTER_SAME_FAILURES = 3
 
@@ -164,7 +166,7 @@ def _cell_notebook_params(cell: Cell, plan: Plan, cell_dir: Path, endpoint_url: 
     params = cell.notebook_parameters()
     params.update({
         "sweep": plan.name, "out_dir": str(cell_dir), "target_kind": t.kind, "endpoint_url": endpoint_url or "",
-        "region": t.region, "profile": t.profile or "", "chart": False,
+        "region": t.region, "profile": t.profile or "", "chart": False, "yes": t.kind == "aws",
     })  # fmt: skip
     return params
 
@@ -504,6 +506,7 @@ def _run_one(
                 parameters={**_cell_notebook_params(cell, plan, cell_dir, endpoint), "run_id": run_id},
                 kernel_name=kernel,
                 progress_bar=False, log_output=False, cwd=str(cell_dir), execution_timeout=timeout,
+                extra_arguments=list(KERNEL_ARGUMENTS),
             )  # fmt: skip
     except (KeyboardInterrupt, SystemExit):
         manifest.update(cell.cell_id, status=PENDING, error={"kind": "interrupted"}, finished_at=now())

@@ -202,3 +202,18 @@ def _cmdline(p: Any) -> str:
         return " ".join(p.cmdline())
     except psutil.Error:
         return ""
+
+
+def test_cell_kernels_write_no_ipython_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Injected parameters would land in ~/.ipython's history database: the runner's kernels keep none."""
+    ipython_dir = tmp_path / "ipython"
+    monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))  # the kernel inherits it
+    res = run_sweep(_config(tmp_path, ["default"]), out=tmp_path / "out", progress=False, echo=lambda s: None)
+    assert res.ok
+    import sqlite3
+
+    for db in ipython_dir.rglob("history.sqlite"):
+        with sqlite3.connect(db) as con:
+            tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+            rows = con.execute("select count(*) from history").fetchone()[0] if "history" in tables else 0
+        assert rows == 0, f"{db} holds {rows} history entries"
