@@ -109,6 +109,8 @@ class SLOConfig(_Strict):
 
     ttft_p95_s: float | None = Field(default=None, gt=0)
     e2e_p95_s: float | None = Field(default=None, gt=0)
+    #: time per output token (s): (e2e - TTFT) / (output tokens - 1)
+    tpot_p95_s: float | None = Field(default=None, gt=0)
     error_rate_max: float | None = Field(default=None, ge=0, le=1)
 
 

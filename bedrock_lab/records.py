@@ -65,6 +65,7 @@ class RequestRecord:
     itl_p95_s: float | None = None
     itl_max_s: float | None = None
     n_chunks: int | None = None  #: content chunks received
+    tpot_s: float | None = None  #: time per output token: (e2e_s - ttft_s) / (output_tokens - 1), streaming only
     chunk_times: list[float] | None = None  #: optional: offsets (s) of each content chunk from start
     # tokens (from the service's usage / invocation metrics)
     input_tokens: int | None = None

@@ -27,6 +27,16 @@ def _q(sorted_vals: list[float], q: float) -> float:
     return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
 
 
+def tpot(ttft_s: float | None, e2e_s: float | None, output_tokens: int | None) -> float | None:
+    """Time per output token from the service's own token count: (e2e - TTFT) / (output tokens - 1).
+
+    The inter-chunk gaps (``itl_*``) are not per token: Bedrock (and the emulator) send several tokens a chunk.
+    """
+    if ttft_s is None or e2e_s is None or output_tokens is None or output_tokens < 2:
+        return None
+    return max(0.0, e2e_s - ttft_s) / (output_tokens - 1)
+
+
 @dataclass
 class Measurement:
     """Clock readings of one request. ``t0`` is the monotonic reference latencies are measured from
@@ -90,6 +100,7 @@ class Measurement:
             itl_p95_s=_q(gaps, 0.95) if streaming and gaps else None,
             itl_max_s=gaps[-1] if streaming and gaps else None,
             n_chunks=len(chunks) if streaming else None,
+            tpot_s=tpot(ttft, e2e, parser.output_tokens if parser else None) if streaming else None,
             chunk_times=[c - self.send_mono for c in chunks] if keep_chunk_times and streaming else None,
             input_tokens=parser.input_tokens if parser else None,
             output_tokens=parser.output_tokens if parser else None,

@@ -62,6 +62,8 @@ def tokens_per_second(df: pd.DataFrame) -> pd.Series:
 
 def metric_values(df: pd.DataFrame, metric: str) -> pd.Series:
     """The float series of a metric (a record column, or the derived ``tokens_per_s``)."""
+    if metric == "tpot_s" and "tpot_s" not in df.columns:
+        return time_per_output_token(df)
     if metric == "tokens_per_s":
         if "tokens_per_s" in df.columns:
             return pd.to_numeric(df["tokens_per_s"], errors="coerce").astype(float)
@@ -71,11 +73,24 @@ def metric_values(df: pd.DataFrame, metric: str) -> pd.Series:
     return pd.to_numeric(df[metric], errors="coerce").astype(float)
 
 
+def time_per_output_token(df: pd.DataFrame) -> pd.Series:
+    """``tpot_s`` of each request: the record's column, else (e2e_s - ttft_s) / (output_tokens - 1) (records
+    written before the column existed); NaN for non-streaming requests and answers of fewer than 2 tokens."""
+    if "tpot_s" in df.columns and df["tpot_s"].notna().any():
+        return pd.to_numeric(df["tpot_s"], errors="coerce").astype(float)
+    if not {"ttft_s", "e2e_s", "output_tokens"} <= set(df.columns):
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    tokens = pd.to_numeric(df["output_tokens"], errors="coerce").astype(float)
+    decode = pd.to_numeric(df["e2e_s"], errors="coerce") - pd.to_numeric(df["ttft_s"], errors="coerce")
+    return (decode.clip(lower=0) / (tokens - 1).where(tokens >= 2)).astype(float)
+
+
 def with_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of the records with ``tokens_per_s`` added (when it can be computed)."""
+    """A copy of the records with ``tokens_per_s`` and ``tpot_s`` added (when they can be computed)."""
     out = df.copy()
     if "tokens_per_s" not in out.columns and {"output_tokens", "e2e_s"} <= set(out.columns):
         out["tokens_per_s"] = tokens_per_second(out)
+    out["tpot_s"] = time_per_output_token(out)
     return out
 
 

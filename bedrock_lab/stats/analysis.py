@@ -36,7 +36,7 @@ import pandas as pd
 
 from bedrock_lab.errors import StatsError, SweepError
 from bedrock_lab.records import load_records
-from bedrock_lab.stats._data import require_columns, tokens_per_second
+from bedrock_lab.stats._data import require_columns, time_per_output_token, tokens_per_second
 from bedrock_lab.stats.censoring import censored_summary
 from bedrock_lab.stats.compare import compare_grid, verdict_summary
 from bedrock_lab.stats.fits import fit_distributions, qq_data
@@ -52,11 +52,11 @@ from bedrock_lab.store import FAILED_COLUMNS, read_sweep
 KEYS: tuple[str, ...] = ("model", "tier", "prompt_size", "users")
 #: a configuration (a USL curve, a cost)
 CONFIG: tuple[str, ...] = ("model", "tier", "prompt_size")
-SUMMARY_METRICS: tuple[str, ...] = ("ttft_s", "e2e_s", "itl_mean_s", "tokens_per_s")
+SUMMARY_METRICS: tuple[str, ...] = ("ttft_s", "e2e_s", "tpot_s", "itl_mean_s", "tokens_per_s")
 #: record columns the analysis reads (group-bys copy every column of each group, strings are costly)
 ANALYSIS_COLUMNS: tuple[str, ...] = (
     *KEYS, "model_id", "tier_requested", "cell_id", "api", "rate_rps", "status", "error_kind", "retries", "start",
-    "intended_start", "schedule_lag_s", "ttft_s", "e2e_s", "itl_mean_s", "input_tokens", "output_tokens",
+    "intended_start", "schedule_lag_s", "ttft_s", "e2e_s", "tpot_s", "itl_mean_s", "input_tokens", "output_tokens",
 )
 
 
@@ -112,7 +112,7 @@ def load_sweep_data(root: str | os.PathLike[str], records_dir: str | os.PathLike
 
 #: sweep-file SLO keys (bedrock_lab.params.SLOConfig: percentiles per cell) -> per-request thresholds of
 #: bedrock_lab.stats.SLO. "p95 of TTFT <= X" is read as "TTFT <= X for at least 95% of requests" (goodput).
-SWEEP_SLO_KEYS = {"ttft_p95_s": "ttft_s", "e2e_p95_s": "e2e_s", "itl_p95_s": "itl_s"}
+SWEEP_SLO_KEYS = {"ttft_p95_s": "ttft_s", "e2e_p95_s": "e2e_s", "itl_p95_s": "itl_s", "tpot_p95_s": "tpot_s"}
 
 
 def _slo_section(data: SweepData | None) -> Mapping[str, Any]:
@@ -271,6 +271,8 @@ def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMM
     ok = df[df["status"] == "ok"]
     if "tokens_per_s" in metrics:
         ok = ok.assign(tokens_per_s=tokens_per_second(ok))
+    if "tpot_s" in metrics:
+        ok = ok.assign(tpot_s=time_per_output_token(ok))
     qrows = []
     for key, sub in ok.groupby(keys, sort=True):
         row = dict(zip(keys, key, strict=True))

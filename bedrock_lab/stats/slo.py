@@ -39,12 +39,13 @@ class SLO:
 
     ttft_s: float | None = 1.0
     e2e_s: float | None = 10.0
-    itl_s: float | None = None  #: maximum mean inter-token latency (``itl_mean_s``)
+    itl_s: float | None = None  #: maximum mean gap between content chunks (``itl_mean_s``; a chunk holds several tokens)
+    tpot_s: float | None = None  #: maximum time per output token (``tpot_s``, from the service's token counts)
     tokens_per_s: float | None = None  #: minimum output tokens per second
     goodput_target: float = 0.95  #: share of requests that must be good for a configuration to "meet the SLOs"
 
     def __post_init__(self) -> None:
-        for name in ("ttft_s", "e2e_s", "itl_s", "tokens_per_s"):
+        for name in ("ttft_s", "e2e_s", "itl_s", "tpot_s", "tokens_per_s"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, int | float) and v > 0):
                 raise StatsError(f"SLO {name} must be a positive number or None, got {v!r}")
@@ -72,7 +73,9 @@ class SLO:
         if self.e2e_s is not None:
             parts.append(f"end-to-end <= {self.e2e_s:g} s")
         if self.itl_s is not None:
-            parts.append(f"inter-token <= {self.itl_s:g} s")
+            parts.append(f"inter-chunk gap <= {self.itl_s:g} s")
+        if self.tpot_s is not None:
+            parts.append(f"time per output token <= {self.tpot_s * 1000:g} ms")
         if self.tokens_per_s is not None:
             parts.append(f"output >= {self.tokens_per_s:g} tokens/s")
         return " and ".join(parts) or "no thresholds"
@@ -82,11 +85,12 @@ def meets_slo(df: pd.DataFrame, slo: SLO) -> pd.Series:
     """Boolean Series: the request succeeded and met every SLO threshold that applies to it."""
     good = ok_mask(df).to_numpy(bool).copy()
     checks = (("ttft_s", slo.ttft_s, False), ("e2e_s", slo.e2e_s, False),
-              ("itl_mean_s", slo.itl_s, False), ("tokens_per_s", slo.tokens_per_s, True))
+              ("itl_mean_s", slo.itl_s, False), ("tpot_s", slo.tpot_s, False),
+              ("tokens_per_s", slo.tokens_per_s, True))
     for metric, threshold, is_min in checks:
         if threshold is None:
             continue
-        if metric not in df.columns and metric != "tokens_per_s":
+        if metric not in df.columns and metric not in ("tokens_per_s", "tpot_s"):
             continue
         v = metric_values(df, metric).to_numpy(float)
         with np.errstate(invalid="ignore"):

@@ -101,3 +101,24 @@ def test_burst_against_a_closed_port_exits_non_zero_naming_the_connection_error(
     assert "consecutive connection errors" in err and "127.0.0.1:9" in err
     records = pd.read_parquet(tmp_path / "b")
     assert len(records) < 200 and records["error_message"].notna().all()
+
+
+def test_time_per_output_token_follows_the_emulators_schedule(tmp_path: Any) -> None:
+    """TPOT from the service's token counts matches the emulator's intended decode time per token (ground truth
+    headers) within 3%, while the chunk gap (itl_mean_s) is several tokens long. Decode runs at 400 tokens/s
+    (2.5 ms a token), slow enough that the client's own fraction of a millisecond per request stays in the noise."""
+    from bedrock_lab.emulator import run_emulator
+    from bedrock_lab.engines import BurstSpec, Target, run_burst_sync
+
+    latency = dict(ttft_ms=15.0, prefill_ms_per_1k=0.0, ttft_sigma=0.1, tokens_per_s=400.0, jitter=0.1,
+                   chunk_tokens=4, contention=0.0, output_median_tokens=32, output_sigma=0.2)  # fmt: skip
+    with run_emulator(seed=3, mode="thread", latency=latency, capacity=512) as emu:
+        res = run_burst_sync(BurstSpec(model_id="amazon.nova-lite-v1:0", users=4, requests=120, max_tokens=64,
+                                       seed=5), Target.emulator(emu.url), tmp_path / "r", progress=False)  # fmt: skip
+    df = res.records()
+    ok = df[(df["status"] == "ok") & (df["output_tokens"] >= 8)]
+    assert len(ok) > 100
+    truth = (ok["server_decode_s"] / (ok["output_tokens"] - 1)).median()
+    measured = ok["tpot_s"].median()
+    assert abs(measured / truth - 1) < 0.03, (measured, truth)
+    assert ok["itl_mean_s"].median() > 2.5 * measured  # 4 tokens a chunk: the gap is not per token
