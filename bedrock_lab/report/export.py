@@ -50,7 +50,7 @@ def to_ipynb(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> 
 @dataclass(frozen=True)
 class ReportResult:
     html: Path
-    notebook: Path
+    notebook: Path | None  #: the executed analysis notebook (None when no cell succeeded: nothing to analyse)
     seconds: float
     size_bytes: int
 
@@ -116,6 +116,28 @@ def to_html(notebook: str | os.PathLike[str], target: str | os.PathLike[str], *,
     return target
 
 
+def _failed_only_report(swept: Any, target: Path) -> Path:
+    """A one-page report for a sweep whose every cell failed: no numbers (there are none to defend), the
+    failed-cells table with each reason, and what to do next."""
+    import html as _html
+
+    from bedrock_lab._files import write_text_atomic
+    from bedrock_lab.report.summary import html_table
+
+    table = swept.failed.rename(columns={"cell_id": "cell", "prompt_size": "prompt size", "requests": "requests sent"})
+    table = table[["cell", "model_id", "tier", "prompt size", "users", "rate_rps", "requests sent", "reason"]]
+    name = _html.escape(swept.name)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>bedrock-lab report: {name}</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>"
+            f"</head><body><h1>Load test report: {name}</h1>"
+            f"<p><strong>No cell of this sweep succeeded, so this report has no results.</strong> All "
+            f"{len(table)} cell(s) that ran failed; the reasons are below (the target's own messages). Fix the "
+            "cause, then re-run the sweep with <code>--restart</code>.</p>"
+            f"<h2>Failed cells</h2>{html_table(table)}</body></html>\n")  # fmt: skip
+    return write_text_atomic(target, page)
+
+
 def build_report(
     sweep_dir: str | os.PathLike[str],
     *,
@@ -130,6 +152,13 @@ def build_report(
     if not sweep.is_dir():
         raise ReportError(f"sweep folder {sweep} does not exist")
     t0 = time.perf_counter()
+    from bedrock_lab.store import read_sweep
+
+    swept = read_sweep(sweep)
+    if swept.records.empty and len(swept.failed):  # every cell failed: say so, and why, instead of no report
+        html = _failed_only_report(swept, Path(output) if output else sweep / "report.html")
+        return ReportResult(html=html, notebook=None, seconds=time.perf_counter() - t0,
+                            size_bytes=html.stat().st_size)  # fmt: skip
     nb = execute_analysis(sweep, sweep / "report", parameters, kernel_name=kernel_name, timeout_s=timeout_s)
     html = to_html(nb, Path(output) if output else sweep / "report.html",
                    title=f"bedrock-lab report: {sweep.resolve().name}")

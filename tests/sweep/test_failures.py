@@ -48,6 +48,11 @@ def test_an_unreachable_endpoint_fails_each_cell_in_seconds_and_stops_the_sweep(
     assert len(failed_table(tmp_path / "out" / "t")) == STOP_AFTER_SAME_FAILURES
     with pytest.raises(StatsError, match="every cell .* failed .*Cannot connect"):
         an.load_sweep_data(tmp_path / "out" / "t")
+    from bedrock_lab.report import build_report
+
+    html = build_report(tmp_path / "out" / "t").html.read_text()  # no numbers, but the failed cells and why
+    assert "No cell of this sweep succeeded" in html and "Failed cells" in html
+    assert html.count("Cannot connect to host 127.0.0.1:9") == STOP_AFTER_SAME_FAILURES
 
 
 def _emulator_children() -> list[psutil.Process]:
