@@ -138,6 +138,14 @@ def target_from_args(args: argparse.Namespace, *, emulator_mode: str = "subproce
             yield Target.emulator(emu.url)
 
 
+def check_out(out: Path) -> None:
+    """The output folder must be a folder (or not exist yet), checked before any load."""
+    from bedrock_lab.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError("is a file, not a folder", key="--out", value=str(out), allowed="a folder (created if missing)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser)
     add_spec_arguments(parser, open_loop=True)
@@ -150,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("outputs") / "burst" / str(spec.run_id)
+    check_out(out)
     with target_from_args(args) as target:
         preflight(spec, target, yes=args.yes, budget_usd=args.budget_usd)
         result = run_burst_sync(spec, target, out, progress=not args.no_progress)

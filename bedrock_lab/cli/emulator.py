@@ -138,7 +138,12 @@ def run(args: argparse.Namespace) -> int:
         timing_log=args.timing_log, max_body_bytes=args.max_body_bytes, event_loop=args.event_loop,
     )  # fmt: skip
     cfg.validate()
+    from bedrock_lab._net import is_loopback_host
     from bedrock_lab.emulator import close_loop, new_event_loop
+
+    if not is_loopback_host(cfg.host):
+        print(f"bedrock-lab emulator: warning: listening on {cfg.host}, beyond loopback: other machines can reach "
+              "it and its stats endpoint", file=sys.stderr)  # fmt: skip
 
     loop = new_event_loop(cfg.event_loop)
     try:

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from bedrock_lab.cli.burst import add_spec_arguments, add_target_arguments, spec_from_args, target_from_args
+from bedrock_lab.cli.burst import (
+    add_spec_arguments,
+    add_target_arguments,
+    check_out,
+    spec_from_args,
+    target_from_args,
+)
 
 DESCRIPTION = """\
 Run one Locust cell headless, in subprocesses (Locust's gevent patching never touches this process), with
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("outputs") / "locust" / str(spec.run_id)
+    check_out(out)
     with target_from_args(args, emulator_mode="subprocess") as target:
         preflight(spec, target, yes=args.yes, budget_usd=args.budget_usd)
         result = run_locust(spec, target, out, workers=args.workers, spawn_rate=args.spawn_rate,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import queue
@@ -25,6 +26,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from bedrock_lab.catalog import FAULT_KINDS, Catalog, LatencyProfile, load_catalog
@@ -67,6 +69,16 @@ class EmulatorConfig:
     event_loop: str = "asyncio"  #: "asyncio" (lowest emit lag), "uvloop" (less CPU) or "auto" (uvloop if installed)
 
     def validate(self) -> None:
+        h = self.host.strip("[]")
+        try:
+            ipaddress.ip_address(h)
+        except ValueError:
+            if h.replace(".", "").isdigit() or not h or any(c in h for c in " /\\:@"):
+                raise ConfigError("not an IP address or host name", key="host", value=self.host,
+                                  allowed="127.0.0.1 (default), ::1, localhost, or an interface address") from None
+        if self.timing_log is not None and not Path(self.timing_log).resolve().parent.is_dir():
+            raise ConfigError(f"the folder of the timing log does not exist: {Path(self.timing_log).parent}",
+                              key="timing_log", value=str(self.timing_log), allowed="a file in an existing folder")
         if self.event_loop not in ("auto", "asyncio", "uvloop"):
             raise ConfigError("unknown event loop", key="event_loop", value=self.event_loop,
                               allowed="auto, asyncio, uvloop")
