@@ -105,15 +105,44 @@ _STATE: dict[str, Any] = {"count": 0, "done": 0, "users": itertools.count(), "qu
 PARENT_GONE_EXIT = 3
 PARENT_POLL_S = 0.5
 _parent: dict[str, int] = {}  #: "pid": the parent this process must not outlive
+#: further processes this one must not outlive (``BEDROCK_LAB_ANCESTOR_PIDS``: the sweep runner above the kernel
+#: that started Locust), as (pid, start time) so a reused pid is not mistaken for the original
+_ancestors: list[tuple[int, float]] = []
+
+
+def _ancestor_gone() -> int | None:
+    import psutil
+
+    for pid, created in _ancestors:
+        try:
+            proc = psutil.Process(pid)
+            if proc.create_time() != created or proc.status() == psutil.STATUS_ZOMBIE:
+                return pid
+        except psutil.Error:
+            return pid
+    return None
 
 
 def _exit_if_orphaned() -> None:
-    """Exit at once, without flushing anything, when the parent we were started by is gone: its cell folder
-    may already be cleared and re-run (a sweep's --resume), so a late shard would pollute the new run."""
+    """Exit at once, without flushing anything, when the parent we were started by (or the sweep runner above it)
+    is gone: its cell folder may already be cleared and re-run (a sweep's --resume), so a late shard would
+    pollute the new run. The kernel between a killed runner and Locust lives on for a moment: hence the ancestors."""
     pid = _parent.get("pid")
-    if pid is not None and os.getppid() != pid:
-        os.write(2, f"bedrock-lab locustfile: parent process {pid} is gone, exiting\n".encode())
+    gone = pid if pid is not None and os.getppid() != pid else _ancestor_gone()
+    if gone is not None:
+        os.write(2, f"bedrock-lab locustfile: process {gone} is gone, exiting\n".encode())
         os._exit(PARENT_GONE_EXIT)
+
+
+def _read_ancestors() -> None:
+    import psutil
+
+    for text in os.environ.get("BEDROCK_LAB_ANCESTOR_PIDS", "").split(","):
+        if text.strip().isdigit():
+            try:
+                _ancestors.append((int(text), psutil.Process(int(text)).create_time()))
+            except psutil.Error:  # already gone: the first poll exits
+                _ancestors.append((int(text), -1.0))
 
 
 def _watch_parent(pid: int) -> None:
@@ -139,6 +168,7 @@ def _watch_parent_after_fork() -> None:
 
 _FORKED_FROM = [os.getpid()]
 if os.environ.get("BEDROCK_LAB_PARENT_PID", "").strip().isdigit():
+    _read_ancestors()
     _watch_parent(int(os.environ["BEDROCK_LAB_PARENT_PID"]))
     os.register_at_fork(before=lambda: _FORKED_FROM.__setitem__(0, os.getpid()),
                         after_in_child=_watch_parent_after_fork)  # fmt: skip

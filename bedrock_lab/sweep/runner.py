@@ -249,6 +249,21 @@ def _sweep_lock(out_root: Path, name: str) -> Iterator[None]:
 
 
 @contextmanager
+def _watched_by_children() -> Iterator[None]:
+    """Name this runner in ``BEDROCK_LAB_ANCESTOR_PIDS`` for the kernels it starts, so their Locust children exit
+    as soon as the runner dies, not only once the kernel notices (a resumed cell's folder must stay clean)."""
+    previous = os.environ.get("BEDROCK_LAB_ANCESTOR_PIDS")
+    os.environ["BEDROCK_LAB_ANCESTOR_PIDS"] = ",".join(p for p in (previous, str(os.getpid())) if p)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("BEDROCK_LAB_ANCESTOR_PIDS", None)
+        else:
+            os.environ["BEDROCK_LAB_ANCESTOR_PIDS"] = previous
+
+
+@contextmanager
 def _terminate_as_exit() -> Iterator[None]:
     """SIGTERM -> SystemExit, so `kill PID` still stops the emulator and leaves the manifest consistent."""
     import signal
@@ -286,7 +301,7 @@ def _run(
         echo("dry run: nothing executed")
         return result
 
-    with _sweep_lock(Path(out), config.name):
+    with _sweep_lock(Path(out), config.name), _watched_by_children():
         manifest_path = out_dir / MANIFEST
         existing = Manifest.load(manifest_path)
         if existing and restart:
