@@ -69,9 +69,10 @@ def test_policy_values_are_checked() -> None:
 
 
 def test_messages_are_one_line_short_and_without_key_ids_or_signatures() -> None:
-    msg = clean_message("Credential=AKIAIOSFODNN7EXAMPLE/2026\n Signature=" + "ab" * 32 + " " + "x" * 500)
+    key_id = "AKIA" + "Q" * 16  # shaped like an access key id, built here so no key-like literal is tracked
+    msg = clean_message(f"Credential={key_id}/2026\n Signature=" + "ab" * 32 + " " + "x" * 500)
     assert msg is not None and "\n" not in msg and len(msg) <= 300
-    assert "AKIAIOSFODNN7EXAMPLE" not in msg and "abab" not in msg
+    assert key_id not in msg and "abab" not in msg
     assert clean_message("") is None and clean_message(None) is None
 
 
