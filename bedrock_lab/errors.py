@@ -32,6 +32,7 @@ class ConfigError(BedrockLabError, ValueError):
         value: object = None,
         allowed: str | None = None,
     ) -> None:
+        self.message = message  #: the problem alone, without file, key and allowed (for re-raising with more context)
         self.source = source
         self.key = key
         self.value = value

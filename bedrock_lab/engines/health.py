@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from bedrock_lab.cellspec import DEFAULTS
 from bedrock_lab.errors import ConfigError, EngineError
 
 #: error kinds that will not heal by themselves during a run (the breaker counts only these)
@@ -59,9 +60,9 @@ class HealthPolicy:
     """When a run ends early and when it counts as invalid."""
 
     #: consecutive fatal failures that stop a run (0: never stop early)
-    breaker_after: int = 20
+    breaker_after: int = DEFAULTS["breaker_after"]
     #: successes / (requests - throttled) below this make the run invalid (0: only "nothing succeeded")
-    min_success_rate: float = 0.5
+    min_success_rate: float = DEFAULTS["min_success_rate"]
 
     def __post_init__(self) -> None:
         if self.breaker_after < 0:
@@ -137,15 +138,14 @@ def assess(records: pd.DataFrame, policy: HealthPolicy | None = None) -> RunHeal
     kinds = _col(records, "error_kind")
     n_ok = int((status == "ok").sum())
     n_thr = int((kinds == "throttled").sum())
-    tripped = False
+    breaker = CircuitBreaker(policy)
     if n and policy.breaker_after:
         start = pd.to_numeric(_col(records, "start"), errors="coerce").fillna(0.0)
         end = start + pd.to_numeric(_col(records, "e2e_s"), errors="coerce").fillna(0.0)
-        breaker = CircuitBreaker(policy)
         for kind in kinds.iloc[end.to_numpy().argsort(kind="stable")]:
             if breaker.observe(None if pd.isna(kind) else str(kind)):
-                tripped = True
                 break
+    tripped = breaker.tripped
     failed = records[(status != "ok") & (kinds != "throttled")] if n else records
     first, first_n = None, 0
     if len(failed):
@@ -159,7 +159,7 @@ def assess(records: pd.DataFrame, policy: HealthPolicy | None = None) -> RunHeal
     if n == 0:
         problems.append("no request was sent")
     if tripped:
-        problems.append(f"stopped after {policy.breaker_after} consecutive {_kind_name(records, policy)} errors")
+        problems.append(f"stopped after {policy.breaker_after} consecutive {breaker.kind} errors")
     if n and n_ok == 0:
         problems.append(f"0 of {n} requests succeeded" + (f" ({n_thr} throttled)" if n_thr else ""))
     elif n and n_ok < policy.min_success_rate * (n - n_thr):
@@ -172,12 +172,6 @@ def assess(records: pd.DataFrame, policy: HealthPolicy | None = None) -> RunHeal
         reason = "; ".join(problems) + (f"; first error ({first_n}x): {first}" if first else "")
     return RunHealth(valid=not problems, n_requests=n, n_ok=n_ok, n_throttled=n_thr, breaker_tripped=tripped,
                      first_error=first, first_error_count=first_n, reason=reason)  # fmt: skip
-
-
-def _kind_name(records: pd.DataFrame, policy: HealthPolicy) -> str:
-    kinds = _col(records, "error_kind")
-    fatal = kinds[kinds.isin(sorted(FATAL_KINDS))]
-    return str(fatal.mode().iloc[0]) if len(fatal) else "fatal"
 
 
 __all__ = [

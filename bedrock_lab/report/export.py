@@ -154,8 +154,8 @@ def build_report(
     t0 = time.perf_counter()
     from bedrock_lab.store import read_sweep
 
-    swept = read_sweep(sweep)
-    if swept.records.empty and len(swept.failed):  # every cell failed: say so, and why, instead of no report
+    swept = read_sweep(sweep, with_records=False)  # metadata only: the analysis notebook reads the records
+    if swept.all_failed:  # every cell failed: say so, and why, instead of no report
         html = _failed_only_report(swept, Path(output) if output else sweep / "report.html")
         return ReportResult(html=html, notebook=None, seconds=time.perf_counter() - t0,
                             size_bytes=html.stat().st_size)  # fmt: skip

@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from bedrock_lab.errors import SweepError
-from bedrock_lab.records import load_records
+from bedrock_lab.records import ARROW_SCHEMA, COLUMNS, load_records
 from bedrock_lab.store.manifest import (
     DONE,
     FAILED,
@@ -55,6 +55,12 @@ class SweepRecords:
     sweep_config: dict[str, Any] | None = None  #: the sweep yaml as a plain mapping
     sweep_file: Path | None = None
     notes: list[str] = field(default_factory=list)  #: what the reader left out, in words
+    n_done: int | None = None  #: cells the manifest marks done (None: no manifest)
+
+    @property
+    def all_failed(self) -> bool:
+        """True when cells ran and every one of them failed: there is nothing to analyse, only reasons."""
+        return self.n_done == 0 and len(self.failed) > 0
 
     @property
     def name(self) -> str:
@@ -95,8 +101,11 @@ def _summary(folder: Path) -> dict[str, Any]:
 
 
 def read_sweep(path: str | os.PathLike[str], *, include_failed: bool = False,
-               keep_chunk_times: bool = False) -> SweepRecords:  # fmt: skip
+               keep_chunk_times: bool = False, with_records: bool = True) -> SweepRecords:  # fmt: skip
     """Read a sweep folder (or any folder of record shards) by the rules of the module docstring.
+
+    ``with_records=False`` reads only the metadata and the failed cells (cheap: no record shard is opened);
+    :attr:`SweepRecords.records` is then empty.
 
     ``include_failed`` also returns the (fenced) records of failed cells, labelled ``cell_status="failed"``,
     for diagnosis only: never analyse them.
@@ -119,6 +128,7 @@ def read_sweep(path: str | os.PathLike[str], *, include_failed: bool = False,
     wanted = {DONE, FAILED} if include_failed else {DONE}
     frames, failed_rows = [], []
     fenced_out = 0
+    n_done = 0
     for cell_id in manifest.ordered():
         entry = manifest.cells.get(cell_id) or {}
         status = entry.get("status")
@@ -133,7 +143,9 @@ def read_sweep(path: str | os.PathLike[str], *, include_failed: bool = False,
                 "status": status, "reason": failure_reason(entry),
                 "requests": entry.get("requests", stats.get("requests")), "ok": entry.get("ok", stats.get("ok")),
             })  # fmt: skip
-        if status not in wanted or not (folder / "records").is_dir():
+        if status == DONE:
+            n_done += 1
+        if not with_records or status not in wanted or not (folder / "records").is_dir():
             continue
         df = load_records(folder / "records", keep_chunk_times=keep_chunk_times)
         run_id = entry.get("run_id")
@@ -151,9 +163,9 @@ def read_sweep(path: str | os.PathLike[str], *, include_failed: bool = False,
         notes.append(f"{len(failed_rows)} failed cell(s) left out of every table and chart")
     if frames:
         records = pd.concat(frames, ignore_index=True)
-    else:
-        records = load_records(root / "cells") if (root / "cells").is_dir() else load_records(root)
-        records = records.iloc[0:0].copy()
+    else:  # an empty frame with the record columns (no shard is read)
+        records = ARROW_SCHEMA.empty_table().select(
+            [c for c in COLUMNS if keep_chunk_times or c != "chunk_times"]).to_pandas()  # fmt: skip
         for col in (*CELL_COLUMNS, "cell_status"):
             records[col] = pd.Series(dtype=object)
     sweep_file = find_sweep_file(root, manifest.data)
@@ -162,4 +174,5 @@ def read_sweep(path: str | os.PathLike[str], *, include_failed: bool = False,
         root=root, records=records, failed=pd.DataFrame(failed_rows, columns=list(FAILED_COLUMNS)),
         manifest=manifest.data, plan=plan if isinstance(plan, dict) else None,
         sweep_config=_read_yaml(sweep_file) if sweep_file else None, sweep_file=sweep_file, notes=notes,
+        n_done=n_done,
     )  # fmt: skip

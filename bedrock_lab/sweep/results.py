@@ -62,7 +62,7 @@ def results_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def failed_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per failed cell: its coordinates, why it failed, and how many requests it sent."""
-    return read_sweep(sweep_dir(path)).failed
+    return read_sweep(sweep_dir(path), with_records=False).failed
 
 
 def write_results_csv(path: str | os.PathLike[str]) -> Path:

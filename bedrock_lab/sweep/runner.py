@@ -133,8 +133,7 @@ def _check_before_start(config: SweepConfig) -> None:
             check_overrides(config.target.emulator_overrides)
         except ConfigError as exc:
             key = "target.emulator_overrides" + (f".{exc.key}" if exc.key else "")
-            msg = str(exc).split(": ", 1)[-1] if exc.key else str(exc)
-            raise ConfigError(msg.split(" (allowed:")[0], source=config.source, key=key, value=exc.value,
+            raise ConfigError(exc.message, source=config.source, key=key, value=exc.value,
                               allowed=exc.allowed or "see `bedrock-lab emulator --help`") from None  # fmt: skip
 
 

@@ -22,11 +22,6 @@ from bedrock_lab.stats import (
 
 
 @pytest.fixture(scope="module")
-def sweep() -> pd.DataFrame:
-    return synthetic_records(27 * 120, seed=3, throttle_share=0.02, timeout_share=0.01)
-
-
-@pytest.fixture(scope="module")
 def analysis(sweep: pd.DataFrame) -> Analysis:
     return analyze(sweep, {"ttft_s": 1.0, "e2e_s": 10.0})
 

@@ -17,14 +17,8 @@ from bedrock_lab.stats import (
     meets_slo,
     outcome_rates,
     summarize,
-    synthetic_records,
     tokens_per_second,
 )
-
-
-@pytest.fixture(scope="module")
-def sweep() -> pd.DataFrame:
-    return synthetic_records(27 * 120, seed=3, throttle_share=0.02, timeout_share=0.01)
 
 
 def test_synthetic_records_follow_the_schema(sweep: pd.DataFrame) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -63,6 +64,15 @@ def _check_complete_sweep(sweep_dir: Path, cell_ids: set[str], tiers: set[str]) 
         assert column in table[0].split(",")
 
 
+def _start_sweep(path: Path, out: Path, log: Any) -> subprocess.Popen[bytes]:
+    """``bedrock-lab sweep`` in its own session (so a test can kill it and its group), logging to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bedrock_lab", "sweep", str(path), "--out", str(out), "--no-progress"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k not in ("USER_COUNTS", "SERVICE_TIERS", "TEST_DURATION")},
+    )  # fmt: skip
+
+
 def _wait_for_done_cell(manifest: Path, proc: subprocess.Popen[bytes], timeout: float = 150) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,11 +96,7 @@ def test_sweep_end_to_end_through_sigkill_and_resume(tmp_path: Path, monkeypatch
     path = _tiny(tmp_path, "killed", ["default", "flex"])
     out = tmp_path / "out"
     log = open(tmp_path / "sweep.log", "wb")  # noqa: SIM115 - closed below; a pipe could fill and block
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bedrock_lab", "sweep", str(path), "--out", str(out), "--no-progress"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={k: v for k, v in os.environ.items() if k not in ("USER_COUNTS", "SERVICE_TIERS", "TEST_DURATION")},
-    )  # fmt: skip
+    proc = _start_sweep(path, out, log)
     manifest = out / "killed" / "manifest.json"
     try:
         done = _wait_for_done_cell(manifest, proc)
@@ -143,12 +149,8 @@ def test_sigkill_mid_locust_cell_then_immediate_resume_keeps_only_the_new_run(tm
     path = tmp_path / "lk.yaml"
     path.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
-    log = open(tmp_path / "sweep.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bedrock_lab", "sweep", str(path), "--out", str(out), "--no-progress"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={k: v for k, v in os.environ.items() if k not in ("USER_COUNTS", "SERVICE_TIERS", "TEST_DURATION")},
-    )  # fmt: skip
+    log = open(tmp_path / "sweep.log", "wb")  # noqa: SIM115 - closed below; a pipe could fill and block
+    proc = _start_sweep(path, out, log)
     records = out / "lk" / "cells"
     try:
         deadline = time.monotonic() + 120
