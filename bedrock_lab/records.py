@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -114,17 +115,45 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_shard(rows: Iterable[RequestRecord | Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Write rows to one parquet shard atomically; returns the final path."""
-    dicts = [r.to_row() if isinstance(r, RequestRecord) else dict(r) for r in rows]
+#: one record's values in :data:`COLUMNS` order, read straight from its slots (no per-row dict, no deep copy)
+_values = attrgetter(*COLUMNS)
+
+
+def _column_array(name: str, values: list[Any]) -> pa.Array:
+    """One column; a NaN (pandas' missing value in mapping rows) becomes null, as in every reader."""
+    field_ = ARROW_SCHEMA.field(name)
+    if name == "chunk_times":  # only the top level: NaN inside a list is a value
+        return pa.array([_clean(v) for v in values], type=field_.type)
+    return pa.array(values, type=field_.type, from_pandas=True)
+
+
+def records_table(rows: Iterable[RequestRecord | Mapping[str, Any]]) -> pa.Table:
+    """The arrow table of ``rows`` (records or mappings of schema fields), built column by column.
+
+    Why not ``asdict`` per row: it deep-copies every field and cost ~27 ms per 500 records in pure Python,
+    holding the GIL and stalling the engine's event loop; reading the slots is ~20x cheaper."""
+    rows = list(rows)
+    if all(isinstance(r, RequestRecord) for r in rows):
+        cols = list(zip(*map(_values, rows), strict=True)) if rows else [() for _ in COLUMNS]
+        return pa.Table.from_arrays([_column_array(c, list(v)) for c, v in zip(COLUMNS, cols, strict=True)],
+                                    schema=ARROW_SCHEMA)  # fmt: skip
+    dicts = [dict(zip(COLUMNS, _values(r), strict=True)) if isinstance(r, RequestRecord) else dict(r) for r in rows]
     unknown = {k for d in dicts for k in d} - set(COLUMNS)
     if unknown:
         raise RecordsError(f"unknown record fields {sorted(unknown)}; schema v{SCHEMA_VERSION} has {list(COLUMNS)}")
-    columns = {c: [_clean(d.get(c)) for d in dicts] for c in COLUMNS}
-    table = pa.Table.from_pydict(columns, schema=ARROW_SCHEMA)
+    return pa.Table.from_arrays([_column_array(c, [d.get(c) for d in dicts]) for c in COLUMNS], schema=ARROW_SCHEMA)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike[str]) -> Path:
+    """Encode and write one shard atomically (pyarrow releases the GIL here: fine on a thread)."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
+
+
+def write_shard(rows: Iterable[RequestRecord | Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Write rows to one parquet shard atomically; returns the final path."""
+    return write_table(records_table(rows), path)
 
 
 class RecordWriter:
