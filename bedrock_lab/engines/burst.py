@@ -53,7 +53,7 @@ from bedrock_lab.engines.spec import BurstResult, BurstSpec
 from bedrock_lab.engines.target import SIGNING_NAME, Target
 from bedrock_lab.engines.workloads import Conversation, WorkItem, load_workload, validate_answer
 from bedrock_lab.errors import EngineError
-from bedrock_lab.records import RecordWriter, RequestRecord, load_records
+from bedrock_lab.records import RecordWriter, RequestRecord, load_records, warm_up
 
 #: saturation: the loop thread on CPU for more than this share of the run has no slack left
 BUSY_WARN_PCT = 85.0
@@ -320,7 +320,9 @@ class _Runner:
             if self._flushing is not None:
                 self._flushing.result()  # surface a failed write (RecordsError) instead of losing rows silently
             self._pending, self._last_flush = 0, time.monotonic()
-            self._flushing = asyncio.ensure_future(asyncio.to_thread(self.writer.flush))
+            write = self.writer.prepare()  # the table is built here, encoded and written on a thread
+            if write is not None:
+                self._flushing = asyncio.ensure_future(asyncio.to_thread(write))
         self.n += 1
         self.counts[rec.error_kind or "ok"] += 1
         self.breaker.observe(rec.error_kind)  # once tripped, no new request starts (see _budget, open_loop)
@@ -560,6 +562,7 @@ async def run_burst(
 async def _run(spec: BurstSpec, runner: _Runner, result: BurstResult, monitor: _Monitor, out: Path) -> BurstResult:
     mon_task = asyncio.create_task(monitor.run())
     gc_task = asyncio.create_task(_full_collections())
+    warm_up()  # pyarrow's one-off set-up before the clock starts, not at the first flush
     conn = aiohttp.TCPConnector(limit=max(spec.concurrency, 1) + 8, limit_per_host=0, ttl_dns_cache=300,
                                 enable_cleanup_closed=True)  # fmt: skip
     timeout = aiohttp.ClientTimeout(total=None, connect=spec.connect_timeout_s, sock_read=spec.read_timeout_s)

@@ -149,3 +149,26 @@ def test_column_writer_matches_the_asdict_writer(tmp_path: Path) -> None:
 def test_empty_rows_give_an_empty_table_with_the_schema() -> None:
     t = records_table([])
     assert t.num_rows == 0 and t.schema.equals(ARROW_SCHEMA)
+
+
+def test_prepare_takes_the_rows_now_and_writes_later(tmp_path: Path) -> None:
+    w = RecordWriter(tmp_path, flush_rows=10_000, flush_seconds=1e9)
+    assert w.prepare() is None  # nothing buffered, nothing to write
+    w.add(_rec(0))
+    w.add(_rec(1))
+    write = w.prepare()
+    assert write is not None
+    w.add(_rec(2))  # lands in the next shard, not in the table already taken
+    assert w.rows_written == 0 and not list(tmp_path.iterdir())
+    write()
+    assert w.rows_written == 2 and sorted(load_records(tmp_path)["seq"]) == [0, 1]
+    w.close()
+    assert w.rows_written == 3 and len(w.shards) == 2
+
+
+def test_warm_up_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bedrock_lab.records import warm_up
+
+    monkeypatch.chdir(tmp_path)
+    warm_up()
+    assert not list(tmp_path.iterdir())
