@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,8 @@ MODEL = "amazon.nova-lite-v1:0"
 #: a realistic streaming shape: ~250 ms TTFT, 4-token chunks at ~80 tokens/s (~50 ms gaps), no queueing
 LATENCY = dict(ttft_ms=250.0, prefill_ms_per_1k=0.0, ttft_sigma=0.2, tokens_per_s=80.0, jitter=0.2, chunk_tokens=4,
                contention=0.0, output_median_tokens=64, output_sigma=0.3)  # fmt: skip
-ENGINES = ["burst", "aiobotocore", "llmeter", "locust", "locust-2w", "baseline"]
+ENGINES = ["burst", "aiobotocore", "llmeter", "locust", "locust-2w", "baseline", "burst-ref"]
+DEFAULT_ENGINES = ENGINES[:-1]
 PEERS = {"aiobotocore", "llmeter"}
 TAIL_S = 1.5  #: the run goes on this long after the window, so the window's end is sampled while it runs
 PROMPT = "What is the capital of France?"
@@ -228,10 +230,11 @@ def _child_burst(url: str, users: int, duration: float, folder: str) -> int:
 
 
 def run_engine(engine: str, users: int, duration: float, url: str, out: Path, peer_python: str,
-               log: Path) -> tuple[pd.DataFrame, list[str], dict[str, str]]:  # fmt: skip
+               log: Path, ref: str | None = None) -> tuple[pd.DataFrame, list[str], dict[str, str]]:  # fmt: skip
     """(per-request frame: start, worker, seq, ok, ttft_s, itl_mean_s, n_chunks, server_ttft_s,
     server_decode_s), warnings, peer versions."""
     folder = out / f"{engine}-{users}"
+    shutil.rmtree(folder, ignore_errors=True)  # a previous run's shards must not join this one
     cols = ["start", "worker", "seq", "ok", "ttft_s", "itl_mean_s", "n_chunks", "server_ttft_s", "server_decode_s"]
     if engine in PEERS:
         script = out / "peer.py"
@@ -249,11 +252,12 @@ def run_engine(engine: str, users: int, duration: float, url: str, out: Path, pe
         df["server_ttft_s"], df["server_decode_s"] = df["ttft_ms"] / 1000.0, df["decode_ms"] / 1000.0
         return df[cols], [], versions
     warnings: list[str] = []
-    if engine == "burst":
+    if engine in ("burst", "burst-ref"):
+        env = dict(os.environ, PYTHONPATH=ref) if engine == "burst-ref" and ref else None
         proc = subprocess.run([sys.executable, __file__, "--child-burst", url, str(users), str(duration), str(folder)],
-                              capture_output=True, text=True)  # fmt: skip
+                              capture_output=True, text=True, env=env)  # fmt: skip
         if proc.returncode != 0:
-            raise RuntimeError(proc.stderr.strip()[-300:])
+            raise RuntimeError((proc.stderr.strip().splitlines() or ["burst child failed"])[-1])
         warnings = json.loads(proc.stdout.strip().splitlines()[-1])["warnings"]
         recs = load_records(folder)
     else:
@@ -340,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         return _child_burst(argv[1], int(argv[2]), float(argv[3]), argv[4])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", type=int, nargs="+", default=[10, 100, 250, 500])
-    ap.add_argument("--engines", nargs="+", default=ENGINES, choices=ENGINES)
+    ap.add_argument("--engines", nargs="+", default=DEFAULT_ENGINES, choices=ENGINES)
+    ap.add_argument("--ref", default=None, help="burst-ref: a folder holding another bedrock_lab package (e.g. "
+                    "`git archive REV bedrock_lab | tar -x -C DIR`), to compare the burst engine before and after")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds left out after each run's first request")
     ap.add_argument("--window", type=float, default=6.0, help="seconds of steady measurement per level")
     ap.add_argument("--peer-python", default=".venv-bench/bin/python", help="interpreter with the bench extra")
@@ -368,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         for users in args.levels:
             for engine in args.engines:
                 row: dict[str, Any] = {"engine": engine, "users": users, "note": ""}
+                if engine == "burst-ref" and not args.ref:
+                    row["note"] = "no --ref given"
+                    rows.append(row)
+                    continue
                 if engine in PEERS and not available[engine]:
                     row["note"] = f"not installed (for {args.peer_python})"
                     rows.append(row)
@@ -376,9 +386,9 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     with CpuSampler(emulator_pids, {1} if args.pin else None) as cpu:
                         df, warnings, peer_versions = run_engine(engine, users, duration, emu.url, out,
-                                                                 args.peer_python, log)  # fmt: skip
+                                                                 args.peer_python, log, args.ref)  # fmt: skip
                 except Exception as exc:  # one broken engine must not lose the table
-                    row["note"] = f"failed: {str(exc)[:100]}"
+                    row["note"] = "failed: " + " ".join(str(exc).split())[:100]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                     continue
