@@ -65,6 +65,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-with-parent", type=int, default=None, metavar="PID",
                         help="stop when process PID is no longer this emulator's parent (set by run_emulator, "
                              "so a SIGKILLed sweep never leaves an emulator behind)")
+    parser.add_argument("--header-timeout", type=float, default=20.0, metavar="S",
+                        help="a request's headers must arrive within S seconds of its first byte, else 408 and the "
+                             "connection is closed (default 20)")
+    parser.add_argument("--body-timeout", type=float, default=60.0, metavar="S",
+                        help="a request's body must arrive within S seconds of its headers, else 408 and close "
+                             "(default 60)")
+    parser.add_argument("--idle-timeout", type=float, default=75.0, metavar="S",
+                        help="close a keep-alive connection idle for S seconds, or one that sends nothing "
+                             "(default 75)")
+    parser.add_argument("--max-json-depth", type=int, default=64, metavar="N",
+                        help="JSON bodies nested deeper than N levels are malformed input: 400 (default 64)")
     parser.add_argument("--max-body-bytes", type=int, default=25_000_000, help=argparse.SUPPRESS)
 
 
@@ -100,17 +111,14 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
 
 
 async def _serve(cfg: EmulatorConfig, parent_pid: int | None = None) -> None:
-    from aiohttp import web
-
     from bedrock_lab.emulator.server import EmulatorServer
 
     server = EmulatorServer(cfg.settings())
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port, backlog=4096)
-    await site.start()
-    sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes no public accessor
-    port = sockets[0].getsockname()[1] if sockets else cfg.port
+    try:
+        port = await server.listen(cfg.host, cfg.port)
+    except BaseException:
+        await server.close()
+        raise
     _tune_gc(asyncio.get_running_loop())
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     print(f"listening on http://{host}:{port}", flush=True)
@@ -125,7 +133,7 @@ async def _serve(cfg: EmulatorConfig, parent_pid: int | None = None) -> None:
     finally:
         if watcher:
             watcher.cancel()
-        await runner.cleanup()
+        await server.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         capacity=args.capacity, tpm_quota=args.tpm_quota, max_queue_ms=args.max_queue_ms,
         faults=dict(args.fault), latency=dict(args.latency), strict_auth=args.strict_auth,
         timing_log=args.timing_log, max_body_bytes=args.max_body_bytes, event_loop=args.event_loop,
+        header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout, idle_timeout_s=args.idle_timeout,
+        max_json_depth=args.max_json_depth,
     )  # fmt: skip
     cfg.validate()
     from bedrock_lab._net import is_loopback_host

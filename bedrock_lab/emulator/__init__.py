@@ -31,8 +31,11 @@ from typing import Any
 
 from bedrock_lab.catalog import FAULT_KINDS, Catalog, LatencyProfile, load_catalog
 from bedrock_lab.emulator.server import (
+    H_ARRIVAL,
     H_DECODE,
+    H_PRE,
     H_QUEUE,
+    H_RESPONSE,
     H_SEQ,
     H_TTFT,
     STATS_PATH,
@@ -67,6 +70,10 @@ class EmulatorConfig:
     timing_log: str | os.PathLike[str] | None = None  #: JSON-lines file, one line per request
     max_body_bytes: int = 25_000_000
     event_loop: str = "asyncio"  #: "asyncio" (lowest emit lag), "uvloop" (less CPU) or "auto" (uvloop if installed)
+    header_timeout_s: float = 20.0  #: a request's headers must arrive within this (else 408 and close)
+    body_timeout_s: float = 60.0  #: its body within this of the headers (else 408 and close)
+    idle_timeout_s: float = 75.0  #: an idle keep-alive connection is closed after this
+    max_json_depth: int = 64  #: deeper JSON bodies are malformed input (400)
 
     def validate(self) -> None:
         h = self.host.strip("[]")
@@ -84,6 +91,14 @@ class EmulatorConfig:
                               allowed="auto, asyncio, uvloop")
         if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
             raise ConfigError("must be an integer 0..65535", key="port", value=self.port, allowed="0..65535")
+        for key in ("header_timeout_s", "body_timeout_s", "idle_timeout_s"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 3600:
+                raise ConfigError("must be a number of seconds > 0 and <= 3600", key=key, value=v,
+                                  allowed="0 < seconds <= 3600")
+        d = self.max_json_depth
+        if isinstance(d, bool) or not isinstance(d, int) or not 8 <= d <= 500:
+            raise ConfigError("must be an integer 8..500", key="max_json_depth", value=d, allowed="8..500")
         if not self.time_scale > 0:
             raise ConfigError("must be > 0", key="time_scale", value=self.time_scale, allowed="> 0")
         if self.capacity is not None and self.capacity < 1:
@@ -121,7 +136,9 @@ class EmulatorConfig:
         return ServerSettings(catalog=self.load(), seed=self.seed, time_scale=self.time_scale,
                               max_queue_ms=self.max_queue_ms, credentials=creds,
                               timing_log=str(self.timing_log) if self.timing_log else None,
-                              max_body_bytes=self.max_body_bytes)  # fmt: skip
+                              max_body_bytes=self.max_body_bytes, header_timeout_s=float(self.header_timeout_s),
+                              body_timeout_s=float(self.body_timeout_s), idle_timeout_s=float(self.idle_timeout_s),
+                              max_json_depth=self.max_json_depth)  # fmt: skip
 
     def cli_args(self) -> list[str]:
         """The ``bedrock-lab emulator`` arguments for the same settings (subprocess mode)."""
@@ -132,7 +149,9 @@ class EmulatorConfig:
                               key="credentials")
         args = ["--host", self.host, "--port", str(self.port), "--seed", str(self.seed),
                 "--time-scale", repr(self.time_scale), "--max-queue-ms", repr(self.max_queue_ms),
-                "--max-body-bytes", str(self.max_body_bytes)]  # fmt: skip
+                "--max-body-bytes", str(self.max_body_bytes), "--header-timeout", repr(self.header_timeout_s),
+                "--body-timeout", repr(self.body_timeout_s), "--idle-timeout", repr(self.idle_timeout_s),
+                "--max-json-depth", str(self.max_json_depth)]  # fmt: skip
         if self.catalog is not None:
             args += ["--catalog", str(self.catalog)]
         if self.capacity is not None:
@@ -200,11 +219,11 @@ class Emulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def stats(self) -> dict[str, Any]:
-        """Server counters: requests, outcomes, emit-lag quantiles, queue state per model."""
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
-        with opener.open(self.url + STATS_PATH, timeout=10) as r:
-            return json.loads(r.read())
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        """Server counters: requests, outcomes, emit-lag quantiles, queue state per model. ``reset=True`` also
+        clears the emit-lag histogram (a signed request, with this emulator's credentials)."""
+        creds = dict(self.config.credentials) if self.config.credentials else None
+        return fetch_stats(self.url, reset=reset, credentials=creds)
 
     # -- thread mode --------------------------------------------------------------------------------
     def _start_thread(self) -> None:
@@ -233,21 +252,14 @@ class Emulator:
         self.port = port
 
     async def _serve(self, settings: ServerSettings, ready: queue.Queue[tuple[int, BaseException | None]]) -> None:
-        from aiohttp import web
-
-        self.server = EmulatorServer(settings)
-        runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port, backlog=4096)
+        self.server = server = EmulatorServer(settings)
         try:
-            await site.start()
-            sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes no public accessor
-            port = sockets[0].getsockname()[1]
+            port = await server.listen(self.config.host, self.config.port)
             self._stop = asyncio.Event()
             ready.put((port, None))
             await self._stop.wait()
         finally:
-            await runner.cleanup()
+            await server.close()
 
     # -- subprocess mode ----------------------------------------------------------------------------
     def _start_subprocess(self) -> None:
@@ -328,6 +340,30 @@ class Emulator:
         self.stop()
 
 
+def fetch_stats(url: str, reset: bool = False, credentials: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``GET /_bedrock_lab/stats`` of the emulator at ``url``. Reading needs nothing; ``reset=True`` changes
+    state, so it is SigV4-signed like an operation: with the first of ``credentials`` (access -> secret), else
+    env AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else testing/testing (what a strict emulator accepts)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    target = url + STATS_PATH + ("?reset=1" if reset else "")
+    headers: dict[str, str] = {}
+    if reset:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        if credentials:
+            access, secret = next(iter(credentials.items()))
+        else:
+            access = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
+            secret = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
+        aws = AWSRequest(method="GET", url=target)
+        SigV4Auth(Credentials(access, secret), "bedrock", "us-east-1").add_auth(aws)
+        headers = {k: str(v) for k, v in aws.headers.items()}
+    with opener.open(urllib.request.Request(target, headers=headers), timeout=10) as r:
+        return json.loads(r.read())
+
+
 def check_overrides(overrides: Mapping[str, Any]) -> EmulatorConfig:
     """Validate ``run_emulator`` keyword overrides with the emulator's own settings model (what a sweep file's
     ``target.emulator_overrides`` holds); :class:`ConfigError` names the key, the value and what is allowed."""
@@ -376,14 +412,18 @@ def config_dict(cfg: EmulatorConfig) -> dict[str, Any]:
 
 __all__ = [
     "GROUND_TRUTH_HEADERS",
+    "H_ARRIVAL",
     "H_DECODE",
+    "H_PRE",
     "H_QUEUE",
+    "H_RESPONSE",
     "H_SEQ",
     "H_TTFT",
     "Emulator",
     "EmulatorConfig",
     "close_loop",
     "config_dict",
+    "fetch_stats",
     "new_event_loop",
     "run_emulator",
 ]

@@ -1,8 +1,9 @@
-"""The aiohttp application: routing on the raw path, auth, validation, admission, and frame scheduling.
+"""The aiohttp server: connection limits, routing on the raw path, auth, validation, admission, frame scheduling.
 
-One request goes: parse path (raw, so ``%2F`` inside an ARN never splits it) -> auth -> read and validate
-the body -> pre-response faults -> token quota -> capacity queue -> response headers (with the intended
-timing as ground truth) -> frames written at their scheduled times -> release slot, refund unused quota.
+One request goes: headers parsed (arrival time noted, header timer stopped) -> parse path (raw, so ``%2F``
+inside an ARN never splits it) -> read the body (body timer) -> auth -> validate -> pre-response faults ->
+token quota -> capacity queue -> response headers (with the intended timing as ground truth) -> frames written
+at their scheduled times -> release slot, refund unused quota -> one timing-log line, however it ended.
 Any exception becomes an AWS-shaped error response; the server keeps serving.
 """
 
@@ -16,6 +17,7 @@ import logging
 import time
 import urllib.parse
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
@@ -50,14 +52,19 @@ from bedrock_lab.emulator.text import generated_text, generated_words
 log = logging.getLogger("bedrock_lab.emulator")
 
 H_QUEUE = "x-bedrock-lab-queue-ms"
+H_PRE = "x-bedrock-lab-pre-ms"
 H_TTFT = "x-bedrock-lab-ttft-ms"
 H_DECODE = "x-bedrock-lab-decode-ms"
 H_SEQ = "x-bedrock-lab-seq"
+H_ARRIVAL = "x-bedrock-lab-arrival-unix"
+H_RESPONSE = "x-bedrock-lab-response-unix"
 OPERATIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream", "count-tokens")
 STATS_PATH = "/_bedrock_lab/stats"
+SHUTDOWN_GRACE_S = 1.0  #: in-flight requests get this long to finish when the server stops
 _JSON = "application/json"
 _ES = "application/vnd.amazon.eventstream"
 _ERR_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+_time = time.time
 
 
 @dataclass
@@ -71,6 +78,10 @@ class ServerSettings:
     credentials: dict[str, str] | None = None  #: strict SigV4 when set (access key -> secret key)
     timing_log: str | None = None
     max_body_bytes: int = 25_000_000
+    header_timeout_s: float = 20.0  #: first byte of a request -> end of its headers
+    body_timeout_s: float = 60.0  #: end of the headers -> end of the body
+    idle_timeout_s: float = 75.0  #: an idle keep-alive connection (or one that never sends a byte) is closed
+    max_json_depth: int = 64  #: deeper JSON bodies are malformed input (400), never a RecursionError
 
 
 @dataclass
@@ -80,7 +91,7 @@ class _ModelState:
     bucket: TokenBucket
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the set of requests in flight
 class _Req:
     """Per-request bookkeeping, also the timing-log line."""
 
@@ -88,26 +99,163 @@ class _Req:
     op: str
     model_id: str = ""
     seq: int = -1
-    arrival: float = 0.0  #: loop time
-    arrival_epoch: float = 0.0  #: wall clock, for joining with client records
+    arrival: float = 0.0  #: loop time when the headers were parsed
+    arrival_unix: float = 0.0  #: wall clock of the same moment, for joining with client records
     tier: str = "default"
     status: int = 200
     error_code: str | None = None
+    outcome: str = "ok"  #: ok, error, client_disconnected, emulated_drop, body_timeout, shutdown
     input_tokens: int = 0
     output_tokens: int = 0
     max_tokens: int = 0
     queue_s: float = 0.0
+    pre_s: float = 0.0  #: arrival -> admission (body read, validation, queue): the schedule starts after it
+    response_unix: float = 0.0  #: wall clock when the response head (and for whole responses the body) left
+    writes: list[float] | None = None  #: wall clock of every stream write (one per scheduled tick)
     schedule: Schedule | None = None
     fault: str | None = None
+    logged: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _error_response(err: ApiError, request_id: str) -> web.Response:
-    return web.Response(
-        status=err.status,
-        body=json.dumps({"message": err.message}).encode(),
-        headers={"Content-Type": _JSON, "x-amzn-ErrorType": err.code + _ERR_SUFFIX, "x-amzn-RequestId": request_id},
-    )
+class _BodyTimeout(asyncio.TimeoutError):
+    """The body did not arrive within ``body_timeout_s`` of the headers (set on the payload stream)."""
+
+
+class _Request(web.BaseRequest):
+    """A request that carries the moment its headers were parsed (set by the protocol)."""
+
+    ATTRS = web.BaseRequest.ATTRS | frozenset(["bl_arrival"])
+    bl_arrival: tuple[float, float] | None = None  #: (wall clock, loop time)
+
+
+class _Protocol(web.RequestHandler):
+    """aiohttp's HTTP/1.1 connection handler plus what production servers hold that aiohttp lacks.
+
+    aiohttp has an idle keep-alive timeout (``keepalive_timeout``, also armed when a connection opens) but no
+    header or body read timeout: a client could hold a half-sent header or body forever. Here a timer starts
+    when bytes of a new request arrive and stops when its headers are parsed (``header_timeout_s``: 408 and
+    close); another runs from the headers to the end of the body (``body_timeout_s``: the read fails, 408).
+    The parse time of each request's headers is noted here, as early as the server can know the request.
+    Malformed HTTP gets an AWS-shaped 400 and no traceback.
+    """
+
+    __slots__ = ("_arrivals", "_bl", "_body", "_body_timer", "_hdr_timer")
+
+    def __init__(self, manager: web.Server, emu: EmulatorServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._bl = emu
+        self._arrivals: deque[tuple[float, float]] = deque()
+        self._hdr_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body: Any = None  #: payload stream of the last parsed request while its body is incomplete
+
+    def data_received(self, data: bytes) -> None:
+        body = self._body
+        in_body = body is not None and not body.is_eof()
+        count = self._request_count
+        super().data_received(data)
+        new = self._request_count - count
+        if new:
+            stamp = (_time(), self._loop.time())
+            self._arrivals.extend([stamp] * new)
+            self._cancel_timers()
+            payload = self._messages[-1][1] if self._messages else None
+            if payload is not None and not payload.is_eof():
+                self._body = payload
+                self._body_timer = self._loop.call_later(self._bl.s.body_timeout_s, self._body_expired, payload)
+        elif in_body:
+            if body.is_eof():
+                self._cancel_timers()
+        elif data and self._hdr_timer is None and not self._force_close:
+            self._hdr_timer = self._loop.call_later(self._bl.s.header_timeout_s, self._header_expired)
+
+    def _cancel_timers(self) -> None:
+        if self._hdr_timer is not None:
+            self._hdr_timer.cancel()
+            self._hdr_timer = None
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._body = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def _header_expired(self) -> None:
+        self._hdr_timer = None
+        tr = self.transport
+        if tr is None or self._force_close:
+            return
+        err = ApiError(408, "RequestTimeoutException", f"The request headers did not arrive within "
+                       f"{self._bl.s.header_timeout_s:g} s.")  # fmt: skip
+        req = _Req(str(uuid.uuid4()), "?", status=408, error_code=err.code, outcome="header_timeout")
+        req.arrival_unix = _time()
+        if not self._request_in_progress:  # an answer in the middle of another response would corrupt it
+            body = json.dumps({"message": err.message}).encode()
+            tr.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nx-amzn-ErrorType: "
+                     + (err.code + _ERR_SUFFIX).encode() + b"\r\nx-amzn-RequestId: " + req.request_id.encode()
+                     + b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body))  # fmt: skip
+        self._bl.finished(req)
+        self.force_close()
+
+    def _body_expired(self, payload: Any) -> None:
+        self._body_timer = None
+        self._body = None
+        if not payload.is_eof():
+            payload.set_exception(_BodyTimeout(f"The request body did not arrive within "
+                                               f"{self._bl.s.body_timeout_s:g} s of its headers."))  # fmt: skip
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:  # fmt: skip
+        """Malformed HTTP (aiohttp's parser refused it) or an error that escaped the handler: AWS's shape."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response had started; nothing can be answered")
+        rid = str(uuid.uuid4())
+        if status >= 500:
+            log.error("emulator: unexpected error handling a request", exc_info=exc)
+            err = ApiError(500, "InternalServerException", "The system encountered an unexpected error.")
+        else:  # the client's mistake: a short debug line, never a traceback
+            log.debug("emulator: malformed HTTP request: %s", message or exc)
+            text = " ".join(str(message or exc or "bad request").split())[:300]
+            err = ApiError(status, "ValidationException", f"Malformed HTTP request: {text}")
+        req = _Req(rid, "?", status=err.status, error_code=err.code, outcome="error")
+        arrival = getattr(request, "bl_arrival", None)
+        if arrival is not None:
+            req.arrival_unix, req.arrival = arrival
+        self._bl.finished(req)
+        resp = _error_response(err, rid, req.arrival_unix)
+        resp.force_close()
+        return resp
+
+
+class _HttpServer(web.Server):
+    """aiohttp's low-level server, building our protocol and our requests (body size limit, arrival time)."""
+
+    def __init__(self, emu: EmulatorServer) -> None:
+        super().__init__(emu.handle, request_factory=self._request)
+        self._emu = emu
+
+    def __call__(self) -> _Protocol:
+        s = self._emu.s
+        return _Protocol(self, self._emu, loop=self._loop, keepalive_timeout=s.idle_timeout_s,
+                         max_field_size=65536, access_log=None)  # fmt: skip
+
+    def _request(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> _Request:
+        req = _Request(message, payload, protocol, writer, task, self._loop,
+                       client_max_size=self._emu.s.max_body_bytes + 1)  # fmt: skip
+        arrivals = getattr(protocol, "_arrivals", None)
+        if arrivals:
+            req.bl_arrival = arrivals.popleft()
+        return req
+
+
+def _error_response(err: ApiError, request_id: str, arrival_unix: float = 0.0) -> web.Response:
+    headers = {"Content-Type": _JSON, "x-amzn-ErrorType": err.code + _ERR_SUFFIX, "x-amzn-RequestId": request_id}
+    if arrival_unix:
+        headers[H_ARRIVAL] = f"{arrival_unix:.6f}"
+    return web.Response(status=err.status, body=json.dumps({"message": err.message}).encode(), headers=headers)
 
 
 class EmulatorServer:
@@ -123,6 +271,9 @@ class EmulatorServer:
         self.active_streams = 0
         self.max_active_streams = 0
         self._scheduler: FrameScheduler | None = None
+        self._runner: web.BaseRunner | None = None
+        self._inflight: set[_Req] = set()  #: requests whose line is not written yet (written at shutdown)
+        self.stopping = False
 
     def scheduler(self, loop: asyncio.AbstractEventLoop) -> FrameScheduler:
         if self._scheduler is None or self._scheduler.loop is not loop:
@@ -130,16 +281,30 @@ class EmulatorServer:
         return self._scheduler
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.s.max_body_bytes + 1, handler_args={"max_field_size": 65536})
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        app.on_cleanup.append(self._close)
-        return app
+    async def listen(self, host: str, port: int, backlog: int = 4096) -> int:
+        """Start serving on host:port (0 = a free port); returns the port. Stop with :meth:`close`."""
+        self._runner = web.ServerRunner(_HttpServer(self), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, backlog=backlog)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes no public accessor
+        return int(sockets[0].getsockname()[1]) if sockets else port
 
-    async def _close(self, _app: web.Application) -> None:
-        if self._log:
-            self._log.close()
-            self._log = None
+    async def close(self) -> None:
+        """Stop: in-flight requests get SHUTDOWN_GRACE_S to finish, the rest are cancelled; every one of them
+        gets its timing-log line (outcome ``shutdown``) before the log is closed."""
+        self.stopping = True
+        try:
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
+        finally:
+            for req in list(self._inflight):
+                req.outcome, req.status = "shutdown", 499 if req.status == 200 else req.status
+                self.finished(req)
+            if self._log:
+                self._log.close()
+                self._log = None
 
     def state(self, spec: ModelSpec) -> _ModelState:
         st = self.models.get(spec.model_id)
@@ -160,53 +325,88 @@ class EmulatorServer:
         }  # fmt: skip
 
     # -- entry point ----------------------------------------------------------------------------------
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = str(uuid.uuid4())
         req = _Req(rid, "?")
+        arrival = getattr(request, "bl_arrival", None)
+        if arrival is None:  # not from our protocol (cannot happen in the server): now is the best guess
+            arrival = (_time(), asyncio.get_running_loop().time())
+        req.arrival_unix, req.arrival = arrival
+        self._inflight.add(req)
         try:
             resp = await self._handle(request, req)
         except ApiError as err:
-            req.status, req.error_code = err.status, err.code
-            resp = _error_response(err, rid)
+            req.status, req.error_code, req.outcome = err.status, err.code, "error"
+            resp = _error_response(err, rid, req.arrival_unix)
+        except _BodyTimeout as exc:
+            timeout = ApiError(408, "RequestTimeoutException", str(exc))
+            req.status, req.error_code, req.outcome = 408, timeout.code, "body_timeout"
+            resp = _error_response(timeout, rid, req.arrival_unix)
+            resp.force_close()
         except ConnectionError:  # the client went away, or an emulated drop: nothing left to answer
             req.status = 499
             req.error_code = req.error_code or "ClientDisconnected"
+            req.outcome = "emulated_drop" if req.error_code == "EmulatedDrop" else "client_disconnected"
             resp = web.Response(status=499)
         except asyncio.CancelledError:
-            req.status, req.error_code = 499, "ClientDisconnected"
+            req.status, req.error_code = 499, req.error_code or "ClientDisconnected"
+            req.outcome = "shutdown" if self.stopping else "client_disconnected"
             raise
         except Exception as exc:  # the server must keep serving whatever happens
             log.exception("emulator: unexpected error in %s", request.path)
-            req.status, req.error_code = 500, "InternalServerException"
-            resp = _error_response(ApiError(500, "InternalServerException", f"Internal error: {type(exc).__name__}"), rid)
+            req.status, req.error_code, req.outcome = 500, "InternalServerException", "error"
+            resp = _error_response(ApiError(500, "InternalServerException", f"Internal error: {type(exc).__name__}"),
+                                   rid, req.arrival_unix)  # fmt: skip
         finally:
-            key = req.error_code or "ok"
-            self.counts[key] = self.counts.get(key, 0) + 1
-            if self._log is not None and req.seq >= 0:
-                self._write_log(req)
+            self.finished(req)
         return resp
+
+    def finished(self, req: _Req) -> None:
+        """Count the outcome and write the request's one timing-log line (once, however it ended)."""
+        self._inflight.discard(req)
+        if req.logged:
+            return
+        req.logged = True
+        if req.error_code is not None and req.outcome == "ok":  # a mid-stream exception frame
+            req.outcome = "error"
+        key = req.error_code or "ok"
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if self._log is not None:
+            self._write_log(req)
 
     def _write_log(self, req: _Req) -> None:
         sch = req.schedule
+        w = req.writes
+        pre = req.pre_s
         line = {
-            "ts": time.time(), "arrival_ts": req.arrival_epoch, "request_id": req.request_id, "seq": req.seq, "op": req.op, "model_id": req.model_id,
-            "tier": req.tier, "status": req.status, "error_code": req.error_code, "fault": req.fault,
+            "ts": _time(), "request_id": req.request_id, "seq": req.seq, "op": req.op,
+            "model_id": req.model_id, "tier": req.tier, "status": req.status, "error_code": req.error_code,
+            "outcome": req.outcome, "fault": req.fault,
             "input_tokens": req.input_tokens, "output_tokens": req.output_tokens, "max_tokens": req.max_tokens,
+            "arrival_unix": round(req.arrival_unix, 6) if req.arrival_unix else None,
             "queue_ms": round(req.queue_s * 1000, 3),
-            "ttft_ms": round((req.queue_s + sch.ttft_s) * 1000, 3) if sch else None,
+            "pre_ms": round(pre * 1000, 3) if sch else None,
+            "ttft_ms": round((pre + sch.ttft_s) * 1000, 3) if sch else None,
             "decode_ms": round(sch.decode_s * 1000, 3) if sch else None,
-            "chunk_offsets_ms": [round((req.queue_s + o) * 1000, 2) for o in sch.chunk_offsets] if sch else None,
+            "chunk_offsets_ms": [round((pre + o) * 1000, 3) for o in sch.chunk_offsets] if sch else None,
+            "response_unix": round(req.response_unix, 6) if req.response_unix else None,
+            "first_frame_unix": round(w[0], 6) if w else None,
+            "last_frame_unix": round(w[-1], 6) if w else None,
+            "frames": len(w) if w is not None else None,
+            "frame_write_ms": [round((t - req.arrival_unix) * 1000, 3) for t in w] if w else None,
             **req.extra,
         }  # fmt: skip
         if self._log is not None:
             self._log.write(json.dumps(line) + "\n")
 
-    async def _handle(self, request: web.Request, req: _Req) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest, req: _Req) -> web.StreamResponse:
         raw = request.raw_path
         path = raw.split("?", 1)[0]
         if request.method == "GET" and path == STATS_PATH:  # not an AWS API: the lab's own counters
+            req.op = "stats"
             out = self.stats()
-            if request.query.get("reset"):
+            if request.query.get("reset"):  # a state change: the same authorization as the operations
+                sigv4.check(request.method, raw, request.headers, await request.read(), self.s.credentials)
                 self.emit = EmitStats()
             return web.json_response(out, headers={"x-amzn-RequestId": req.request_id})
         parts = path.split("/")
@@ -224,16 +424,11 @@ class EmulatorServer:
         spec = self._resolve(model_raw)
         req.seq = self.seq
         self.seq += 1
-        req.arrival = asyncio.get_running_loop().time()
-        req.arrival_epoch = time.time()
         if req.op in ("converse", "converse-stream", "count-tokens"):
             ctype = request.headers.get("Content-Type", _JSON).split(";")[0].strip().lower()
             if ctype not in (_JSON, "application/x-amz-json-1.1", ""):
                 raise validation(f"Unsupported Content-Type {ctype!r}: send application/json.")
-            try:
-                doc = json.loads(body or b"{}")
-            except (ValueError, UnicodeDecodeError):
-                raise ApiError(400, "SerializationException", "The request body is not valid JSON.") from None
+            doc = self._loads(body or b"{}", converse=True)
             if not isinstance(doc, dict):
                 raise ApiError(400, "SerializationException", "The request body must be a JSON object.")
             if req.op == "count-tokens":
@@ -296,12 +491,30 @@ class EmulatorServer:
                              f"Supported tiers: {', '.join(spec.tiers)}.")
         return str(requested)
 
-    @staticmethod
-    def _json_body(body: bytes) -> dict[str, Any]:
+    def _loads(self, data: bytes, converse: bool) -> Any:
+        """JSON with a nesting limit: deeper documents are malformed input, answered as AWS answers it
+        (Converse: SerializationException; InvokeModel: ValidationException), never a RecursionError. The check
+        costs two ``bytes.count`` calls unless the body holds more brackets than the limit."""
+        limit = self.s.max_json_depth
         try:
-            doc = json.loads(body)
+            doc = json.loads(data)
+            deep = data.count(b"[") + data.count(b"{") > limit and _deeper_than(doc, limit)
+        except RecursionError:
+            deep = True
         except (ValueError, UnicodeDecodeError):
+            if converse:
+                raise ApiError(400, "SerializationException", "The request body is not valid JSON.") from None
             raise validation("Malformed input request, please reformat your input and try again.") from None
+        if deep:
+            if converse:
+                raise ApiError(400, "SerializationException", f"The request body is nested deeper than {limit} "
+                               "levels.")
+            raise validation(f"Malformed input request: #: nested deeper than {limit} levels, please reformat "
+                             "your input and try again.")
+        return doc
+
+    def _json_body(self, body: bytes) -> dict[str, Any]:
+        doc = self._loads(body, converse=False)
         if not isinstance(doc, dict):
             raise validation("Malformed input request: #: expected type: JSONObject, please reformat your input "
                              "and try again.")
@@ -315,7 +528,7 @@ class EmulatorServer:
         return self._json_body(data)
 
     # -- serving -------------------------------------------------------------------------------------
-    async def _serve(self, request: web.Request, req: _Req, spec: ModelSpec, prompt: Prompt, fmt_name: str,
+    async def _serve(self, request: web.BaseRequest, req: _Req, spec: ModelSpec, prompt: Prompt, fmt_name: str,
                      tier: str, optimized: bool, served_perf: str | None) -> web.StreamResponse:  # fmt: skip
         d = draw(self.s.seed, req.seq, spec.faults)
         loop = asyncio.get_running_loop()
@@ -349,13 +562,16 @@ class EmulatorServer:
             req.output_tokens = sch.output_tokens
             refund = (prompt.max_tokens - sch.output_tokens) * spec.output_quota_burn
             admitted = loop.time()
+            req.pre_s = pre = max(0.0, admitted - req.arrival)  # the schedule starts here, not at arrival
             result = Result(req.model_id, req.request_id, prompt.input_tokens, sch.output_tokens, sch.finished)
             headers = {
                 "x-amzn-RequestId": req.request_id,
                 H_QUEUE: f"{req.queue_s * 1000:.3f}",
-                H_TTFT: f"{(req.queue_s + sch.ttft_s) * 1000:.3f}",
+                H_PRE: f"{pre * 1000:.3f}",
+                H_TTFT: f"{(pre + sch.ttft_s) * 1000:.3f}",
                 H_DECODE: f"{sch.decode_s * 1000:.3f}",
                 H_SEQ: str(req.seq),
+                H_ARRIVAL: f"{req.arrival_unix:.6f}",
             }
             if streaming:
                 return await self._stream(request, req, spec, fmt_name, tier, served_perf, sch, result, headers,
@@ -367,7 +583,7 @@ class EmulatorServer:
                 st.bucket.give_back(refund)
 
     @staticmethod
-    def _drop(request: web.Request) -> None:
+    def _drop(request: web.BaseRequest) -> None:
         tr = request.transport
         if tr is not None:
             tr.abort()
@@ -396,9 +612,12 @@ class EmulatorServer:
             if served_perf:
                 headers["X-Amzn-Bedrock-PerformanceConfig-Latency"] = served_perf
         headers["Content-Type"] = _JSON
-        return web.Response(body=json.dumps(body).encode(), headers=headers)
+        data = json.dumps(body).encode()
+        req.response_unix = _time()
+        headers[H_RESPONSE] = f"{req.response_unix:.6f}"
+        return web.Response(body=data, headers=headers)
 
-    async def _stream(self, request: web.Request, req: _Req, spec: ModelSpec, fmt_name: str, tier: str,
+    async def _stream(self, request: web.BaseRequest, req: _Req, spec: ModelSpec, fmt_name: str, tier: str,
                       served_perf: str | None, sch: Schedule, result: Result, headers: dict[str, str],
                       admitted: float) -> web.StreamResponse:  # fmt: skip
         loop = asyncio.get_running_loop()
@@ -408,6 +627,8 @@ class EmulatorServer:
             headers["X-Amzn-Bedrock-Service-Tier"] = tier
             if served_perf:
                 headers["X-Amzn-Bedrock-PerformanceConfig-Latency"] = served_perf
+        req.response_unix = _time()
+        headers[H_RESPONSE] = f"{req.response_unix:.6f}"
         resp = web.StreamResponse(status=200, headers=headers)
         await resp.prepare(request)
         self.active_streams += 1
@@ -418,7 +639,7 @@ class EmulatorServer:
             self.active_streams -= 1
         return resp
 
-    async def _frames(self, request: web.Request, resp: web.StreamResponse, req: _Req, spec: ModelSpec,
+    async def _frames(self, request: web.BaseRequest, resp: web.StreamResponse, req: _Req, spec: ModelSpec,
                       fmt_name: str, tier: str, served_perf: str | None, sch: Schedule, result: Result,
                       admitted: float, loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
         transport = request.transport
@@ -466,6 +687,7 @@ class _StreamJob:
         self.first_byte_ms = 0
         self.fault = sch.fault
         self.done: asyncio.Future[bool] = loop.create_future()
+        req.writes = []  # the wall clock of every write: one list append per tick
 
     async def run(self) -> bool:
         """True when the stream ended normally or with an exception frame (send the terminator)."""
@@ -478,6 +700,7 @@ class _StreamJob:
 
     def _send(self, data: bytes) -> None:
         self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))  # type: ignore[attr-defined]
+        self.req.writes.append(_time())  # type: ignore[union-attr]
 
     def _chunk(self, obj: dict[str, Any]) -> bytes:
         inner = base64.b64encode(json.dumps(obj).encode())
@@ -494,6 +717,7 @@ class _StreamJob:
         tr = self.transport
         if tr.is_closing() or tr.get_write_buffer_size() > _MAX_BUFFERED:  # type: ignore[attr-defined]
             self.req.error_code = self.req.error_code or "ClientDisconnected"
+            self.req.outcome = "client_disconnected"
             if not tr.is_closing():
                 tr.abort()  # type: ignore[attr-defined]
             self._finish(False)
@@ -553,7 +777,7 @@ class _StreamJob:
     def _fault(self) -> None:
         req = self.req
         if self.fault == "drop":
-            req.error_code = "EmulatedDrop"
+            req.error_code, req.outcome = "EmulatedDrop", "emulated_drop"
             self.transport.abort()  # type: ignore[attr-defined]
             self._finish(False)
             return
@@ -564,8 +788,22 @@ class _StreamJob:
         if not throttle:
             payload.update(originalStatusCode=500, originalMessage="Model stream interrupted")
         self._send(es.exception_frame(exc, json.dumps(payload).encode()))
-        req.error_code = exc
+        req.error_code, req.outcome = exc, "error"
         self._finish(True)
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    """True when containers nest more than ``limit`` levels (an iterative walk: no recursion to exhaust)."""
+    if not isinstance(doc, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def apply_overrides(catalog: Catalog, *, capacity: int | None = None, tpm_quota: int | None = None,
