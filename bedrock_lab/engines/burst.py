@@ -228,6 +228,7 @@ class _Monitor:
 
     interval_s: float = PROBE_S
     lags_ms: list[float] = field(default_factory=list)
+    cpu_pct: list[float] = field(default_factory=list)  #: process CPU over each ~1 s of the run
     runner: _Runner | None = None
     _t0: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -237,11 +238,16 @@ class _Monitor:
     async def run(self) -> None:
         self._t0 = (time.monotonic(), time.process_time(), time.thread_time())  # the loop's thread from here on
         shown, last_draw = 0, time.monotonic()
+        cpu_at = (time.monotonic(), time.process_time())
         while True:
             t = time.monotonic()
             await asyncio.sleep(self.interval_s)
             now = time.monotonic()
             self.lags_ms.append(max(0.0, (now - t - self.interval_s) * 1000.0))
+            if now - cpu_at[0] >= 1.0:
+                cpu = time.process_time()
+                self.cpu_pct.append(100.0 * (cpu - cpu_at[1]) / (now - cpu_at[0]))
+                cpu_at = (now, cpu)
             runner = self.runner
             if runner is not None and runner.bar is not None and now - last_draw >= PROGRESS_EVERY_S:
                 runner.bar.update(runner.n - shown)
@@ -252,7 +258,7 @@ class _Monitor:
         busy = None
         if wall > 0:  # process-wide mean (includes an in-process emulator thread); busy: the loop's thread only
             result.cpu_mean_pct = 100.0 * (time.process_time() - self._t0[1]) / wall
-            result.cpu_max_pct = result.cpu_mean_pct
+            result.cpu_max_pct = max([result.cpu_mean_pct, *self.cpu_pct])
             if self.lags_ms:  # fill() ran on the loop's thread iff the probe did
                 busy = 100.0 * (time.thread_time() - self._t0[2]) / wall
         if self.lags_ms:
