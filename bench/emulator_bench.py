@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,9 +106,9 @@ async def _client(url: str, streams: int, max_tokens: int, ramp_s: float) -> dic
 
 
 def _stats(url: str, reset: bool = False) -> dict:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url + "/_bedrock_lab/stats" + ("?reset=1" if reset else ""), timeout=30) as r:
-        return json.loads(r.read())
+    from bedrock_lab.emulator import fetch_stats
+
+    return fetch_stats(url, reset=reset)  # a reset is a signed request, like an operation
 
 
 def main() -> int:

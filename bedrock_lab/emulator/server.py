@@ -299,8 +299,10 @@ class EmulatorServer:
                 await self._runner.cleanup()
                 self._runner = None
         finally:
-            for req in list(self._inflight):
-                req.outcome, req.status = "shutdown", 499 if req.status == 200 else req.status
+            for req in list(self._inflight):  # still running after the grace time and the cancellation
+                req.outcome, req.error_code = "shutdown", req.error_code or "EmulatorShutdown"
+                if not req.response_unix:
+                    req.status = 499
                 self.finished(req)
             if self._log:
                 self._log.close()
@@ -335,6 +337,9 @@ class EmulatorServer:
         self._inflight.add(req)
         try:
             resp = await self._handle(request, req)
+            tr = request.transport
+            if (tr is None or tr.is_closing()) and req.outcome == "ok":  # gone while queued or being served
+                req.error_code, req.outcome = req.error_code or "ClientDisconnected", "client_disconnected"
         except ApiError as err:
             req.status, req.error_code, req.outcome = err.status, err.code, "error"
             resp = _error_response(err, rid, req.arrival_unix)
@@ -349,8 +354,12 @@ class EmulatorServer:
             req.outcome = "emulated_drop" if req.error_code == "EmulatedDrop" else "client_disconnected"
             resp = web.Response(status=499)
         except asyncio.CancelledError:
-            req.status, req.error_code = 499, req.error_code or "ClientDisconnected"
-            req.outcome = "shutdown" if self.stopping else "client_disconnected"
+            if not req.response_unix:  # nothing was sent (a stream keeps the 200 it sent)
+                req.status = 499
+            if self.stopping:
+                req.error_code, req.outcome = req.error_code or "EmulatorShutdown", "shutdown"
+            else:
+                req.error_code, req.outcome = req.error_code or "ClientDisconnected", "client_disconnected"
             raise
         except Exception as exc:  # the server must keep serving whatever happens
             log.exception("emulator: unexpected error in %s", request.path)
