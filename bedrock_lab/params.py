@@ -25,6 +25,7 @@ from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
 from bedrock_lab.cellspec import CellSettings
 from bedrock_lab.errors import BedrockLabError, ConfigError
+from bedrock_lab.tokens import count_request
 
 #: cross-region inference profile prefixes ("" = the plain in-region model id)
 REGION_PREFIXES = ("", *CATALOG_PREFIXES)
@@ -143,10 +144,12 @@ class SweepConfig(_Strict):
         return v
 
     def input_tokens(self, prompt_size: str) -> float:
-        """Input tokens per request: ``estimates.input_tokens``, else measured from the prompt file, else a default."""
+        """Input tokens per request: ``estimates.input_tokens``, else counted from the prompt file (the local token
+        estimate), else a default."""
         if prompt_size in self.estimates.input_tokens:
             return float(self.estimates.input_tokens[prompt_size])
-        measured = estimate_input_tokens(self.cell.workload, prompt_size)
+        answer = self.estimates.output_tokens if self.estimates.output_tokens is not None else self.cell.max_tokens
+        measured = estimate_input_tokens(self.cell.workload, prompt_size, answer_tokens=answer)
         if measured is not None:
             return measured
         return float(DEFAULT_INPUT_TOKENS.get(prompt_size, DEFAULT_INPUT_TOKENS["medium"]))
@@ -434,27 +437,49 @@ def workload_sizes(workload: str, prompts_dir: str | os.PathLike[str] | None = N
     return [str(k) for k in (data.get("prompts") or {})]
 
 
-def estimate_input_tokens(workload: str, size: str, prompts_dir: str | os.PathLike[str] | None = None) -> float | None:
-    """Mean input tokens of a workload's prompts (~1.35 tokens per word plus system prompt and framing)."""
+def estimate_input_tokens(workload: str, size: str, prompts_dir: str | os.PathLike[str] | None = None, *,
+                          answer_tokens: float = 0.0) -> float | None:  # fmt: skip
+    """Mean input tokens per request of a workload, counted with the local token estimate
+    (:func:`bedrock_lab.tokens.count_request`) over the texts the engines send: the system prompt plus each
+    message, the mean over the prompts the engine draws from (uniformly; a mix by task weight). A chat turn carries
+    the earlier turns and answers; each answer counts as ``answer_tokens`` (capped by the chat's max_tokens)."""
     data = _prompt_file(workload, prompts_dir)
     if not data:
         return None
-    system_words = len(str(data.get("system") or "").split())
-    texts: list[str] = []
+    system = str(data.get("system") or "") or None
     kind = data.get("kind")
+
+    def sized(prompts: Any, size: str) -> list[float]:  # one user turn per prompt of that size
+        return [float(count_request(system, [("user", str(p.get("text", "")).strip())]))
+                for p in (prompts or {}).get(size) or [] if isinstance(p, dict)]  # fmt: skip
+
+    counts: list[float] = []
     if kind == "single":
-        texts = [str(p.get("text", "")) for p in (data.get("prompts") or {}).get(size) or [] if isinstance(p, dict)]
+        counts = sized(data.get("prompts"), size)
     elif kind == "summarise":
-        instr = str(data.get("instruction", ""))
-        texts = [instr + " " + str(d.get("text", "")) for d in data.get("documents") or [] if isinstance(d, dict)]
+        instr = str(data.get("instruction", "")).strip()
+        counts = [float(count_request(system, [("user", f"{instr}\n\n{d.get('text', '')}".strip())]))
+                  for d in data.get("documents") or [] if isinstance(d, dict)]  # fmt: skip
     elif kind == "chat":
         turns = [str(t) for t in data.get("turns") or []]
-        # history grows: the mean conversation carries about half the turns plus earlier answers
-        texts = [" ".join(turns[: i + 1]) * 2 for i in range(len(turns))]
-    if not texts:
-        return None
-    words = sum(len(t.split()) for t in texts) / len(texts)
-    return round((words + system_words) * 1.35 + 8, 1)
+        answer = min(float(answer_tokens), float(data.get("max_tokens") or answer_tokens))
+        counts = [count_request(system, [("user", t) for t in turns[: i + 1]]) + i * answer for i in range(len(turns))]
+    elif kind == "mix":
+        single = _prompt_file(str(Path(workload).with_name("single.yaml")) if workload.endswith((".yaml", ".yml"))
+                              else "single", prompts_dir) or {}  # fmt: skip
+        total = weights = 0.0
+        for t in data.get("tasks") or []:
+            if not isinstance(t, dict):
+                continue
+            if "text" in t:
+                pool = [float(count_request(system, [("user", str(t["text"]).strip())]))]
+            else:  # a random single.yaml prompt of that size, under the mix's system prompt
+                pool = sized(single.get("prompts"), str(t.get("size", "small")))
+            if pool:
+                w = float(t.get("weight", 1))
+                total, weights = total + w * sum(pool) / len(pool), weights + w
+        return total / weights if weights > 0 else None
+    return sum(counts) / len(counts) if counts else None
 
 
 def repo_root() -> Path:

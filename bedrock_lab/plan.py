@@ -6,7 +6,11 @@ folder listing. The run order is shuffled with a seed (drift in the service over
 line up with one axis), and each cell gets its own seed derived from the sweep seed and its id.
 
 Cost is an estimate: expected requests x (input tokens x input price + output tokens x output price) / 1000 with
-the catalog's per-tier prices per 1k tokens; output tokens default to ``max_tokens`` (an upper bound).
+the catalog's per-tier prices per 1k tokens; output tokens default to ``max_tokens`` (an upper bound). Input tokens
+per request are, in order: the sweep file's ``estimates.input_tokens``, counts given to
+:meth:`Plan.with_input_tokens` (the sweep runner asks an AWS target's CountTokens operation), else the local token estimate of the exact texts the
+engines send (:func:`bedrock_lab.params.estimate_input_tokens` with :mod:`bedrock_lab.tokens`, which is also the
+emulator's count). Each cell says which (``input_tokens_source``) and the plan text prints it.
 """
 
 from __future__ import annotations
@@ -17,13 +21,19 @@ import math
 import random
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from bedrock_lab._money import fmt_usd
 from bedrock_lab.cellspec import CellSpec, notebook_parameters, parse_cell
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, split_prefix
+
+#: where a cell's input tokens per request come from (see the module docstring)
+INPUT_SWEEP_FILE = "sweep file estimates.input_tokens"
+INPUT_COUNTED = "counted by CountTokens"
+INPUT_LOCAL = "local estimate"
+INPUT_SOURCES = (INPUT_SWEEP_FILE, INPUT_COUNTED, INPUT_LOCAL)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class Cell:
     price_output_per_1k: float
     est_cost_usd: float
     est_wall_s: float  #: load time + notebook overhead (cooldown not included)
+    input_tokens_source: str = "local estimate"  #: one of INPUT_SOURCES: where input_tokens_per_request comes from
 
     def __getattr__(self, name: str) -> Any:
         if name in CellSpec.model_fields:  # only reached for names the dataclass itself lacks
@@ -112,6 +123,22 @@ class Plan:
             out[c.tier] = out.get(c.tier, 0.0) + c.est_cost_usd
         return out
 
+    def input_token_keys(self) -> list[tuple[str, str]]:
+        """The distinct (model id, prompt size) whose input tokens a count may replace (not the sweep file's own)."""
+        return list(dict.fromkeys((c.model_id, c.prompt_size) for c in self.cells
+                                  if c.input_tokens_source != INPUT_SWEEP_FILE))  # fmt: skip
+
+    def with_input_tokens(self, counts: Mapping[tuple[str, str], float], notes: Iterable[str] = ()) -> Plan:
+        """This plan with counted input tokens per request (CountTokens) for the (model id, prompt size) in
+        ``counts``, costs re-estimated; the sweep file's own ``estimates.input_tokens`` still win."""
+        cells = [c if (c.model_id, c.prompt_size) not in counts or c.input_tokens_source == INPUT_SWEEP_FILE else
+                 replace(c, input_tokens_per_request=float(counts[c.model_id, c.prompt_size]),
+                         input_tokens_source=INPUT_COUNTED,
+                         est_cost_usd=_cost(c.expected_requests, float(counts[c.model_id, c.prompt_size]),
+                                            c.output_tokens_per_request, c.price_input_per_1k, c.price_output_per_1k))
+                 for c in self.cells]  # fmt: skip
+        return Plan(self.config, cells, self.cell_overhead_s, [*self.notes, *notes])
+
     def cell(self, cell_id: str) -> Cell:
         for c in self.cells:
             if c.cell_id == cell_id:
@@ -131,6 +158,23 @@ class Plan:
                 allowed=", ".join(c.cell_id for c in self.cells[:10]) + (" ..." if len(self.cells) > 10 else ""),
             )  # fmt: skip
         return Plan(self.config, chosen, self.cell_overhead_s, list(self.notes))
+
+    def _input_lines(self) -> list[str]:
+        """Input tokens per request by model and prompt size, each group with its source."""
+        groups: dict[tuple[str, str], dict[str, float]] = {}
+        for c in sorted(self.cells, key=lambda c: c.grid_index):  # grid order: model, ..., prompt size
+            groups.setdefault((c.model_id, c.input_tokens_source), {})[c.prompt_size] = c.input_tokens_per_request
+        several = len({model for model, _ in groups}) > 1
+        lines = []
+        for (model, source), sizes in groups.items():
+            per = ", ".join(f"{size} {_fmt_tokens(n)}" for size, n in sizes.items())
+            why = source
+            if source == INPUT_LOCAL:
+                why += (" (bedrock_lab.tokens: the emulator's own count of these texts)"
+                        if self.config.target.kind == "emulator"
+                        else " (bedrock_lab.tokens: an approximation of the model's tokenizer)")  # fmt: skip
+            lines.append(f"  input/req   : {per}{' on ' + model if several else ''}: {why}")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -169,6 +213,7 @@ class Plan:
             f"  cells       : {len(self.cells)} ({'random order, seed ' + str(cfg.order.seed) if cfg.order.randomize else 'grid order'})",
             f"  requests    : ~{self.total_requests:,.0f} expected",
             f"  tokens      : ~{self.total_input_tokens:,.0f} input, <= {self.total_output_tokens:,.0f} output",
+            *self._input_lines(),
             f"  est. cost   : {fmt_usd(self.total_cost_usd)}"
             + (" (list prices; the emulator itself costs nothing)" if t.kind == "emulator" else " (list prices)"),
         ]
@@ -191,6 +236,10 @@ class Plan:
         if len(self.cells) > max_rows:
             lines.append(f"  ... and {len(self.cells) - max_rows} more cells")
         return "\n".join(lines)
+
+
+def _fmt_tokens(n: float) -> str:
+    return f"{n:,.1f}".removesuffix(".0")
 
 
 def _fmt_s(seconds: float) -> str:
@@ -274,6 +323,8 @@ def tier_prices(spec: Any, tier: str) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------------------------- planning
 
+#: provider formats whose InvokeModel body is one flat prompt with role labels (see engines/formats.py)
+_FLAT_FORMATS = ("anthropic-text", "titan", "llama", "mistral")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -326,8 +377,14 @@ def _e2e_estimate(config: SweepConfig, spec: Any, tier: str, out_tokens: float) 
     return est.ttft_s + out_tokens / est.output_tokens_per_s
 
 
+def _cost(requests: float, in_tokens: float, out_tokens: float, pin: float, pout: float) -> float:
+    """USD of ``requests`` requests at list prices per 1k tokens."""
+    return requests * (in_tokens * pin + out_tokens * pout) / 1000.0
+
+
 def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
-    """Expand the grid into ordered cells with estimates (prices from ``catalog``, default params/catalog.yaml)."""
+    """Expand the grid into ordered cells with estimates (prices from ``catalog``, default params/catalog.yaml);
+    input tokens are the local estimate until :meth:`Plan.with_input_tokens` replaces them with counts."""
     catalog = catalog if catalog is not None else default_catalog()
     g, cell, est = config.grid, config.cell, config.estimates
     out_tokens = float(est.output_tokens if est.output_tokens is not None else cell.max_tokens)
@@ -345,8 +402,11 @@ def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
         pin, pout = tier_prices(specs[model_id], tier)
         e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens)
         n = _expected_requests(config, users, rate, e2e_s)
-        in_tokens = float(config.input_tokens(size))
-        cost = n * (in_tokens * pin + out_tokens * pout) / 1000.0
+        if size in est.input_tokens:
+            in_tokens, in_source = float(est.input_tokens[size]), INPUT_SWEEP_FILE
+        else:
+            in_tokens, in_source = float(config.input_tokens(size)), INPUT_LOCAL
+        cost = _cost(n, in_tokens, out_tokens, pin, pout)
         cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats)
         settings = cell.model_dump(exclude={"timeout_s"})
         settings["duration_s"] = cell.duration_s or None
@@ -357,14 +417,19 @@ def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
             spec=spec, expected_requests=n,
             input_tokens_per_request=in_tokens, output_tokens_per_request=out_tokens,
             price_input_per_1k=pin, price_output_per_1k=pout, est_cost_usd=cost,
-            est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s,
+            est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s, input_tokens_source=in_source,
         ))  # fmt: skip
     if config.order.randomize:
         random.Random(config.order.seed).shuffle(cells)
     notes = []
+    flat = sorted({f for spec in specs.values() if (f := getattr(spec, "provider_format", None)) in _FLAT_FORMATS})
+    if cell.api.startswith("invoke") and flat and any(c.input_tokens_source == INPUT_LOCAL for c in cells):
+        notes.append(f"InvokeModel bodies of the {', '.join(flat)} format(s) carry role labels and markers the "
+                     "local input estimate leaves out (the emulator and CountTokens count them)")  # fmt: skip
     if est.output_tokens is None:
         notes.append("output tokens assumed = max_tokens per request (an upper bound)")
     return Plan(config, cells, est.cell_overhead_s, notes)
 
 
-__all__ = ["Cell", "Plan", "build_plan", "cell_seed", "make_cell_id", "tier_prices"]
+__all__ = ["INPUT_COUNTED", "INPUT_LOCAL", "INPUT_SOURCES", "INPUT_SWEEP_FILE", "Cell", "Plan", "build_plan",
+           "cell_seed", "make_cell_id", "tier_prices"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from bedrock_lab.catalog import ModelSpec
 from bedrock_lab.emulator.text import count_tokens
+from bedrock_lab.tokens import count_texts
 
 
 class ApiError(Exception):
@@ -440,7 +441,7 @@ def count_tokens_input(body: dict[str, Any], spec: ModelSpec, decode_b64: Callab
             raise validation("input.converse must be an object")
         texts = _system(conv.get("system"), "system", typed=False) + _messages(conv.get("messages", []),
                                                                                "messages", typed=False)
-        return sum(map(count_tokens, texts))
+        return count_texts(texts)  # what parse_converse bills for the same request: no per-message overhead
     raw = inp["invokeModel"].get("body") if isinstance(inp["invokeModel"], dict) else None
     if not isinstance(raw, str):
         raise validation("input.invokeModel.body is required")

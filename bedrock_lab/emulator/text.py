@@ -1,7 +1,7 @@
 """Token counting and generated text, consistent with each other and across every body format.
 
-The tokenizer is an approximation (no model is loaded): a token is a run of up to 4 word characters or one
-punctuation character; whitespace is free. English prose comes out near the usual "1 token ~ 4 characters".
+The tokenizer is the package's local token estimate, :func:`bedrock_lab.tokens.count_tokens` (one source of truth:
+the plan counts a sweep's prompts with the same function, so its input tokens match what the emulator bills).
 Generated text uses only words of at most 4 letters separated by single spaces, so every generated word is
 exactly one token: a chunk of ``k`` words is ``k`` tokens, and the usage numbers match the text exactly.
 """
@@ -9,10 +9,8 @@ exactly one token: a chunk of ``k`` words is ``k`` tokens, and the usage numbers
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Iterable
 
-_TOKEN_RE = re.compile(r"\w{1,4}|[^\w\s]")
+from bedrock_lab.tokens import count_tokens
 
 _SOURCE = (
     "the lab runs load on a cold and warm path so we can see how each tier acts when the "
@@ -26,15 +24,6 @@ _rng = random.Random(20240307)
 #: fixed pseudo-random word sequence; a request reads a window of it starting at its own offset
 VOCAB: tuple[str, ...] = tuple(_rng.choice(_WORDS) for _ in range(_VOCAB_SIZE))
 _DOUBLED = VOCAB + VOCAB
-
-
-def count_tokens(text: str) -> int:
-    """Approximate token count of ``text`` (see module docstring)."""
-    return len(_TOKEN_RE.findall(text)) if text else 0
-
-
-def count_many(texts: Iterable[str]) -> int:
-    return sum(count_tokens(t) for t in texts)
 
 
 def generated_words(offset: int, start: int, n: int) -> str:
@@ -56,3 +45,6 @@ def generated_words(offset: int, start: int, n: int) -> str:
 def generated_text(offset: int, n: int) -> str:
     """The whole answer of ``n`` tokens."""
     return generated_words(offset, 0, n)
+
+
+__all__ = ["VOCAB", "count_tokens", "generated_text", "generated_words"]

@@ -8,7 +8,10 @@ Every way of sending load to a target that is not this machine (``bedrock-lab bu
 2. checks the model against the catalog: an unknown id may be new on AWS, so it is only noted and the probe
    decides; a known model must offer the tier and accept ``max_tokens``;
 3. estimates the cost (expected requests x (input + max_tokens output tokens) x the catalog's list prices) and asks
-   for confirmation (``yes`` skips it; with no terminal it refuses), and honours a budget cap;
+   for confirmation (``yes`` skips it; with no terminal it refuses), and honours a budget cap. Input tokens are
+   counted by the target's CountTokens operation (free on AWS) for every distinct request of the workload; where
+   it refuses (many models have no token counting: Amazon Nova answers ValidationException) or cannot be reached,
+   the local estimate (:mod:`bedrock_lab.tokens`) is used and the plan line says which;
 4. sends one probe (a Converse with ``maxTokens=1``) and stops with the service's message if it fails.
 
 Emulator targets cost nothing and skip it: the engines' circuit breaker ends a hopeless run there within about 20
@@ -17,13 +20,16 @@ requests. An AWS target is checked whatever its endpoint (a tunnel or proxy on l
 
 from __future__ import annotations
 
+import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bedrock_lab._money import fmt_usd
+from bedrock_lab.engines.workloads import WorkItem, Workload, load_workload
 from bedrock_lab.errors import ConfigError, EngineError
+from bedrock_lab.tokens import count_request
 
 #: seconds per request assumed when the catalog has no latency profile for the model
 FALLBACK_E2E_S = 2.0
@@ -36,6 +42,7 @@ class PreflightResult:
     target: str
     expected_requests: float | None = None
     est_cost_usd: float | None = None
+    input_tokens: InputTokens | None = None  #: per request, with its source (None: the model is not in the catalog)
     probed: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -47,23 +54,113 @@ def _terminal_confirm(question: str) -> bool:
     return input(question).strip().lower() in ("y", "yes")
 
 
-def _input_tokens(spec: Any) -> float:
-    """Mean input tokens of the first prompts of the workload (about 1.35 tokens per word plus framing)."""
-    import random
-
-    from bedrock_lab.engines.workloads import load_workload
-
-    conv = load_workload(spec.workload, spec.prompt_size, spec.prompts_dir).conversation(random.Random(spec.seed))
-    words = []
-    for _ in range(5):
-        item = conv.next()
-        words.append(sum(len(text.split()) for _, text in item.turns) + len((item.system or "").split()))
-        conv.observe(item, "", True)
-    return round(sum(words) / len(words) * 1.35 + 8, 1)
+# --------------------------------------------------------------------------------------------- input tokens
 
 
-def estimate(spec: Any, model: Any | None) -> tuple[float | None, float | None]:
-    """(expected requests, estimated USD) of a run; None where it cannot be known (no bound, unknown model)."""
+@dataclass(frozen=True)
+class InputTokens:
+    """Mean input tokens per request of one model and workload, and whether CountTokens counted them."""
+
+    tokens: float
+    counted: bool
+    reason: str = ""  #: why the local estimate stands in (CountTokens refused, unreachable, not asked)
+
+    def describe(self) -> str:
+        return "counted by CountTokens" if self.counted else f"local estimate ({self.reason or 'CountTokens not asked'})"
+
+
+def workload_requests(workload: Workload, *, answer_tokens: int) -> list[tuple[WorkItem, float]]:
+    """The distinct requests a workload sends, each with its share of all requests: uniform over the prompts (a
+    size class, the documents), by task weight for a mix, each turn once for a chat, whose earlier answers are
+    stood in for by ``answer_tokens`` one-token words (the real answers are not known before the run)."""
+    if workload.kind == "chat":
+        conv = workload.conversation(random.Random(0))
+        chat: list[WorkItem] = []
+        for _ in workload.data["turns"]:
+            item = conv.next()
+            chat.append(item)
+            conv.observe(item, " ".join(["word"] * min(answer_tokens, item.max_tokens or answer_tokens)), True)
+        return [(item, 1 / len(chat)) for item in chat]
+    # the workload's own prompt pools (``_items``/``_weights``: what ``Workload.draw`` draws from)
+    weights = workload._weights if workload.kind == "mix" else [1.0] * len(workload._items)
+    total = sum(weights)
+    out: list[tuple[WorkItem, float]] = []
+    for choice, weight in zip(workload._items, weights, strict=True):
+        pool: list[WorkItem] = choice if isinstance(choice, list) else [choice]
+        out += [(item, weight / total / len(pool)) for item in pool]
+    return out
+
+
+def _count_input(api: str, model_id: str, item: WorkItem, max_tokens: int) -> dict[str, Any]:
+    """CountTokens ``input`` for the request the engines build for ``item`` (the Converse or InvokeModel form)."""
+    from bedrock_lab.engines.formats import build_request
+
+    prep = build_request(api, model_id, item.turns, system=item.system, max_tokens=item.max_tokens or max_tokens)
+    if api.startswith("converse"):
+        return {"converse": {k: prep.boto3_kwargs[k] for k in ("messages", "system") if k in prep.boto3_kwargs}}
+    return {"invokeModel": {"body": prep.boto3_kwargs["body"]}}
+
+
+def count_inputs(
+    target: Any,
+    keys: Iterable[tuple[str, str]],
+    *,
+    workload: str,
+    api: str,
+    max_tokens: int,
+    answer_tokens: int | None = None,
+    prompts_dir: str | None = None,
+    client: Any = None,
+) -> dict[tuple[str, str], InputTokens]:
+    """Input tokens per request for each (model id, prompt size) in ``keys``: CountTokens on ``target`` once per
+    distinct request (addressed by the base model id: CountTokens takes foundation models, not inference
+    profiles), the local estimate where the model refuses, the target cannot be reached, or ``target`` is None."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bedrock_lab.engines.formats import base_model_id
+    from bedrock_lab.engines.target import ClientSettings
+
+    answer = max_tokens if answer_tokens is None else answer_tokens
+    out: dict[tuple[str, str], InputTokens] = {}
+    refused: dict[str, str] = {} if target is not None else {"*": "CountTokens not asked"}  # model or "*" -> why
+    for model_id, size in dict.fromkeys(keys):
+        reqs = workload_requests(load_workload(workload, size, prompts_dir), answer_tokens=answer)
+        local = sum(share * count_request(item.system, item.turns) for item, share in reqs)
+        base = base_model_id(model_id)
+        reason = refused.get("*") or refused.get(base)
+        if reason:
+            out[model_id, size] = InputTokens(local, False, reason)
+            continue
+        if client is None:
+            client = target.boto3_client(ClientSettings(max_attempts=1, connect_timeout_s=5.0, read_timeout_s=30.0))
+        counted = 0.0
+        try:
+            for item, share in reqs:
+                counted += share * float(client.count_tokens(modelId=base, input=_count_input(api, base, item, max_tokens))
+                                         ["inputTokens"])  # fmt: skip
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            refused[base] = f"CountTokens refused {base}: {err.get('Code')}: {str(err.get('Message'))[:160]}"
+            out[model_id, size] = InputTokens(local, False, refused[base])
+            continue
+        except BotoCoreError as exc:
+            refused["*"] = f"CountTokens failed: {type(exc).__name__}"
+            out[model_id, size] = InputTokens(local, False, refused["*"])
+            continue
+        out[model_id, size] = InputTokens(counted, True)
+    return out
+
+
+def _input_tokens(spec: Any, target: Any) -> InputTokens:
+    """The run's input tokens per request: CountTokens on ``target`` (None: not asked), else the local estimate."""
+    key = (spec.model_id, spec.prompt_size)
+    return count_inputs(target, [key], workload=spec.workload, api=spec.api, max_tokens=spec.max_tokens,
+                        prompts_dir=spec.prompts_dir)[key]  # fmt: skip
+
+
+def estimate(spec: Any, model: Any | None, input_tokens: float | None = None) -> tuple[float | None, float | None]:
+    """(expected requests, estimated USD) of a run; None where it cannot be known (no bound, unknown model).
+    ``input_tokens`` per request: counted ones, else the local estimate of the workload."""
     if spec.requests is not None:
         n: float | None = float(spec.requests)
     else:
@@ -74,7 +171,9 @@ def estimate(spec: Any, model: Any | None) -> tuple[float | None, float | None]:
         n = spec.duration_s * (spec.rate_rps if spec.rate_rps else (spec.users or 1) / e2e)
     if model is None or n is None:
         return n, None
-    return n, float(n * model.cost_usd(_input_tokens(spec), spec.max_tokens, spec.tier))
+    if input_tokens is None:
+        input_tokens = _input_tokens(spec, None).tokens
+    return n, float(n * model.cost_usd(input_tokens, spec.max_tokens, spec.tier))
 
 
 def preflight(
@@ -86,9 +185,11 @@ def preflight(
     confirm: Callable[[str], bool] | None = None,
     echo: Callable[[str], None] = print,
     probe: bool = True,
+    count_tokens: bool | None = None,
 ) -> PreflightResult:
     """Check, price, confirm and probe a run of ``spec`` (a BurstSpec) against ``target`` (a Target) before any
-    load; raises :class:`ConfigError` / :class:`EngineError` with the reason. See the module docstring."""
+    load; raises :class:`ConfigError` / :class:`EngineError` with the reason. See the module docstring.
+    ``count_tokens`` (default: as ``probe``) asks the target's CountTokens for the input tokens."""
     result = PreflightResult(target=target.describe())
     if target.is_emulator:  # an AWS target on loopback (a tunnel, a proxy) is still AWS: it gets the preflight
         return result
@@ -108,13 +209,18 @@ def preflight(
         if spec.max_tokens > model.max_output_tokens:
             raise ConfigError(f"more than {spec.model_id} can produce per request: every request would be rejected",
                               key="max_tokens", value=spec.max_tokens, allowed=f"1..{model.max_output_tokens}")  # fmt: skip
-    result.expected_requests, result.est_cost_usd = estimate(spec, model)
+    if model is not None:
+        result.input_tokens = _input_tokens(spec, target if (probe if count_tokens is None else count_tokens) else None)
+    result.expected_requests, result.est_cost_usd = estimate(
+        spec, model, result.input_tokens.tokens if result.input_tokens else None)
     for note in result.notes:
         echo(f"note: {note}")
     cost = "an unknown cost" if result.est_cost_usd is None else f"an estimated {fmt_usd(result.est_cost_usd)}"
     n = "" if result.expected_requests is None else f"~{result.expected_requests:,.0f} requests "
-    echo(f"plan: {n}to {result.target} for {cost} (list prices of params/catalog.yaml; output tokens counted at "
-         f"max_tokens {spec.max_tokens}, an upper bound)")  # fmt: skip
+    inputs = "" if result.input_tokens is None else (
+        f"input tokens ~{result.input_tokens.tokens:,.1f} per request, {result.input_tokens.describe()}; ")
+    echo(f"plan: {n}to {result.target} for {cost} (list prices of params/catalog.yaml; {inputs}output tokens "
+         f"counted at max_tokens {spec.max_tokens}, an upper bound)")  # fmt: skip
     if budget_usd is not None and result.est_cost_usd is not None and result.est_cost_usd > budget_usd:
         raise ConfigError(f"the estimate {fmt_usd(result.est_cost_usd)} is over the budget", key="--budget-usd",
                           value=budget_usd, allowed=f"at least {fmt_usd(result.est_cost_usd)}, or fewer requests")  # fmt: skip

@@ -210,20 +210,39 @@ def run_sweep(
     confirm: Callable[[str], bool] | None = None,
     echo: Callable[[str], None] = print,
     execution_timeout: float | None = None,
+    count_tokens: bool = True,
 ) -> SweepResult:
     """Plan, show, and run a sweep (path to a YAML file or a :class:`SweepConfig`) into ``out/<name>/``.
 
     Against AWS it asks ``confirm`` (default: a terminal prompt) unless ``yes``. ``resume`` skips done cells,
     ``restart`` discards a previous run of the same sweep, ``only`` selects cells (ids, globs, substrings).
     Returns a :class:`SweepResult`; a failing cell is recorded and the sweep goes on unless ``fail_fast``.
+    Against AWS the plan's input tokens are counted by CountTokens (free) unless ``count_tokens`` is False.
     """
     t_start = time.monotonic()
     config = sweep if isinstance(sweep, SweepConfig) else load_sweep_config(sweep, env=env, catalog=catalog)
     full_plan = build_plan(config, catalog=catalog)
+    if config.target.kind == "aws" and count_tokens:
+        from bedrock_lab.engines import Target
+
+        t = config.target
+        full_plan = count_plan_tokens(full_plan, Target.aws(t.region, t.profile, t.endpoint_url))
     with _terminate_as_exit():
         return _run(config, full_plan, t_start, out=out, yes=yes, resume=resume, restart=restart, dry_run=dry_run,
                     only=only, fail_fast=fail_fast, progress=progress, confirm=confirm, echo=echo,
                     execution_timeout=execution_timeout)  # fmt: skip
+
+
+def count_plan_tokens(plan: Plan, target: Any) -> Plan:
+    """``plan`` with input tokens counted by ``target``'s CountTokens (one call per distinct request of each model
+    and prompt size); where a model has no token counting the local estimate stays, with a note saying why."""
+    from bedrock_lab.engines.preflight import count_inputs
+
+    cell, est = plan.config.cell, plan.config.estimates
+    got = count_inputs(target, plan.input_token_keys(), workload=cell.workload, api=cell.api,
+                       max_tokens=cell.max_tokens, answer_tokens=est.output_tokens)  # fmt: skip
+    notes = dict.fromkeys(f"input tokens of {m}: {v.describe()}" for (m, _), v in got.items() if not v.counted)
+    return plan.with_input_tokens({k: v.tokens for k, v in got.items() if v.counted}, notes)
 
 
 def plan_sweep(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None, catalog: Any = None) -> Plan:

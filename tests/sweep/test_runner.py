@@ -136,7 +136,8 @@ def test_aws_target_asks_before_spending(tmp_path: Path) -> None:
         return False
 
     with pytest.raises(SweepError, match="not confirmed"):
-        run_sweep(cfg, out=tmp_path / "out", confirm=no, progress=False, echo=lambda s: None)
+        run_sweep(cfg, out=tmp_path / "out", confirm=no, progress=False, echo=lambda s: None,
+                  count_tokens=False)  # CountTokens would call real AWS: tests/sweep/test_plan_tokens.py covers it
     assert asked and "AWS" in asked[0] and "$" in asked[0]
     assert not (tmp_path / "out" / "t" / "manifest.json").exists()
 
