@@ -319,3 +319,30 @@ def test_arrival_response_and_frame_write_times_bracket_the_schedule(tmp_path: P
         assert actual >= intended - 1.0  # wall clock vs loop clock: within a millisecond
     assert line["first_frame_unix"] >= line["arrival_unix"] + line["ttft_ms"] / 1000 - 0.001
     assert line["last_frame_unix"] <= t1
+
+
+@pytest.mark.parametrize(("key", "value"), [("header_timeout_s", 0), ("body_timeout_s", -1), ("idle_timeout_s", True),
+                                            ("idle_timeout_s", 1e9), ("max_json_depth", 2), ("max_json_depth", 1.5)])
+def test_limits_are_validated_with_the_key_and_what_is_allowed(key: str, value: Any) -> None:
+    from bedrock_lab.emulator import check_overrides
+    from bedrock_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        check_overrides({key: value})
+    assert exc.value.key == key and exc.value.allowed
+
+
+def test_limits_reach_the_cli_process() -> None:
+    from bedrock_lab.emulator import EmulatorConfig
+
+    args = EmulatorConfig(header_timeout_s=1.5, body_timeout_s=2.5, idle_timeout_s=3.5, max_json_depth=10).cli_args()
+    for flag, value in (("--header-timeout", "1.5"), ("--body-timeout", "2.5"), ("--idle-timeout", "3.5"),
+                        ("--max-json-depth", "10")):
+        assert args[args.index(flag) + 1] == value
+    with run_emulator(mode="subprocess", header_timeout_s=0.5) as emu:
+        s = _connect(emu)
+        t0 = time.monotonic()
+        s.sendall(b"POST /x HTTP/1.1\r\nHo")
+        assert _read_until_closed(s).startswith(b"HTTP/1.1 408 ")
+        assert time.monotonic() - t0 < 0.5 + 5
+        s.close()
