@@ -21,6 +21,7 @@ requests. An AWS target is checked whatever its endpoint (a tunnel or proxy on l
 from __future__ import annotations
 
 import random
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from bedrock_lab.engines.workloads import WorkItem, Workload, load_workload
 from bedrock_lab.errors import ConfigError, EngineError
 from bedrock_lab.tokens import count_request
 
+_ARN = re.compile(r"arn:aws[\w-]*:\S*")
 #: seconds per request assumed when the catalog has no latency profile for the model
 FALLBACK_E2E_S = 2.0
 
@@ -110,7 +112,6 @@ def count_inputs(
     max_tokens: int,
     answer_tokens: int | None = None,
     prompts_dir: str | None = None,
-    client: Any = None,
 ) -> dict[tuple[str, str], InputTokens]:
     """Input tokens per request for each (model id, prompt size) in ``keys``: CountTokens on ``target`` once per
     distinct request (addressed by the base model id: CountTokens takes foundation models, not inference
@@ -121,6 +122,7 @@ def count_inputs(
     from bedrock_lab.engines.target import ClientSettings
 
     answer = max_tokens if answer_tokens is None else answer_tokens
+    client: Any = None
     out: dict[tuple[str, str], InputTokens] = {}
     refused: dict[str, str] = {} if target is not None else {"*": "CountTokens not asked"}  # model or "*" -> why
     for model_id, size in dict.fromkeys(keys):
@@ -140,7 +142,8 @@ def count_inputs(
                                          ["inputTokens"])  # fmt: skip
         except ClientError as exc:
             err = exc.response.get("Error", {})
-            refused[base] = f"CountTokens refused {base}: {err.get('Code')}: {str(err.get('Message'))[:160]}"
+            message = _ARN.sub("<arn>", str(err.get("Message")))[:160]  # an AccessDenied names the caller's ARN
+            refused[base] = f"CountTokens refused {base}: {err.get('Code')}: {message}"
             out[model_id, size] = InputTokens(local, False, refused[base])
             continue
         except BotoCoreError as exc:

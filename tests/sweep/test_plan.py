@@ -46,6 +46,24 @@ def test_cost_matches_a_hand_computation(fake_catalog: Catalog) -> None:
     assert plan.wall_time_s == pytest.approx(4 * (7.5 + 8) + 3 * 5)
 
 
+def test_counted_input_tokens_replace_the_local_estimate_and_reprice(fake_catalog: Catalog) -> None:
+    from bedrock_lab.plan import INPUT_COUNTED, INPUT_LOCAL
+
+    local = build_plan(_cfg(fake_catalog, estimates={"input_tokens": {}}), catalog=fake_catalog)
+    assert {c.input_tokens_source for c in local.cells} == {INPUT_LOCAL}
+    assert sorted(local.input_token_keys()) == [("test.model-a-v1:0", "large"), ("test.model-a-v1:0", "small")]
+    counted = local.with_input_tokens({("test.model-a-v1:0", "small"): 100, ("test.model-a-v1:0", "large"): 1000},
+                                      notes=["why"])  # fmt: skip
+    # the same hand computation as above: the counts are the sweep file's numbers of the first test
+    assert counted.cost_by_tier() == pytest.approx({"default": 0.013, "flex": 0.0065})
+    assert {c.input_tokens_source for c in counted.cells} == {INPUT_COUNTED} and counted.notes[-1] == "why"
+    assert [c.cell_id for c in counted.cells] == [c.cell_id for c in local.cells]  # same cells, same order
+    # the sweep file's own numbers are not replaced by a count
+    own = build_plan(_cfg(fake_catalog), catalog=fake_catalog)
+    assert own.input_token_keys() == []
+    assert own.with_input_tokens({("test.model-a-v1:0", "small"): 1}).total_cost_usd == pytest.approx(0.0195)
+
+
 def test_duration_cells_estimate_requests(fake_catalog: Catalog) -> None:
     closed = build_plan(_cfg(fake_catalog, cell={"requests": None, "duration_s": 30}), catalog=fake_catalog)
     assert {c.expected_requests for c in closed.cells} == {2 * 30 / 1.5}
