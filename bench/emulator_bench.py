@@ -14,6 +14,13 @@ Reported per level:
 - frames/s the server wrote, the CPU share of the emulator process (100% = one core) and its CPU time per
   frame (request handling included), which is less sensitive to other load on the machine than the lags.
 The profile is fixed (--tokens-per-s, --chunk-tokens, --max-tokens, --ttft-ms) so runs are comparable.
+
+With --split the emulator also writes its timing log, and each request's TTFT overhead (client-measured minus
+the intended ``x-bedrock-lab-ttft-ms``, which runs from the server's arrival stamp) is split by wall clock, joined
+on the request id, into: client send -> server arrival (client write + loopback in + header parse), the server's
+work before the schedule (``pre_ms``: body, auth, validation, queue; inside the intended TTFT, reported for
+reference), the first frame's lateness (first write minus arrival + intended TTFT) and first write -> client's
+first body byte (loopback out + client loop).
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "amazon.nova-lite-v1%3A0"
@@ -42,10 +51,12 @@ class _Stream(asyncio.Protocol):
 
     A bare Protocol (no StreamReader) keeps the client's per-frame cost far below the server's."""
 
-    def __init__(self, request: bytes, done: asyncio.Future[tuple[float, float]]) -> None:
+    def __init__(self, request: bytes, done: asyncio.Future[tuple[float, float, str, float, float]]) -> None:
         self.request, self.done = request, done
         self.buf = b""
         self.t0 = self.first = 0.0
+        self.sent_unix = self.first_unix = 0.0
+        self.request_id = ""
         self.truth = float("nan")
         self.in_body = False
         self.tail = b""
@@ -53,6 +64,7 @@ class _Stream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.t0 = time.perf_counter()
+        self.sent_unix = time.time()
         transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
@@ -64,14 +76,18 @@ class _Stream(asyncio.Protocol):
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"x-bedrock-lab-ttft-ms:"):
                     self.truth = float(line.split(b":", 1)[1])
+                elif line.lower().startswith(b"x-amzn-requestid:"):
+                    self.request_id = line.split(b":", 1)[1].strip().decode()
             self.in_body = True
             if not data:
                 return
         if not self.first:
             self.first = time.perf_counter()
+            self.first_unix = time.time()
         self.tail = (self.tail + data)[-5:]
         if self.tail == b"0\r\n\r\n" and not self.done.done():
-            self.done.set_result(((self.first - self.t0) * 1000.0, self.truth))
+            self.done.set_result(((self.first - self.t0) * 1000.0, self.truth, self.request_id, self.sent_unix,
+                                  self.first_unix))  # fmt: skip
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -79,10 +95,10 @@ class _Stream(asyncio.Protocol):
             self.done.set_exception(ConnectionError(f"closed early: {exc}"))
 
 
-async def _one(host: str, port: int, request: bytes, delay: float, out: list[tuple[float, float]]) -> None:
+async def _one(host: str, port: int, request: bytes, delay: float, out: list[tuple[float, float, str, float, float]]) -> None:
     await asyncio.sleep(delay)
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[tuple[float, float]] = loop.create_future()
+    done: asyncio.Future[tuple[float, float, str, float, float]] = loop.create_future()
     await loop.create_connection(lambda: _Stream(request, done), host, port)
     out.append(await done)
 
@@ -95,20 +111,43 @@ async def _client(url: str, streams: int, max_tokens: int, ramp_s: float) -> dic
                "Authorization: AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/bedrock/aws4_request, "
                f"SignedHeaders=host;x-amz-date, Signature=00\r\nContent-Length: {len(body)}\r\n"
                "Connection: close\r\n\r\n").encode() + body  # fmt: skip
-    out: list[tuple[float, float]] = []
+    out: list[tuple[float, float, str, float, float]] = []
     tasks = [_one(host, int(port), request, ramp_s * i / streams, out) for i in range(streams)]
     res = await asyncio.gather(*tasks, return_exceptions=True)
     errors = sum(isinstance(r, BaseException) for r in res)
-    errs = sorted(m - t for m, t in out)
+    errs = sorted(m - t for m, t, *_ in out)
     q = statistics.quantiles(errs, n=100) if len(errs) >= 2 else [float("nan")] * 99
     return {"ok": len(out), "errors": errors, "ttft_err_p50_ms": statistics.median(errs) if errs else float("nan"),
-            "ttft_err_p99_ms": q[98]}  # fmt: skip
+            "ttft_err_p99_ms": q[98], "requests": [(rid, sent, first) for _, _, rid, sent, first in out]}  # fmt: skip
 
 
 def _stats(url: str, reset: bool = False) -> dict:
     from bedrock_lab.emulator import fetch_stats
 
     return fetch_stats(url, reset=reset)  # a reset is a signed request, like an operation
+
+
+def _q(values: list[float], p: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p * len(v)))] if v else float("nan")
+
+
+def split(requests: list[list[Any]], log: Path) -> dict[str, tuple[float, float]]:
+    """p50 / p99 (ms) of each part of the TTFT overhead, joined with the timing log on the request id."""
+    lines = {x["request_id"]: x for x in map(json.loads, log.read_text().splitlines())}
+    parts: dict[str, list[float]] = {"overhead": [], "client_to_arrival": [], "pre (in the intended TTFT)": [],
+                                     "first_frame_late": [], "frame_to_client": []}  # fmt: skip
+    for rid, sent, first in requests:
+        x = lines.get(rid)
+        if not x or not x.get("first_frame_unix"):
+            continue
+        due = x["arrival_unix"] + x["ttft_ms"] / 1000
+        parts["overhead"].append((first - sent) * 1000 - x["ttft_ms"])
+        parts["client_to_arrival"].append((x["arrival_unix"] - sent) * 1000)
+        parts["pre (in the intended TTFT)"].append(x["pre_ms"])
+        parts["first_frame_late"].append((x["first_frame_unix"] - due) * 1000)
+        parts["frame_to_client"].append((first - x["first_frame_unix"]) * 1000)
+    return {k: (_q(v, 0.5), _q(v, 0.99)) for k, v in parts.items()}
 
 
 def main() -> int:
@@ -121,6 +160,8 @@ def main() -> int:
     ap.add_argument("--ramp-s", type=float, default=5.0)
     ap.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="asyncio",
                     help="emulator event loop (the client uses uvloop when installed)")
+    ap.add_argument("--split", action="store_true", help="also split each request's TTFT overhead into its parts "
+                    "(client -> server, server before the schedule, first frame late, server -> client)")
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--streams", type=int, help=argparse.SUPPRESS)
@@ -143,6 +184,10 @@ def main() -> int:
            "--tpm-quota", str(10**12), "--max-queue-ms", "55000", "--event-loop", args.event_loop]  # fmt: skip
     for k, v in lat.items():
         cmd += ["--latency", f"{k}={v}"]
+    log = Path(tempfile.mkdtemp(prefix="emulator-bench-")) / "timing.jsonl"
+    if args.split:
+        cmd += ["--timing-log", str(log)]
+    splits: list[tuple[int, dict[str, tuple[float, float]]]] = []
     emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         line = emu.stdout.readline() if emu.stdout else ""
@@ -167,6 +212,9 @@ def main() -> int:
             if cp.returncode != 0:
                 raise SystemExit(cp.stderr)
             client = json.loads(cp.stdout)
+            if args.split:
+                splits.append((n, split(client["requests"], log)))
+                log.write_text("")
             st = _stats(url, reset=True)
             lag = st["emit_lag"]
             cpu_s = cpu1.user + cpu1.system - cpu0.user - cpu0.system
@@ -181,6 +229,10 @@ def main() -> int:
         for r in rows:
             print("| {} | {} | {} | {} | {:.0f} | {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.0f} |"
                   .format(*r))
+        for n, parts in splits:
+            print(f"\nTTFT overhead split at {n} streams (ms, p50 / p99):\n\n| part | p50 | p99 |\n|---|---:|---:|")
+            for k, (p50, p99) in parts.items():
+                print(f"| {k} | {p50:.3f} | {p99:.3f} |")
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     finally:
         emu.terminate()
