@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from bedrock_lab.catalog import FAULT_KINDS, TIERS, Catalog, ModelSpec, split_model_id
 from bedrock_lab.emulator import eventstream as es
@@ -206,6 +207,14 @@ class _Protocol(web.RequestHandler):
         if not payload.is_eof():
             payload.set_exception(_BodyTimeout(f"The request body did not arrive within "
                                                f"{self._bl.s.body_timeout_s:g} s of its headers."))  # fmt: skip
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """aiohttp logs a body it could not decode (read again while lingering) as an unhandled exception: that
+        is the client's mistake, already answered 400; only other errors keep their traceback."""
+        if isinstance(kwargs.get("exc_info"), RequestPayloadError | ConnectionError | asyncio.TimeoutError):
+            log.debug("emulator: %s", kwargs.get("exc_info"))
+            return
+        super().log_exception(*args, **kwargs)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:  # fmt: skip
@@ -415,7 +424,8 @@ class EmulatorServer:
             req.op = "stats"
             out = self.stats()
             if request.query.get("reset"):  # a state change: the same authorization as the operations
-                sigv4.check(request.method, raw, request.headers, await request.read(), self.s.credentials)
+                sigv4.check(request.method, raw, request.headers, await self._read_body(request),
+                            self.s.credentials)  # fmt: skip
                 self.emit = EmitStats()
             return web.json_response(out, headers={"x-amzn-RequestId": req.request_id})
         parts = path.split("/")
@@ -424,11 +434,7 @@ class EmulatorServer:
         req.op = parts[3]
         model_raw = urllib.parse.unquote(parts[2])
         req.model_id = model_raw
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise ApiError(413, "ValidationException", f"Request body exceeds the maximum size of "
-                           f"{self.s.max_body_bytes} bytes.") from None
+        body = await self._read_body(request)
         sigv4.check(request.method, raw, request.headers, body, self.s.credentials)
         spec = self._resolve(model_raw)
         req.seq = self.seq
@@ -476,6 +482,16 @@ class EmulatorServer:
         return await self._serve(request, req, spec, prompt, fmt_name, tier, optimized, served_perf)
 
     # -- helpers -------------------------------------------------------------------------------------
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, "ValidationException", f"Request body exceeds the maximum size of "
+                           f"{self.s.max_body_bytes} bytes.") from None
+        except RequestPayloadError as exc:  # a body that cannot be decoded (Content-Encoding, chunking)
+            text = " ".join(str(exc).split()).removeprefix("400, message: ")[:200]
+            raise ApiError(400, "ValidationException", f"Malformed HTTP request body: {text}") from None
+
     def _resolve(self, model_raw: str) -> ModelSpec:
         spec = self.s.catalog.get(model_raw)
         if spec is not None:

@@ -108,7 +108,8 @@ header_value = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=
 @given(name=st.sampled_from(["Content-Type", "Accept", "X-Amzn-Bedrock-Accept", "X-Amzn-Bedrock-Service-Tier",
                              "X-Amzn-Bedrock-PerformanceConfig-Latency", "Authorization", "X-Amz-Date",
                              "X-Amz-Content-SHA256", "Content-Encoding", "X-Amzn-Bedrock-Trace"]),
-       value=header_value, op=st.sampled_from(OPS))  # fmt: skip
+       value=st.sampled_from(["gzip", "deflate", "br", "zstd", "chunked", "*/*", "application/json;x"]) | header_value,
+       op=st.sampled_from(OPS))  # fmt: skip
 def test_random_header_values_get_a_success_or_an_aws_shaped_4xx(emu: Emulator, name: str, value: str,
                                                                   op: str) -> None:  # fmt: skip
     body = json.dumps({"messages": user(), "inferenceConfig": {"maxTokens": 3}} if op != "count-tokens"

@@ -196,6 +196,13 @@ def test_malformed_http_gets_an_aws_shaped_400(emulator: Emulator, raw: bytes) -
     assert headers["x-amzn-requestid"] and json.loads(body)["message"].startswith("Malformed HTTP request")
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])  # zlib: always there (br needs brotli)
+def test_a_body_its_content_encoding_does_not_describe_is_an_aws_shaped_400(post: Any, encoding: str) -> None:
+    status, headers, doc = post(f"{NOVA_PATH}/converse", _converse_body(), {"Content-Encoding": encoding})
+    assert status == 400 and headers["x-amzn-errortype"] == "ValidationException" + ERR_SUFFIX
+    assert doc["message"] == f"Malformed HTTP request body: Can not decode content-encoding: {encoding}"
+
+
 def test_client_mistakes_and_disconnects_leave_no_traceback_on_stderr(tmp_path: Path) -> None:
     """The CLI process (what subprocess mode runs): garbage, deep JSON, a client that vanishes mid-stream and
     one that vanishes while queued; then SIGTERM. stderr holds only the stop line."""
@@ -230,6 +237,10 @@ def test_client_mistakes_and_disconnects_leave_no_traceback_on_stderr(tmp_path: 
         for s in (streaming, queued):  # abortive close (RST), the rudest disconnect
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
+        s = conn()  # a body its Content-Encoding does not describe
+        s.sendall(_request(f"{NOVA_PATH}/converse", _converse_body(3), extra="Content-Encoding: gzip\r\n"))
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+        s.close()
         s = conn()  # the server still answers after all that
         s.sendall(_request(f"{NOVA_PATH}/count-tokens", json.dumps({"input": {"converse": {"messages": user()}}})
                            .encode()))  # fmt: skip
@@ -242,7 +253,7 @@ def test_client_mistakes_and_disconnects_leave_no_traceback_on_stderr(tmp_path: 
     assert "Traceback" not in err and "Error" not in err, err
     lines = _log_lines(tmp_path / "t.jsonl")
     outcomes = sorted(x["outcome"] for x in lines)  # lines are written when requests end: order varies
-    assert outcomes == ["client_disconnected", "client_disconnected", "error", "error", "ok"], outcomes
+    assert outcomes == ["client_disconnected", "client_disconnected", "error", "error", "error", "ok"], outcomes
 
 
 # -- every request gets its timing-log line -------------------------------------------------------------------
