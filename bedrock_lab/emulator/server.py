@@ -483,6 +483,13 @@ class EmulatorServer:
 
     # -- helpers -------------------------------------------------------------------------------------
     async def _read_body(self, request: web.BaseRequest) -> bytes:
+        expect = request.headers.get("Expect")
+        if expect is not None and request.version == (1, 1):  # aiohttp's router did this; its low-level server does not
+            if expect.lower() != "100-continue":
+                raise ApiError(417, "ValidationException", f"Unsupported Expect header: {expect[:100]!r}.")
+            if not request.content.is_eof():
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the response itself has not started
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -357,3 +357,16 @@ def test_limits_reach_the_cli_process() -> None:
         assert _read_until_closed(s).startswith(b"HTTP/1.1 408 ")
         assert time.monotonic() - t0 < 0.5 + 5
         s.close()
+
+
+def test_expect_100_continue_is_honoured(emulator: Emulator) -> None:
+    """What aiohttp's router did for us before the emulator moved to aiohttp's low-level server."""
+    body = _converse_body(3)
+    s = _connect(emulator)
+    s.sendall(_request(f"{NOVA_PATH}/converse", b"", extra="Expect: 100-continue\r\n", length=len(body)))
+    assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    s.sendall(body)
+    assert s.recv(100).startswith(b"HTTP/1.1 200 OK")
+    s.close()
+    status, headers, _ = raw_post(emulator.url, f"{NOVA_PATH}/converse", body, {"Expect": "teapot"})
+    assert status == 417 and headers["x-amzn-errortype"].startswith("ValidationException:")
