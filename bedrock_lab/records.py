@@ -170,7 +170,9 @@ class RecordWriter:
     """Buffers records and flushes them as numbered shards ``records-<worker>-<n>.parquet`` in ``folder``.
 
     Thread-safe. Flushes every ``flush_rows`` rows or ``flush_seconds`` seconds (checked on ``add``), and on
-    ``close``; use it as a context manager so an interrupt still writes what was measured.
+    ``close``; use it as a context manager so an interrupt still writes what was measured. Every
+    ``batch_rows`` added rows become an arrow table at once (~0.2 ms per 100 rows), so a flush only joins
+    tables: measured in the burst engine at 250 users, building 500 rows at a flush stalled its loop 5-15 ms.
     """
 
     def __init__(
@@ -180,12 +182,16 @@ class RecordWriter:
         *,
         flush_rows: int = 500,
         flush_seconds: float = 5.0,
+        batch_rows: int = 100,
     ) -> None:
         self.folder = Path(folder)
         self.worker = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in worker)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
+        self.batch_rows = max(1, batch_rows)
         self._buf: list[RequestRecord] = []
+        self._tables: list[pa.Table] = []  #: batches already converted, in order
+        self._pending = 0  #: rows in _tables and _buf
         self._lock = threading.Lock()
         self._n = 0
         self._last = time.monotonic()
@@ -195,7 +201,11 @@ class RecordWriter:
     def add(self, record: RequestRecord) -> None:
         with self._lock:
             self._buf.append(record)
-            due = len(self._buf) >= self.flush_rows or time.monotonic() - self._last >= self.flush_seconds
+            self._pending += 1
+            if len(self._buf) >= self.batch_rows:
+                self._tables.append(records_table(self._buf))
+                self._buf = []
+            due = self._pending >= self.flush_rows or time.monotonic() - self._last >= self.flush_seconds
         if due:
             self.flush()
 
@@ -205,25 +215,28 @@ class RecordWriter:
             job()
 
     def prepare(self) -> Callable[[], None] | None:
-        """Take the buffered rows and build their table here; return the write (None if nothing is buffered).
+        """Take the buffered rows and finish their table here; return the write (None if nothing is buffered).
 
-        An event loop calls this itself (~1 ms per 500 rows) and runs the returned write on a thread: pyarrow
-        releases the GIL while it encodes and writes, so the loop keeps running (building the table on the
-        thread instead would make the loop wait for the GIL, up to the 5 ms switch interval at a time)."""
+        An event loop calls this itself (the rest since the last batch, and a join) and runs the returned write
+        on a thread: pyarrow releases the GIL while it encodes and writes, so the loop keeps running (building
+        the table on the thread instead would make the loop wait for the GIL, up to the 5 ms switch interval)."""
         with self._lock:
-            rows, self._buf = self._buf, []
+            tables, rows, n_rows = self._tables, self._buf, self._pending
+            self._tables, self._buf, self._pending = [], [], 0
             self._last = time.monotonic()
-            if not rows:
+            if not n_rows:
                 return None
             n = self._n
             self._n += 1
-        table = records_table(rows)
+            if rows:
+                tables.append(records_table(rows))
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         path = self.folder / f"records-{self.worker}-{os.getpid()}-{n:05d}.parquet"
 
         def write() -> None:
             write_table(table, path)
             with self._lock:
-                self.rows_written += len(rows)
+                self.rows_written += n_rows
                 self.shards.append(path)
 
         return write

@@ -172,3 +172,16 @@ def test_warm_up_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     warm_up()
     assert not list(tmp_path.iterdir())
+
+
+def test_batched_rows_make_the_same_shards(tmp_path: Path) -> None:
+    recs = _varied(53)
+    with RecordWriter(tmp_path / "batched", flush_rows=20, batch_rows=3) as w:
+        for r in recs:
+            w.add(r)
+    with RecordWriter(tmp_path / "whole", flush_rows=20, batch_rows=1000) as whole:
+        for r in recs:
+            whole.add(r)
+    assert w.rows_written == whole.rows_written == 53 and len(w.shards) == len(whole.shards) == 3
+    for a, b in zip(w.shards, whole.shards, strict=True):
+        assert pq.read_table(a).equals(pq.read_table(b))  # same rows, same order, same values per shard
