@@ -148,12 +148,11 @@ def run(args: argparse.Namespace) -> int:
         max_json_depth=args.max_json_depth,
     )  # fmt: skip
     cfg.validate()
-    from bedrock_lab._net import is_loopback_host
-    from bedrock_lab.emulator import close_loop, new_event_loop
+    from bedrock_lab.emulator import beyond_loopback, close_loop, new_event_loop
 
-    if not is_loopback_host(cfg.host):
-        print(f"bedrock-lab emulator: warning: listening on {cfg.host}, beyond loopback: other machines can reach "
-              "it and its stats endpoint", file=sys.stderr)  # fmt: skip
+    warning = beyond_loopback(cfg.host)
+    if warning:
+        print(f"bedrock-lab emulator: warning: {warning}", file=sys.stderr)
 
     loop = new_event_loop(cfg.event_loop)
     try:

@@ -24,11 +24,13 @@ import sys
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bedrock_lab._net import is_loopback_host
 from bedrock_lab.catalog import FAULT_KINDS, Catalog, LatencyProfile, load_catalog
 from bedrock_lab.emulator.server import (
     H_ARRIVAL,
@@ -170,6 +172,14 @@ class EmulatorConfig:
         return args
 
 
+def beyond_loopback(host: str) -> str | None:
+    """The warning for a bind address other machines can reach (None on loopback: 127.0.0.0/8, ::1, localhost)."""
+    if is_loopback_host(host):
+        return None
+    return (f"listening on {host}, beyond loopback: other machines can reach it and its stats endpoint (reading "
+            "is open; a reset needs SigV4 authorization)")
+
+
 def new_event_loop(kind: str = "asyncio") -> asyncio.AbstractEventLoop:
     """Plain asyncio by default: its timers fire within ~1 ms, so frames leave closest to schedule
     (bench/emulator.md). uvloop (asked for, or ``auto`` when installed) costs ~15% less CPU per frame but has
@@ -306,6 +316,9 @@ class Emulator:
     # -- both ----------------------------------------------------------------------------------------
     def start(self) -> Emulator:
         if self.mode == "thread":
+            warning = beyond_loopback(self.host)
+            if warning:
+                warnings.warn(f"bedrock-lab emulator: {warning}", stacklevel=3)
             self._start_thread()
         elif self.mode == "subprocess":
             self.config.load()  # a bad catalog is a ConfigError here too, not a dead child process
@@ -421,6 +434,7 @@ __all__ = [
     "H_TTFT",
     "Emulator",
     "EmulatorConfig",
+    "beyond_loopback",
     "close_loop",
     "config_dict",
     "fetch_stats",

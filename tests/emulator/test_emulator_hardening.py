@@ -30,6 +30,7 @@ from bedrock_lab.emulator import (
     H_RESPONSE,
     H_TTFT,
     Emulator,
+    EmulatorConfig,
     fetch_stats,
     run_emulator,
 )
@@ -344,8 +345,6 @@ def test_limits_are_validated_with_the_key_and_what_is_allowed(key: str, value: 
 
 
 def test_limits_reach_the_cli_process() -> None:
-    from bedrock_lab.emulator import EmulatorConfig
-
     args = EmulatorConfig(header_timeout_s=1.5, body_timeout_s=2.5, idle_timeout_s=3.5, max_json_depth=10).cli_args()
     for flag, value in (("--header-timeout", "1.5"), ("--body-timeout", "2.5"), ("--idle-timeout", "3.5"),
                         ("--max-json-depth", "10")):
@@ -370,3 +369,16 @@ def test_expect_100_continue_is_honoured(emulator: Emulator) -> None:
     s.close()
     status, headers, _ = raw_post(emulator.url, f"{NOVA_PATH}/converse", body, {"Expect": "teapot"})
     assert status == 417 and headers["x-amzn-errortype"].startswith("ValidationException:")
+
+
+def test_binding_beyond_loopback_warns_in_thread_mode() -> None:
+    from bedrock_lab.emulator import beyond_loopback
+    from bedrock_lab.errors import EmulatorError
+
+    assert beyond_loopback("127.0.0.2") is None and beyond_loopback("::1") is None
+    assert beyond_loopback("localhost") is None
+    assert "beyond loopback" in (beyond_loopback("0.0.0.0") or "")
+    # 192.0.2.1 (TEST-NET-1) is no interface of this machine: the warning comes first, then the bind fails, so the
+    # test never listens beyond loopback
+    with pytest.warns(UserWarning, match="beyond loopback"), pytest.raises(EmulatorError):
+        Emulator(EmulatorConfig(host="192.0.2.1"), "thread").start()
