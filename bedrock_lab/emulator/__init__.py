@@ -72,10 +72,11 @@ class EmulatorConfig:
     timing_log: str | os.PathLike[str] | None = None  #: JSON-lines file, one line per request
     max_body_bytes: int = 25_000_000
     event_loop: str = "asyncio"  #: "asyncio" (lowest emit lag), "uvloop" (less CPU) or "auto" (uvloop if installed)
-    header_timeout_s: float = 20.0  #: a request's headers must arrive within this (else 408 and close)
-    body_timeout_s: float = 60.0  #: its body within this of the headers (else 408 and close)
-    idle_timeout_s: float = 75.0  #: an idle keep-alive connection is closed after this
-    max_json_depth: int = 64  #: deeper JSON bodies are malformed input (400)
+    # connection limits: the defaults are the server's own (one source)
+    header_timeout_s: float = ServerSettings.header_timeout_s  #: headers within this of the first byte, else 408
+    body_timeout_s: float = ServerSettings.body_timeout_s  #: body within this of the headers, else 408
+    idle_timeout_s: float = ServerSettings.idle_timeout_s  #: an idle keep-alive connection is closed after this
+    max_json_depth: int = ServerSettings.max_json_depth  #: deeper JSON bodies are malformed input (400)
 
     def validate(self) -> None:
         h = self.host.strip("[]")

@@ -382,3 +382,18 @@ def test_binding_beyond_loopback_warns_in_thread_mode() -> None:
     # test never listens beyond loopback
     with pytest.warns(UserWarning, match="beyond loopback"), pytest.raises(EmulatorError):
         Emulator(EmulatorConfig(host="192.0.2.1"), "thread").start()
+
+
+def test_cli_defaults_are_the_emulator_defaults() -> None:
+    import argparse
+
+    from bedrock_lab.cli import emulator as cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([])
+    cfg = EmulatorConfig()
+    for flag, field in (("header_timeout", "header_timeout_s"), ("body_timeout", "body_timeout_s"),
+                        ("idle_timeout", "idle_timeout_s"), ("max_json_depth", "max_json_depth"),
+                        ("max_queue_ms", "max_queue_ms"), ("max_body_bytes", "max_body_bytes")):
+        assert getattr(args, flag) == getattr(cfg, field), flag
