@@ -14,8 +14,9 @@ Run the analysis of a sweep (outputs/<sweep>) or of any folder of request record
 CSV: summary.csv (per configuration and load: counts, success/throttle/error rates with Wilson intervals,
 goodput, p50/p90/p95/p99 of time to first token, inter-token and end-to-end latency and output speed with
 distribution-free 95% intervals), load.csv and capacity.csv (throughput, Little's law, Universal Scalability
-Law fit, knee, highest load meeting the SLOs), comparisons.csv (tier vs tier with Brunner-Munzel, Holm and
-Benjamini-Hochberg, verdicts) and verdicts.csv (one line per tier pair), costs.csv, quality.csv (warm-up,
+Law fit, knee, highest load meeting the SLOs), comparisons.csv (tier vs tier, or the levels of --compare-by,
+within otherwise equal configurations: ratio of medians with its Bonferroni-simultaneous interval, from which
+alone the verdict is read) and verdicts.csv (one line per pair of levels), costs.csv, quality.csv (warm-up,
 drift, coordinated omission, bimodality), censored.csv (Kaplan-Meier percentiles when requests timed out),
 fits.csv and qq.csv (distribution fits of the largest cell), ecdf.csv, and analysis.json. Prints the executive
 summary. `bedrock-lab report` runs the same analysis (bedrock_lab.stats.analyze) inside the HTML report.
@@ -24,6 +25,7 @@ examples:
   bedrock-lab analyze outputs/demo                  # tables in outputs/demo/tables/
   bedrock-lab analyze outputs/demo --figures        # also the slide figures in outputs/demo/figures/
   bedrock-lab analyze runs/burst-1 --out /tmp/t --slo-ttft 0.5
+  bedrock-lab analyze runs/aa --compare-by run_id   # A/A: two runs of one configuration
 """
 
 
@@ -36,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fit", action="store_true", help="skip the distribution fits (faster)")
     parser.add_argument("--figures", action="store_true", help="also write the slide figures (PNG and SVG)")
     parser.add_argument("--seed", type=int, default=0, help="seed of bootstraps and subsampling")
+    parser.add_argument("--compare-by", default="tier", metavar="COLUMN",
+                        help="record column whose levels are compared within otherwise equal configurations "
+                             "(model, tier, prompt size, users minus COLUMN): tier, run_id, repeat, model, "
+                             "prompt_size or any record column (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
                              "tokens_per_s": args.slo_tokens_per_s, "goodput_target": args.goodput_target})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = an.analyze(data, slo, fit_metric=args.fit_metric, fit=not args.no_fit, seed=args.seed)
+        result = an.analyze(data, slo, fit_metric=args.fit_metric, fit=not args.no_fit, seed=args.seed,
+                            compare_by=args.compare_by)
     out = args.out or Path(args.sweep_dir) / "tables"
     written = an.write_tables(result, out)
     if args.figures:
@@ -56,5 +63,11 @@ def run(args: argparse.Namespace) -> int:
         written += write_slide_figures(result)
     for sentence in executive_summary(result):
         print(f"- {sentence}")
+    if args.compare_by != "tier":
+        why = [n for n in result.notes if args.compare_by in n]
+        print(f"\nComparisons by {args.compare_by} (verdicts read off simultaneous 95% intervals of the ratio of "
+              "medians):" if len(result.verdicts) else f"\nNo comparisons by {args.compare_by}. {' '.join(why)}")
+        for headline, metric in zip(result.verdicts["headline"], result.verdicts["metric"], strict=True):
+            print(f"- {metric}: {headline}")
     print(f"\n{len(written)} files written to {out}" + (" and figures/" if args.figures else ""))
     return 0

@@ -62,8 +62,8 @@ def _users(u: float, kind: str = "users") -> str:
     return f"{int(u)} user" + ("" if int(u) == 1 else "s")
 
 
-def _test_name(test: str) -> str:
-    return {"brunner-munzel": "Brunner-Munzel", "mann-whitney": "Mann-Whitney"}.get(test, test)
+#: how the interval of a comparison's ratio of medians holds, by multiplicity correction (stats.compare)
+_CI_KIND = {"bonferroni": "95% simultaneous CI", "bh": "95% FCR-adjusted CI", "none": "95% CI"}
 
 
 def _cfg(row: Mapping[str, Any], with_size: bool = True) -> str:
@@ -124,7 +124,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
 def _tier_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
     """The largest significant tier effects on median TTFT at the highest load, versus the default tier."""
     comp = analysis.comparisons
-    if comp.empty or analysis.max_users is None:
+    if comp.empty or analysis.max_users is None or analysis.compare_by != "tier":
         return []
     c = comp[(comp["metric"] == "ttft_s") & (comp["users"] == analysis.max_users)
              & ((comp["a"] == "default") | (comp["b"] == "default"))]
@@ -145,18 +145,14 @@ def _tier_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
     out = []
     for significant, _, other, change, lo, hi, r in list(best_per_tier.values())[:limit]:
         verb = "cut" if change < 0 else "raised"
-        p = r.get(f"p_{r.get('correction', 'holm')}", r["p_value"])
+        p = r.get("p_adjusted", r["p_value"])
         p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-        if significant:
+        ci = _CI_KIND.get(str(r.get("correction", "none")), "95% CI")
+        if significant:  # the verdict is read off this interval: it excludes no change
             out.append(
                 f"At {_users(analysis.max_users, analysis.load_kind)}, {other} {verb} median time to first token by {abs(change):.0%} "
-                f"[95% CI {min(abs(lo), abs(hi)):.0%}-{max(abs(lo), abs(hi)):.0%}] versus default for "
-                f"{r['model']} with {r['prompt_size']} prompts ({_test_name(r['test'])}, "
-                f"{r.get('correction', 'holm').replace('bh', 'Benjamini-Hochberg').capitalize()}-adjusted "
-                f"{p_text}){_p95_clause(r)}." if np.sign(lo) == np.sign(hi) else
-                f"At {_users(analysis.max_users, analysis.load_kind)}, {other} changed median time to first token by {change:+.0%} "
-                f"[95% CI {lo:+.0%} to {hi:+.0%}] versus default for {r['model']} with {r['prompt_size']} "
-                f"prompts{_p95_clause(r)}.")
+                f"[{ci} {min(abs(lo), abs(hi)):.0%}-{max(abs(lo), abs(hi)):.0%}] versus default for "
+                f"{r['model']} with {r['prompt_size']} prompts (adjusted {p_text}){_p95_clause(r)}.")
         else:
             out.append(
                 f"For {r['model']} with {r['prompt_size']} prompts at {_users(analysis.max_users, analysis.load_kind)}, no difference in "
@@ -271,9 +267,10 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
         f"Cells hold {n_min:,} to {n_max:,} requests. Percentile intervals are distribution-free (order "
         "statistics); a two-sided 95% interval needs at least 6 requests for p50, 72 for p95 and 368 for p99"
         + (f", so {few_p99} cell(s) have no p99 interval." if few_p99 else "."),
-        "Comparisons between tiers use the Brunner-Munzel test with Holm correction across the grid; effects "
-        "are ratios of medians with bootstrap 95% intervals, and 'no difference detected' states the smallest "
-        "effect the data could have detected.",
+        "Comparisons between tiers are ratios of medians with intervals that hold simultaneously at 95% over "
+        "the whole grid (Bonferroni); a verdict is read off its interval alone (faster only when the whole "
+        "interval lies on one side of 1), and 'no difference detected' states the smallest effect the data "
+        "could have detected.",
         "Throughput is successful requests per second over each cell's wall time; the Universal Scalability "
         "Law fit and the knee describe how it scales with users, and Little's law flags cells where the client, "
         "not the service, limited concurrency.",
@@ -407,12 +404,12 @@ def comparison_table(analysis: Analysis, metric: str = "ttft_s") -> pd.DataFrame
     if comp.empty:
         return pd.DataFrame({"note": ["only one service tier in this sweep: no tier comparison"]})
     c = comp[comp["metric"] == metric].sort_values(["model", "prompt_size", "users", "a", "b"])
-    p_col = "p_" + str(c["correction"].iloc[0]) if "correction" in c and len(c) else "p_value"
-    p_col = p_col if p_col in c else "p_value"
+    p_col = "p_adjusted" if "p_adjusted" in c else "p_value"
+    ci = _CI_KIND.get(str(c["correction"].iloc[0]) if "correction" in c and len(c) else "none", "95% CI")
     return pd.DataFrame({
         "model": c["model"], "prompt": c["prompt_size"], "load": c["users"].map(lambda u: _users(u, analysis.load_kind)),
         "A vs B": c["a"] + " vs " + c["b"],
-        "median A / median B [95% CI]": [f"{r:.2f} [{lo:.2f}-{hi:.2f}]" for r, lo, hi in
+        f"median A / median B [{ci}]": [f"{r:.2f} [{lo:.2f}-{hi:.2f}]" for r, lo, hi in
                                          zip(c["ratio"], c["ratio_lo"], c["ratio_hi"], strict=True)],
         "P(A slower) (VDA)": c["vda"].map(lambda v: f"{v:.2f}"),
         "adjusted p": c[p_col].map(lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"),

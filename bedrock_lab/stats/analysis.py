@@ -207,9 +207,9 @@ class Analysis:
     summary: pd.DataFrame  #: per KEYS: counts, rates, goodput, mean and p50-p99 with CIs per metric
     load: pd.DataFrame  #: per configuration and users: throughput, Little's law, goodput
     capacity: pd.DataFrame  #: per configuration: USL fit, knee, highest users meeting the SLOs
-    comparisons: pd.DataFrame  #: tier vs tier at the same model, prompt size and users
+    comparisons: pd.DataFrame  #: levels of ``compare_by`` (default tier) compared within the other KEYS
     costs: pd.DataFrame  #: per configuration: mean tokens, cost per 1k requests
-    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  #: ``comparisons`` rolled up per tier pair
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  #: ``comparisons`` rolled up per pair of levels
     fits: pd.DataFrame = field(default_factory=pd.DataFrame)  #: distribution fits of the chosen cell
     qq: pd.DataFrame = field(default_factory=pd.DataFrame)  #: QQ points of the best fit
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)  #: warm-up, drift, lag, bimodality per cell
@@ -219,6 +219,7 @@ class Analysis:
     load_kind: str = "users"  #: "users" (closed loop) or "rate" (open loop: ``users`` holds requests/s)
     fit_cell: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    compare_by: str = "tier"  #: the column whose levels ``comparisons`` compares
 
     #: the tables :func:`write_tables` writes (when not empty)
     TABLES: ClassVar[tuple[str, ...]] = ("summary", "load", "capacity", "comparisons", "verdicts", "costs",
@@ -309,7 +310,7 @@ def _as_slo(data: SweepData, slo: SLO | Mapping[str, Any] | None) -> SLO:
 
 def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None = None, *,
             fit_metric: str = "ttft_s", fit: bool = True, compare_metrics: Sequence[str] = ("ttft_s", "e2e_s"),
-            trim_warmup: bool = False, seed: int = 0) -> Analysis:
+            trim_warmup: bool = False, compare_by: str = "tier", seed: int = 0) -> Analysis:
     """Run every statistic of the report on a loaded sweep (:func:`load_sweep_data`) or a records DataFrame.
 
     ``slo``: an :class:`SLO` as it is; a mapping overrides the sweep file's ``slo:`` section (None keeps a
@@ -317,12 +318,16 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
     note in :attr:`Analysis.notes` rather than failing the whole report. ``trim_warmup`` drops each cell's
     MSER-5 warm-up before anything is computed (reported in :attr:`Analysis.warmup`; off by default, the
     report shows every request). For an open-loop sweep ``data.records["users"]`` becomes the arrival rate.
+    ``compare_by`` names the record column whose levels are compared (:func:`comparison_strata`): "tier" (the
+    default), "run_id", "repeat", "model", "prompt_size"...; an unknown column raises :class:`StatsError`.
     """
     data = _as_sweep(data)
     slo = _as_slo(data, slo)
     kind = load_kind(data.records)
     data.records = normalize_load(data.records)
-    rec = data.records[[c for c in ANALYSIS_COLUMNS if c in data.records.columns]].copy()  # slim: fast groupbys
+    strata = comparison_strata(data.records, compare_by)
+    wanted = dict.fromkeys([*ANALYSIS_COLUMNS, compare_by])
+    rec = data.records[[c for c in wanted if c in data.records.columns]].copy()  # slim: fast groupbys
     notes: list[str] = list(data.reader_notes)
     warm = pd.DataFrame()
     if trim_warmup:
@@ -341,12 +346,13 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
         notes.append(f"A configuration also needs an error rate of at most {max_err:.1%} to meet the SLOs "
                      "(sweep file slo.error_rate_max).")
     comparisons = pd.DataFrame()
-    if rec["tier"].nunique() > 1 and compare_metrics:
+    if rec[compare_by].nunique(dropna=False) > 1 and compare_metrics:
         try:
-            comparisons = compare_grid(rec, "tier", compare_metrics, within=["model", "prompt_size", "users"],
-                                       seed=seed)
+            comparisons = compare_grid(rec, compare_by, compare_metrics, within=strata, seed=seed)
         except StatsError as exc:
-            notes.append(f"tier comparisons skipped: {exc}")
+            notes.append(f"comparisons by {compare_by} skipped: {exc}")
+    elif compare_by != "tier" and compare_metrics:
+        notes.append(f"no comparisons by {compare_by}: every record has the same value")
     costs = cost_table(rec)
     try:
         quality = quality_flags(rec, by=list(KEYS), metric="e2e_s")
@@ -363,10 +369,25 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
     analysis = Analysis(data=data, slo=slo, summary=summary, load=load, capacity=capacity,
                         comparisons=comparisons, verdicts=verdict_summary(comparisons), costs=costs,
                         quality=quality, censored=censored, warmup=warm, ecdf=_ecdf_table(rec), notes=notes,
-                        load_kind=kind)
+                        load_kind=kind, compare_by=compare_by)
     if fit:
         _fit_chosen_cell(analysis, fit_metric, seed)
     return analysis
+
+
+#: label columns that are functions of a record column: comparing by the column makes them constant per level
+_DERIVED_KEYS: dict[str, tuple[str, ...]] = {"model_id": ("model",), "tier_requested": ("tier",),
+                                             "config": ("model", "tier", "prompt_size"), "rate_rps": ("users",)}
+
+
+def comparison_strata(records: pd.DataFrame, compare_by: str) -> list[str]:
+    """The KEYS that hold a comparison by ``compare_by`` equal: KEYS minus the column (and the labels derived
+    from it, e.g. ``model`` for ``model_id``), so only otherwise equal configurations are compared."""
+    if compare_by not in records.columns:
+        raise StatsError(f"cannot compare by {compare_by!r}: the records have no such column; columns: "
+                         + ", ".join(sorted(map(str, records.columns))))
+    drop = {compare_by, *_DERIVED_KEYS.get(compare_by, ())}
+    return [k for k in KEYS if k not in drop]
 
 
 def _ecdf_table(rec: pd.DataFrame) -> pd.DataFrame:
@@ -433,7 +454,8 @@ def write_tables(analysis: Analysis, folder: str | os.PathLike[str]) -> list[Pat
         path = out / f"{name}.csv"
         table.to_csv(path, index=False)
         written.append(path)
-    meta = {"slo": analysis.slo.as_dict(), "by": list(KEYS), "load_kind": analysis.load_kind,
+    meta = {"slo": analysis.slo.as_dict(), "by": list(KEYS), "compare_by": analysis.compare_by,
+            "load_kind": analysis.load_kind,
             "fit_cell": analysis.fit_cell, "notes": analysis.notes, "records": len(analysis.records),
             "tables": [p.stem for p in written], "python": platform.python_version()}
     path = out / "analysis.json"

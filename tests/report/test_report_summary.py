@@ -16,7 +16,7 @@ def test_executive_summary_has_numbers_and_intervals(analysis) -> None:  # type:
     text = summary.executive_summary(analysis)
     joined = " ".join(text)
     assert "2,880 requests" in joined
-    assert re.search(r"\[95% CI \d+%-\d+%\] versus default", joined)  # a tier effect with its interval
+    assert re.search(r"\[95% simultaneous CI \d+%-\d+%\] versus default", joined)  # a tier effect, its interval
     assert re.search(r"Flex was throttled on \d+\.\d% \[95% CI", joined)
     assert "per 1k requests" in joined
 

@@ -46,7 +46,7 @@ def test_analyze_produces_every_table(analysis: Analysis, tmp_path: Path) -> Non
     assert len(a.summary) == 27 and a.summary[list(KEYS)].drop_duplicates().shape[0] == 27
     comp = a.comparisons
     assert set(comp["factor"]) == {"tier"} and set(comp["metric"]) == {"ttft_s", "e2e_s"}
-    assert comp["verdict"].str.len().gt(0).all() and (comp["p_holm"] >= comp["p_value"]).all()
+    assert comp["verdict"].str.len().gt(0).all() and (comp["p_adjusted"] >= comp["p_value"]).all()
     v = a.verdicts.set_index(["factor", "a", "b", "metric"])
     assert len(v) == 6  # 3 tier pairs x 2 metrics
     assert v.loc[("tier", "default", "priority", "ttft_s"), "headline"].startswith("priority faster")
