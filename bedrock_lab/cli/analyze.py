@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bedrock_lab.cli._slo import add_slo_arguments
+
+if TYPE_CHECKING:
+    from bedrock_lab.stats.analysis import Analysis
 
 SUMMARY = "run the statistical analysis of a sweep or records folder"
 DESCRIPTION = """\
@@ -64,10 +68,26 @@ def run(args: argparse.Namespace) -> int:
     for sentence in executive_summary(result):
         print(f"- {sentence}")
     if args.compare_by != "tier":
-        why = [n for n in result.notes if args.compare_by in n]
-        print(f"\nComparisons by {args.compare_by} (verdicts read off simultaneous 95% intervals of the ratio of "
-              "medians):" if len(result.verdicts) else f"\nNo comparisons by {args.compare_by}. {' '.join(why)}")
-        for headline, metric in zip(result.verdicts["headline"], result.verdicts["metric"], strict=True):
-            print(f"- {metric}: {headline}")
+        _print_comparisons(result, args.compare_by)
     print(f"\n{len(written)} files written to {out}" + (" and figures/" if args.figures else ""))
     return 0
+
+
+def _print_comparisons(result: Analysis, by: str) -> None:
+    """Each comparison with its interval and verdict (a handful, e.g. an A/A), else one headline per pair."""
+    comp = result.comparisons
+    if comp.empty:
+        why = " ".join(n for n in result.notes if by in n)
+        print(f"\n{why or f'no comparisons by {by}'}")
+        return
+    print(f"\nComparisons by {by}: median A / median B with its simultaneous 95% interval; the verdict is read "
+          "off the interval")
+    if len(comp) > 12:
+        for headline, metric in zip(result.verdicts["headline"], result.verdicts["metric"], strict=True):
+            print(f"- {metric}: {headline}")
+        return
+    strata = [k for k in ("model", "tier", "prompt_size", "users") if k in comp and k != by]
+    for _, r in comp.iterrows():
+        where = " / ".join(str(r[k]) for k in strata)
+        print(f"- {r['metric']} ({where}): {r['a']} vs {r['b']} = {r['ratio']:.3f} "
+              f"[{r['ratio_lo']:.3f}-{r['ratio_hi']:.3f}]: {r['verdict']}")
