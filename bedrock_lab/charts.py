@@ -365,6 +365,44 @@ def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: in
     )
 
 
+def timeline_chart(records: pd.DataFrame, *, max_points: int = MAX_POINTS, seed: int = 0,
+                   title: str = "Latency of each request over time") -> alt.Chart:
+    """TTFT and end-to-end latency of each request against its start, errors as crosses (zoom and pan).
+
+    Warm-up, drift and bursts of throttling show here and in no distribution. The x axis is seconds since the
+    first request (epoch seconds read badly); above ``max_points`` a seeded sample is drawn and the subtitle says so.
+    """
+    if "start" not in records:
+        raise ReportError("timeline: the records have no start column")
+    df = records.assign(t_s=pd.to_numeric(records["start"], errors="coerce") - records["start"].min())
+    df = df.assign(status=df["status"].astype(str) if "status" in df else "ok",
+                   error_kind=df["error_kind"].fillna("").astype(str) if "error_kind" in df else "")  # fmt: skip
+    metrics = [m for m in ("ttft_s", "e2e_s") if m in df]
+    long = df.melt(id_vars=["t_s", "status", "error_kind"], value_vars=metrics, var_name="metric",
+                   value_name="seconds").dropna(subset=["seconds", "t_s"])  # fmt: skip
+    long["metric"] = long["metric"].map(_label)
+    n = len(long)
+    if n > max_points:
+        long = long.sample(n=max_points, random_state=seed)
+    _check_rows(long, "timeline")
+    subtitle = f"{len(df)} requests" + (f"; a sample of {max_points} of {n} points" if n > max_points else "")
+    return (
+        alt.Chart(long).mark_point(filled=True, size=28, opacity=0.7)
+        .encode(
+            x=alt.X("t_s:Q", title="time since the first request (s)"),
+            y=alt.Y("seconds:Q", title="latency (s)"),
+            color=alt.Color("metric:N", title=None),
+            shape=alt.Shape("status:N", title="status",
+                            scale=alt.Scale(domain=["ok", "error"], range=["circle", "cross"])),
+            tooltip=[alt.Tooltip("t_s:Q", title="start (s)", format=".2f"), "metric:N",
+                     alt.Tooltip("seconds:Q", title="latency (s)", format=".3f"), "status:N",
+                     alt.Tooltip("error_kind:N", title="error")],
+        )
+        .properties(width=640, height=260, title=alt.Title(title, subtitle=subtitle))
+        .interactive()
+    )
+
+
 # ---------------------------------------------------------------- slide set (public examples)
 
 

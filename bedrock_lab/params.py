@@ -25,6 +25,7 @@ from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
 from bedrock_lab.cellspec import CellSettings
 from bedrock_lab.errors import BedrockLabError, ConfigError
+from bedrock_lab.paths import project_root
 from bedrock_lab.tokens import count_request
 
 #: cross-region inference profile prefixes ("" = the plain in-region model id)
@@ -483,8 +484,8 @@ def estimate_input_tokens(workload: str, size: str, prompts_dir: str | os.PathLi
 
 
 def repo_root() -> Path:
-    """The checkout this package lives in (params/ and notebooks/ are resolved from here)."""
-    return Path(__file__).resolve().parents[1]
+    """The checkout this package lives in (params/ and notebooks/ are resolved from here): ``paths.project_root``."""
+    return project_root()
 
 
 def validate_against_catalog(config: SweepConfig, catalog: Any) -> None:

@@ -1,12 +1,5 @@
 # ---
 # jupyter:
-#   jupytext:
-#     cell_metadata_filter: -papermill,-execution
-#     formats: py:percent
-#     notebook_metadata_filter: -papermill
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
 #     display_name: Python (bedrock-lab)
 #     language: python
@@ -20,12 +13,14 @@
 # `bedrock_lab.stats.analyze` (the same analysis as `bedrock-lab analyze`) and shows the executive summary,
 # recommendations, figures, methods, environment and a per-cell appendix. `bedrock-lab report outputs/<sweep>`
 # executes this notebook with papermill and exports it to `outputs/<sweep>/report.html` without the code;
-# `bedrock-lab analyze` writes the tables only. `papermill --help-notebook notebooks/analysis.py` lists the
-# parameters. This notebook only calls the library; cells tagged `remove_cell` (like this one) are left out of
-# the HTML report.
+# `bedrock-lab analyze` writes the tables only. Relative folders (`sweep_dir`, `records_dir`, `out_dir`) are
+# taken from the repository root, so Run All works the same in JupyterLab (kernel in `notebooks/`), from the
+# root and under papermill. `bedrock-lab notebooks` lists the parameters; `bedrock-lab notebooks --ipynb` writes
+# `outputs/notebooks/analysis.ipynb` for `papermill` itself. This notebook only calls the library; cells tagged
+# `remove_cell` (like this one) are left out of the HTML report.
 
 # %% tags=["parameters"]
-sweep_dir: str = "outputs/demo"  # sweep folder outputs/SWEEP with cells/*/records, plan.json, manifest.json
+sweep_dir: str = "outputs/demo"  # sweep folder (relative: to the repo root) with cells/*/records, plan.json
 records_dir: str = ""  # optional: read the records from this folder instead of SWEEP/cells
 out_dir: str = ""  # folder for tables/ and figures/; empty: the sweep folder
 slo_ttft_s: float = 0.0  # SLO: max time to first token in s; 0: the sweep file's slo, else 1.0
@@ -41,21 +36,21 @@ seed: int = 0  # seed of bootstraps and subsampling
 
 # %%
 import warnings
-from pathlib import Path
 
 from IPython.display import HTML, display
 
+from bedrock_lab.paths import resolve
 from bedrock_lab.report import figures, summary
 from bedrock_lab.report.offline import enable_offline_renderer
 from bedrock_lab.stats import analysis as an
 
 warnings.filterwarnings("ignore")
 enable_offline_renderer(fallback=chart_fallback)  # type: ignore[arg-type]
-data = an.load_sweep_data(sweep_dir, records_dir=records_dir or None)
+data = an.load_sweep_data(resolve(sweep_dir), records_dir=resolve(records_dir) if records_dir else None)
 slo = an.slo_from(data, {"ttft_s": slo_ttft_s or None, "e2e_s": slo_e2e_s or None, "itl_s": slo_itl_s or None,
                          "tokens_per_s": slo_tokens_per_s or None, "goodput_target": goodput_target or None})
 result = an.analyze(data, slo, fit_metric=fit_metric, compare_metrics=("ttft_s",), seed=seed)
-out = Path(out_dir or sweep_dir)
+out = resolve(out_dir or sweep_dir)
 if write_tables:
     an.write_tables(result, out / "tables")
 if write_figures:

@@ -1,10 +1,5 @@
 # ---
 # jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
 #     display_name: Python (bedrock-lab)
 #     language: python
@@ -19,7 +14,10 @@
 #
 # The sweep runner (`bedrock-lab sweep ...`) executes this notebook with papermill, once per cell. Run it by
 # hand in JupyterLab to try one cell: with the defaults below it starts a private emulator and takes a few
-# seconds. `papermill --help-notebook notebooks/cell.py` lists the parameters. Credentials are never
+# seconds. Relative paths (`out_dir`) are taken from the repository root, wherever the notebook runs.
+# `bedrock-lab sweep --help-notebook` lists the parameters; to call papermill yourself, `bedrock-lab notebooks
+# --ipynb` writes `outputs/notebooks/cell.ipynb`, then `papermill --help-notebook outputs/notebooks/cell.ipynb`
+# and `papermill outputs/notebooks/cell.ipynb outputs/manual/cell.ipynb -p users 8`. Credentials are never
 # parameters: for AWS give a region and, optionally, a named profile.
 
 # %% tags=["parameters"]
@@ -27,7 +25,7 @@
 cell_id: str = "manual"  # sweep cell id; labels every record
 sweep: str = ""  # sweep name ("" when run by hand)
 run_id: str = ""  # run id of this attempt (the sweep runner sets it; "": a random one)
-out_dir: str = "../outputs/manual/cells/manual"  # folder for records/ and summary.json
+out_dir: str = "outputs/manual/cells/manual"  # folder for records/ and summary.json (relative: to the repo root)
 target_kind: str = "emulator"  # emulator | aws
 endpoint_url: str = ""  # emulator URL; "" with emulator starts a private one for this notebook
 region: str = "us-east-1"  # AWS region (aws target only)
@@ -58,19 +56,19 @@ min_success_rate: float = 0.5  # the cell fails when fewer of its non-throttled 
 seed: int = 0  # random seed of the workload and arrivals
 
 # %%
-import json
-
 from bedrock_lab.cellspec import CellSpec
+from bedrock_lab.paths import resolve
 from bedrock_lab.sweep import run_cell
 
+folder = resolve(out_dir)  # the same folder from the repo root, notebooks/ (JupyterLab) or papermill
 summary = run_cell(
-    cell_id=cell_id, sweep=sweep, run_id=run_id, out_dir=out_dir, target_kind=target_kind,
+    cell_id=cell_id, sweep=sweep, run_id=run_id, out_dir=folder, target_kind=target_kind,
     endpoint_url=endpoint_url, region=region, profile=profile, yes=yes,
     **{name: globals()[name] for name in CellSpec.model_fields},  # the cell's settings, as declared above
 )  # fmt: skip
 stats = summary["stats"]
 print(f"{cell_id}: {stats['requests']} requests, {stats['ok']} ok, {stats['errors']} errors "
-      f"{stats['errors_by_kind'] or ''} in {stats['wall_s'] or 0:.1f}s")  # fmt: skip
+      f"{stats['errors_by_kind'] or ''} in {stats['wall_s'] or 0:.1f}s -> {folder}")  # fmt: skip
 
 # %% [markdown]
 # ## Summary
@@ -78,39 +76,23 @@ print(f"{cell_id}: {stats['requests']} requests, {stats['ok']} ok, {stats['error
 # %%
 import pandas as pd
 
-rows = {k: v for k, v in stats.items() if not isinstance(v, dict)}
-pd.Series(rows, name=cell_id).to_frame()
+# object dtype: counts stay integers (32, not 32.000000) next to the latencies in seconds
+pd.Series({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items() if not isinstance(v, dict)},
+          dtype=object, name=cell_id).to_frame()  # fmt: skip
 
 # %% [markdown]
 # ## Latency of each request over time
-# Time to first token and end-to-end latency against the request's start, errors in red.
+# Time to first token and end-to-end latency against the request's start, errors as crosses (drag to pan,
+# scroll to zoom).
 
 # %%
-import altair as alt
+from IPython.display import display
 
+from bedrock_lab.charts import timeline_chart
 from bedrock_lab.records import load_records
+from bedrock_lab.report.offline import enable_offline_renderer
 
-df = load_records(f"{out_dir}/records")
-if chart and len(df):
-    df["t_s"] = df["start"] - df["start"].min()
-    long = df.melt(id_vars=["t_s", "status"], value_vars=["ttft_s", "e2e_s"], var_name="metric",
-                   value_name="seconds").dropna(subset=["seconds"])  # fmt: skip
-    chart = (
-        alt.Chart(long.head(5000))
-        .mark_circle(size=30, opacity=0.7)
-        .encode(
-            x=alt.X("t_s:Q", title="request start (s)"),
-            y=alt.Y("seconds:Q", title="latency (s)"),
-            color=alt.Color("metric:N"),
-            shape=alt.Shape("status:N"),
-            tooltip=["metric", "seconds", "status"],
-        )
-        .properties(width=520, height=260, title=f"{cell_id}")
-    )
-    try:
-        import vl_convert as vlc
-        from IPython.display import SVG, display
-
-        display(SVG(vlc.vegalite_to_svg(chart.to_dict())))  # static: renders offline and in any export
-    except Exception:  # a chart is a nicety; the records and summary are already written
-        print(json.dumps(rows, indent=1, default=str)[:2000])
+records = load_records(folder / "records")
+if chart and len(records):
+    enable_offline_renderer()  # interactive, with no network; a static picture inside until it draws
+    display(timeline_chart(records, title=f"{cell_id}: latency of each request over time"))

@@ -1,10 +1,5 @@
 # ---
 # jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
 #     display_name: Python (bedrock-lab)
 #     language: python
@@ -18,6 +13,7 @@
 # runs every cell of the grid as a papermill-executed notebook into `outputs/<sweep>/`, and loads the results.
 # Re-running with `resume = True` skips the cells already done. A sweep against AWS asks for confirmation in
 # the terminal; from a notebook set `yes = True` after reading the plan (`dry_run = True` shows only the plan).
+# Relative paths are taken from the repository root, wherever the notebook runs.
 
 # %% tags=["parameters"]
 sweep_file: str = "params/sweeps/demo.yaml"  # sweep file, relative to the repository root
@@ -28,15 +24,12 @@ yes: bool = False  # confirm an AWS run (spends money)
 only: str = ""  # comma-separated cell ids or globs to run ("": all)
 
 # %%
-from pathlib import Path
+from IPython.display import display
 
-from bedrock_lab.params import repo_root
+from bedrock_lab.paths import resolve
 from bedrock_lab.sweep import load_sweep, results_table, run_sweep
 
-root = repo_root()
-path = Path(sweep_file) if Path(sweep_file).is_absolute() else root / sweep_file
-out_root = Path(out) if Path(out).is_absolute() else root / out
-result = run_sweep(path, out=out_root, dry_run=dry_run, resume=resume, yes=yes,
+result = run_sweep(resolve(sweep_file), out=resolve(out), dry_run=dry_run, resume=resume, yes=yes,
                    only=[s.strip() for s in only.split(",") if s.strip()] or None)  # fmt: skip
 
 # %% [markdown]
@@ -47,7 +40,7 @@ if not dry_run:
     table = results_table(result.out_dir)
     columns = ["cell_id", "status", "tier", "prompt_size", "users", "requests", "error_rate", "ttft_p50_s",
                "ttft_p95_s", "e2e_p50_s", "e2e_p95_s", "output_tokens_per_s", "cost_usd"]  # fmt: skip
-    display(table[[c for c in columns if c in table]])  # noqa: F821 - IPython's display
+    display(table[[c for c in columns if c in table]])
 
 # %% [markdown]
 # ## Median time to first token by tier and load
@@ -56,5 +49,5 @@ if not dry_run:
 if not dry_run:
     df = load_sweep(result.out_dir)
     ok = df[df["status"] == "ok"]
-    display(ok.pivot_table(index=["prompt_size", "users"], columns="tier_requested", values="ttft_s",  # noqa: F821
+    display(ok.pivot_table(index=["prompt_size", "users"], columns="tier_requested", values="ttft_s",
                            aggfunc="median").round(3))  # fmt: skip

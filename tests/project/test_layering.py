@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "bedrock_lab"
-BASE = {"errors", "_version", "_files", "_net", "_money", "tokens"}
+BASE = {"errors", "_version", "_files", "_net", "_money", "paths", "tokens"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_version": set(),
     "_files": set(),
     "_net": {"errors"},
     "_money": set(),
+    "paths": set(),
     "tokens": set(),
     "catalog": BASE,
     "cellspec": BASE | {"catalog"},
