@@ -22,6 +22,7 @@ from bedrock_lab.stats.analysis import (
     Analysis,
     SweepData,
     analyze,
+    comparison_strata,
     cost_table,
     error_rate_max,
     load_sweep_data,
@@ -36,13 +37,16 @@ from bedrock_lab.stats.compare import (
     compare_grid,
     compare_many,
     compare_two,
+    decide,
+    interval_verdict,
+    log_median_se,
     smallest_detectable_effect,
     vargha_delaney_a,
     verdict_summary,
 )
 from bedrock_lab.stats.fits import DEFAULT_DISTS, DIST_NAMES, Fit, fit_distributions, fit_one, gof, qq_data
 from bedrock_lab.stats.labels import label_records, short_model
-from bedrock_lab.stats.multiple import adjust, benjamini_hochberg, holm
+from bedrock_lab.stats.multiple import adjust, benjamini_hochberg, bonferroni, holm, interval_levels
 from bedrock_lab.stats.quality import bimodality_coefficient, mser_truncation, quality_flags, warmup_trim
 from bedrock_lab.stats.quantiles import (
     DEFAULT_QUANTILES,
@@ -64,11 +68,13 @@ from bedrock_lab.stats.synthetic import synthetic_records
 __all__ = [
     "CONFIG_COLUMNS", "DEFAULT_DISTS", "DEFAULT_QUANTILES", "DIST_NAMES", "HIGHER_IS_BETTER", "KEYS", "METRICS",
     "SLO", "Analysis", "Comparison", "Fit", "QuantileEstimate", "SweepData", "USLFit",
-    "adjust", "analyze", "benjamini_hochberg", "bimodality_coefficient", "bootstrap_quantiles", "censored_fit",
-    "censored_sample", "censored_summary", "compare_grid", "compare_many", "compare_two", "completion_rate",
-    "cost_table", "early_stopping_min_passing", "early_stopping_min_queries", "early_stopping_overlatency",
-    "ecdf_points", "error_rate_max", "fit_distributions", "fit_one", "fit_usl", "gof", "goodput", "holm",
-    "km_quantiles", "knee", "label_records", "load_sweep_data", "load_table", "meets_slo", "min_samples_for_ci",
+    "adjust", "analyze", "benjamini_hochberg", "bimodality_coefficient", "bonferroni", "bootstrap_quantiles",
+    "censored_fit", "censored_sample", "censored_summary", "compare_grid", "compare_many", "compare_two",
+    "comparison_strata", "completion_rate", "cost_table", "decide", "early_stopping_min_passing",
+    "early_stopping_min_queries", "early_stopping_overlatency", "ecdf_points", "error_rate_max",
+    "fit_distributions", "fit_one", "fit_usl", "gof", "goodput", "holm", "interval_levels", "interval_verdict",
+    "km_quantiles", "knee", "label_records", "load_sweep_data", "load_table", "log_median_se", "meets_slo",
+    "min_samples_for_ci",
     "mser_truncation", "outcome_rates", "qq_data", "quality_flags", "quantile_ci", "quantile_table",
     "saturation", "short_model", "slo_from", "smallest_detectable_effect", "summarize", "summary_table",
     "synthetic_records", "tokens_per_second", "vargha_delaney_a", "verdict_summary", "warmup_trim",
