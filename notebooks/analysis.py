@@ -116,7 +116,8 @@ for name in ("throughput_vs_users", "error_rates"):
 # %% [markdown]
 # ## Tier comparisons
 #
-# Each service tier against the others at the same model, prompt size and load (time to first token).
+# Each service tier against the others at the same model, prompt size and load (time to first token). The
+# intervals of the median ratio hold simultaneously over the whole table, and each verdict is read off its interval.
 
 # %%
 display(HTML(summary.html_table(summary.comparison_table(result))))
