@@ -14,7 +14,8 @@ SWEEP  ?= params/sweeps/demo.yaml
 help:
 	@echo "make demo   run the demo sweep on the embedded emulator and write an HTML report"
 	@echo "make test   run the whole test suite (lint included)"
-	@echo "make lab    open JupyterLab at the repo root (notebooks/ open as notebooks)"
+	@echo "make lab    JupyterLab at the repo root (notebooks/ open as notebooks); prints its URL; works as root"
+	@echo "            NO_BROWSER=1: do not open a browser; LAB_PORT=8890: another port (default 8888)"
 	@echo "make setup  only create .venv and install the project"
 
 setup: $(STAMP)
@@ -35,8 +36,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+LAB_PORT ?= 8888
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=.
+	$(BIN)/bedrock-lab lab --port $(LAB_PORT) $(if $(NO_BROWSER),--no-browser)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -96,5 +96,6 @@ requests_table = df.sort_values("start").assign(t_s=df["start"] - df["start"].mi
 columns = ["t_s", "status", "error_kind", "tier_served", "ttft_s", "e2e_s", "itl_mean_s", "input_tokens",
            "output_tokens", "retries"]  # fmt: skip
 requests_table = requests_table[columns].astype(
-    {"input_tokens": "Int64", "output_tokens": "Int64", "retries": "Int64"}).round(3).reset_index(drop=True)
+    {"input_tokens": "Int64", "output_tokens": "Int64", "retries": "Int64"}).round(3).fillna({"error_kind": ""})
+requests_table = requests_table.reset_index(drop=True)
 requests_table.head(20)

@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("bedrock_lab.cli.analyze", "run the statistical analysis of a sweep or records folder"),
     "report": ("bedrock_lab.cli.report", "write the offline stakeholder HTML report of a sweep"),
     "demo": ("bedrock_lab.cli.demo", "the main job: demo sweep on the emulator -> analysis -> HTML report"),
+    "lab": ("bedrock_lab.cli.lab", "start JupyterLab at the repository root (as root too; --no-browser)"),
+    "notebooks": ("bedrock_lab.cli.notebooks", "list the notebooks and their parameters; .ipynb twins for papermill"),
 }
 
 EPILOG = """\
