@@ -26,6 +26,7 @@ from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
 from bedrock_lab.cellspec import CellSettings
 from bedrock_lab.errors import BedrockLabError, ConfigError
 from bedrock_lab.paths import project_root
+from bedrock_lab.prompts import is_prompt_path, read_prompt_file
 from bedrock_lab.tokens import count_request
 
 #: cross-region inference profile prefixes ("" = the plain in-region model id)
@@ -202,6 +203,19 @@ def _env_models(v: str) -> dict[str, Any]:
     return out
 
 
+def _env_prompts_file(v: str) -> dict[str, Any]:
+    """A prompt file typed on a command line or in the environment: absolute, because cells run in their folders."""
+    path = Path(v.strip()).expanduser()
+    if not is_prompt_path(path):
+        raise ValueError("a prompt file ends in .json, .yaml or .yml")
+    return {"cell.workload": str(path.resolve())}
+
+
+def _env_results_dir(v: str) -> dict[str, Any]:
+    name = Path(v.strip()).expanduser().resolve().name
+    return {"name": name}
+
+
 def _env_ints(key: str) -> Any:
     def parse(v: str) -> dict[str, Any]:
         return {key: [int(x) for x in _csv(v)]}
@@ -222,7 +236,123 @@ ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
     "MAX_TOKENS": ("cell.max_tokens", lambda v: {"cell.max_tokens": int(v)}),
     "REPEATS": ("grid.repeats", lambda v: {"grid.repeats": int(v)}),
     "BUDGET_USD": ("budget_usd", lambda v: {"budget_usd": float(v)}),
+    # the AWS tier-sweep sample's own (docs/migration.md)
+    "PROMPTS_FILE": ("cell.workload (a prompt file: the sample's prompts.json, or a params/prompts YAML file)",
+                     _env_prompts_file),
+    "RESULTS_DIR": ("the sweep folder: its last part is the sweep name; bedrock-lab sweep writes exactly there",
+                    _env_results_dir),
 }  # fmt: skip
+
+#: the AWS tier-sweep sample's run_tests.py flags (and our additions) -> the environment variable whose meaning and
+#: parser they share; ``bedrock-lab sweep`` accepts them and they override the file and the environment
+SAMPLE_FLAGS: dict[str, str] = {
+    "--model-id": "BASE_MODEL_ID", "--region-prefixes": "REGION_PREFIXES", "--service-tiers": "SERVICE_TIERS",
+    "--prompt-sizes": "PROMPT_SIZES", "--user-counts": "USER_COUNTS", "--test-duration": "TEST_DURATION",
+    "--max-tokens": "MAX_TOKENS", "--results-dir": "RESULTS_DIR", "--prompts-file": "PROMPTS_FILE",
+}  # fmt: skip
+#: flags of ``bedrock-lab sweep`` with no environment twin: flag -> (what it sets, parser)
+FLAG_OVERRIDES: dict[str, tuple[str, Any]] = {
+    "--name": ("name (the sweep's folder OUT/NAME)", lambda v: {"name": v.strip()}),
+    "--target": ("target.kind (emulator | aws)", lambda v: {"target.kind": v.strip()}),
+    "--region": ("target.region (an AWS region)", lambda v: {"target.region": v.strip()}),
+    "--spawn-rate": ("cell.ramp_s = the largest user count / spawn rate (users started per second)",
+                     lambda v: {"cell.ramp_s": _positive(v)}),
+}  # fmt: skip
+#: what the sample's --include-failures / INCLUDE_FAILURES=true asks, and what bedrock-lab does instead
+INCLUDE_FAILURES_NOTE = (
+    "bedrock-lab always records failed requests (with their latencies) and counts them in error rates and goodput; "
+    "a sweep's latency percentiles exclude them (timeouts enter the censored percentiles), so the sample's "
+    "--include-failures / INCLUDE_FAILURES=true changes nothing in the run: for percentiles that include failures, "
+    "use bedrock_lab.stats.summarize(records, include_failures=True)"
+)
+#: variables of the sample's locustfile.py (one Locust run) that a sweep does not read -> what to use instead
+SAMPLE_LOCUST_ENV: dict[str, str] = {
+    "REGION_PREFIX": "REGION_PREFIXES or --region-prefixes (one run: bedrock-lab locust --model PREFIX.MODEL)",
+    "SERVICE_TIER": "SERVICE_TIERS or --service-tiers (one run: bedrock-lab locust --tier TIER)",
+    "PROMPT_SIZE": "PROMPT_SIZES or --prompt-sizes (one run: bedrock-lab locust --prompt-size SIZE)",
+}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def _positive(v: str) -> float:
+    x = float(v)
+    if not x > 0:
+        raise ValueError("must be > 0")
+    return x
+
+
+def sample_env_notes(env: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for the AWS sample's environment variables that bedrock-lab does not apply as overrides (so none is
+    silently ignored): ``INCLUDE_FAILURES=true`` and the locustfile's one-run variables. An unreadable
+    ``INCLUDE_FAILURES`` is a :class:`ConfigError`."""
+    env = os.environ if env is None else env
+    notes: list[str] = []
+    raw = env.get("INCLUDE_FAILURES")
+    if raw is not None:
+        flag = raw.strip().lower()
+        if flag not in _TRUE + _FALSE:
+            raise ConfigError(f"not true or false: got {raw!r}", source="environment variable",
+                              key="INCLUDE_FAILURES", value=raw, allowed="true or false")  # fmt: skip
+        if flag in _TRUE:
+            notes.append(f"INCLUDE_FAILURES={raw}: {INCLUDE_FAILURES_NOTE}")
+    for var, instead in SAMPLE_LOCUST_ENV.items():
+        if env.get(var, "").strip():
+            notes.append(f"{var}={env[var]} is not read by a sweep (the sample's run_tests.py sets it per test "
+                         f"too); use {instead}")  # fmt: skip
+    return notes
+
+
+def _flag_updates(flag: str, raw: Any) -> dict[str, Any]:
+    if flag in SAMPLE_FLAGS:
+        what, parse = ENV_OVERRIDES[SAMPLE_FLAGS[flag]]
+    elif flag in FLAG_OVERRIDES:
+        what, parse = FLAG_OVERRIDES[flag]
+    else:
+        raise ConfigError("unknown flag", source="command line", key=flag,
+                          allowed=", ".join([*SAMPLE_FLAGS, *FLAG_OVERRIDES]))  # fmt: skip
+    try:
+        return dict(parse(str(raw)))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot parse {raw!r}: {exc}", source="command line", key=flag, value=raw,
+                          allowed=what) from None  # fmt: skip
+
+
+def apply_flags(data: dict[str, Any], flags: Mapping[str, Any]) -> dict[str, str]:
+    """Apply command-line ``flags`` ({flag: value as typed}, see :data:`SAMPLE_FLAGS` and :data:`FLAG_OVERRIDES`)
+    to ``data`` in place, over the file and the environment; returns {dotted key: flag}. ``--spawn-rate`` R becomes
+    ``cell.ramp_s`` = the largest user count / R (one ramp per sweep: smaller cells start their users over the
+    same time)."""
+    applied: dict[str, str] = {}
+    spawn: float | None = None
+    for flag, raw in flags.items():
+        if raw is None:
+            continue
+        updates = _flag_updates(flag, raw)
+        if flag == "--spawn-rate":
+            spawn = float(updates["cell.ramp_s"])
+            continue
+        for dotted, value in updates.items():
+            _set_path(data, dotted, value)
+            applied[dotted] = flag
+    if spawn is not None:
+        grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+        users = [u for u in (grid or {}).get("users") or [] if isinstance(u, int) and not isinstance(u, bool)]
+        if not users:
+            raise ConfigError("--spawn-rate starts closed-loop users, and this sweep has none", source="command line",
+                              key="--spawn-rate", value=flags["--spawn-rate"],
+                              allowed="--user-counts (or grid.users) with --spawn-rate")  # fmt: skip
+        _set_path(data, "cell.ramp_s", round(max(users) / spawn, 3))
+        applied["cell.ramp_s"] = "--spawn-rate"
+    return applied
+
+
+def _blame_flag(exc: ConfigError, flag_keys: Mapping[str, str]) -> ConfigError:
+    """``exc`` re-pointed at the command-line flag that set its key (source "command line", key the flag)."""
+    key = exc.key or ""
+    for dotted, flag in flag_keys.items():
+        if key == dotted or key.startswith((dotted + "[", dotted + ".")):
+            return ConfigError(exc.message, source="command line", key=flag, value=exc.value, allowed=exc.allowed)
+    return exc
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -415,13 +545,14 @@ def default_catalog() -> Any:
 
 
 def _prompt_file(workload: str, prompts_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The workload's prompt file through the one reader (:func:`bedrock_lab.prompts.read_prompt_file`); None when
+    it cannot be read (validation reports that, with the key)."""
     folder = Path(prompts_dir) if prompts_dir else repo_root() / "params" / "prompts"
-    path = Path(workload) if workload.endswith((".yaml", ".yml")) else folder / f"{workload}.yaml"
+    path = Path(workload) if is_prompt_path(workload) else folder / f"{workload}.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return read_prompt_file(path)
+    except ConfigError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def available_workloads(prompts_dir: str | os.PathLike[str] | None = None) -> list[str]:
@@ -466,7 +597,7 @@ def estimate_input_tokens(workload: str, size: str, prompts_dir: str | os.PathLi
         answer = min(float(answer_tokens), float(data.get("max_tokens") or answer_tokens))
         counts = [count_request(system, [("user", t) for t in turns[: i + 1]]) + i * answer for i in range(len(turns))]
     elif kind == "mix":
-        single = _prompt_file(str(Path(workload).with_name("single.yaml")) if workload.endswith((".yaml", ".yml"))
+        single = _prompt_file(str(Path(workload).with_name("single.yaml")) if is_prompt_path(workload)
                               else "single", prompts_dir) or {}  # fmt: skip
         total = weights = 0.0
         for t in data.get("tasks") or []:
@@ -493,11 +624,18 @@ def validate_against_catalog(config: SweepConfig, catalog: Any) -> None:
     src = config.source
     workloads = available_workloads()
     workload = config.cell.workload
-    if workloads and workload not in workloads and not workload.endswith((".yaml", ".yml")):
+    if workloads and workload not in workloads and not is_prompt_path(workload):
         raise ConfigError(
             f"unknown workload {workload!r}", source=src, key="cell.workload", value=workload,
-            allowed=", ".join(workloads) + " (params/prompts/*.yaml) or a path to a prompt YAML file",
+            allowed=", ".join(workloads) + " (params/prompts/*.yaml) or a path to a prompt file (.yaml, .json)",
         )  # fmt: skip
+    if is_prompt_path(workload) and workload.lower().endswith(".json"):
+        try:
+            read_prompt_file(workload)  # the sample's prompts.json: a wrong path or format fails here, not in a cell
+        except ConfigError as exc:
+            inner = ": ".join(str(x) for x in (exc.source, exc.key, exc.message) if x)
+            raise ConfigError(inner, source=src, key="cell.workload", value=workload,
+                              allowed=exc.allowed or 'a prompts.json: {"small": {"text": "..."}, ...}') from None
     sizes = workload_sizes(workload)
     for i, size in enumerate(config.grid.prompt_sizes):
         if sizes is not None and size not in sizes:
@@ -544,8 +682,13 @@ def parse_sweep(
     env: Mapping[str, str] | None = None,
     catalog: Any = None,
     check_catalog: bool = True,
+    flags: Mapping[str, Any] | None = None,
 ) -> SweepConfig:
-    """Validate an already-parsed mapping. ``env=None`` reads ``os.environ``; pass ``{}`` to ignore it."""
+    """Validate an already-parsed mapping. ``env=None`` reads ``os.environ``; pass ``{}`` to ignore it.
+
+    ``flags`` ({flag: value as typed}: the AWS sample's run_tests.py flags, :data:`SAMPLE_FLAGS`, and
+    :data:`FLAG_OVERRIDES`) override the file and the environment; a bad value is a :class:`ConfigError` with
+    source "command line" and the flag as its key."""
     if not isinstance(data, Mapping):
         raise ConfigError(
             "a sweep file must be a mapping of key: value at the top level",
@@ -553,14 +696,19 @@ def parse_sweep(
         )  # fmt: skip
     raw = _deep_copy(data)
     env_keys = apply_env(raw, os.environ if env is None else env, source)
+    flag_keys = apply_flags(raw, flags or {})
+    env_keys = {k: v for k, v in env_keys.items() if k not in flag_keys}
     try:
-        config = SweepConfig.model_validate({**raw, "source": source})
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        raise _error_from_pydantic(errors[0], source, env_keys, len(errors) - 1) from None
-    _check_cross_fields(config, env_keys)
-    if check_catalog:
-        validate_against_catalog(config, catalog if catalog is not None else default_catalog())
+        try:
+            config = SweepConfig.model_validate({**raw, "source": source})
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            raise _error_from_pydantic(errors[0], source, env_keys, len(errors) - 1) from None
+        _check_cross_fields(config, env_keys)
+        if check_catalog:
+            validate_against_catalog(config, catalog if catalog is not None else default_catalog())
+    except ConfigError as exc:
+        raise _blame_flag(exc, flag_keys) from None
     return config
 
 
@@ -643,8 +791,10 @@ def load_sweep_config(
     env: Mapping[str, str] | None = None,
     catalog: Any = None,
     check_catalog: bool = True,
+    flags: Mapping[str, Any] | None = None,
 ) -> SweepConfig:
-    """Read and validate a sweep YAML file; any mistake raises :class:`ConfigError` (file, key, value, allowed)."""
+    """Read and validate a sweep YAML file (``flags`` as in :func:`parse_sweep`); any mistake raises
+    :class:`ConfigError` (file, key, value, allowed)."""
     p = Path(path)
     source = str(path)
     if p.is_dir():
@@ -673,15 +823,19 @@ def load_sweep_config(
         ) from None
     if data is None:
         raise ConfigError("the sweep file is empty", source=source, allowed="name, grid, target, cell, ...")
-    return parse_sweep(data, source=source, env=env, catalog=catalog, check_catalog=check_catalog)
+    return parse_sweep(data, source=source, env=env, catalog=catalog, check_catalog=check_catalog, flags=flags)
 
 
 __all__ = [
     "APIS",
     "DEFAULT_INPUT_TOKENS",
     "ENV_OVERRIDES",
+    "FLAG_OVERRIDES",
+    "INCLUDE_FAILURES_NOTE",
     "PROMPT_SIZES",
     "REGION_PREFIXES",
+    "SAMPLE_FLAGS",
+    "SAMPLE_LOCUST_ENV",
     "CellConfig",
     "EstimatesConfig",
     "GridConfig",
@@ -690,6 +844,7 @@ __all__ = [
     "SweepConfig",
     "TargetConfig",
     "apply_env",
+    "apply_flags",
     "available_workloads",
     "estimate_input_tokens",
     "catalog_model_ids",
@@ -698,6 +853,7 @@ __all__ = [
     "parse_duration",
     "parse_sweep",
     "resolve_model",
+    "sample_env_notes",
     "spec_tiers",
     "split_prefix",
     "validate_against_catalog",

@@ -1,7 +1,8 @@
 """Workloads: what each request asks. Built-ins come from ``params/prompts/*.yaml`` and are selected by file name.
 
 Every YAML file there with a ``kind`` (single, mix, chat, summarise) is a workload named after the file, so a
-new prompt set is a new file, not new code. A workload hands each worker a :class:`Conversation` (state such as
+new prompt set is a new file, not new code (a path to the AWS sample's ``prompts.json`` is a ``single`` workload
+too: every prompt file is read by :func:`bedrock_lab.prompts.read_prompt_file`). A workload hands each worker a :class:`Conversation` (state such as
 a growing chat history lives there, never shared between workers) and validates each answer: a 200 without
 content is a failure with error_kind ``"client"`` and error_code ``"EmptyResponse"`` (the service answered, but
 the client cannot use the answer), and a summarisation that must be JSON but is not gives ``"InvalidJSON"``.
@@ -16,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bedrock_lab.engines.formats import Turn
 from bedrock_lab.errors import ConfigError
+from bedrock_lab.prompts import is_prompt_path, read_prompt_file
 
 KINDS = ("single", "mix", "chat", "summarise")
 
@@ -173,15 +173,8 @@ class Workload:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("prompt file not found", source=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
-    if not isinstance(data, dict):
-        raise ConfigError("must be a mapping", source=str(path))
-    return data
+    """A prompt file through the one reader (YAML, or the AWS sample's prompts.json): :mod:`bedrock_lab.prompts`."""
+    return read_prompt_file(path)
 
 
 def available_workloads(prompts_dir: str | os.PathLike[str] | None = None) -> list[str]:
@@ -191,9 +184,10 @@ def available_workloads(prompts_dir: str | os.PathLike[str] | None = None) -> li
 
 
 def load_workload(name: str, prompt_size: str = "small", prompts_dir: str | os.PathLike[str] | None = None) -> Workload:
-    """Workload ``name`` (a file ``<name>.yaml`` in the prompts folder, or a path to a YAML file)."""
+    """Workload ``name`` (a file ``<name>.yaml`` in the prompts folder, or a path to a YAML file or to the AWS
+    sample's ``prompts.json``)."""
     path = Path(name)
-    if path.suffix not in (".yaml", ".yml"):
+    if not is_prompt_path(name):
         folder = Path(prompts_dir) if prompts_dir else default_prompts_dir()
         path = folder / f"{name}.yaml"
         if not path.exists():
