@@ -39,6 +39,7 @@ class LocustResult:
     csv: dict[str, Path] = field(default_factory=dict)  #: "stats", "failures", "exceptions", "stats_history"
     html: Path | None = None
     json: Path | None = None  #: Locust's final stats (``--json-file``): exact totals at shutdown
+    llm_json: Path | None = None  #: the plugin's final LLM stats (TTFT, TPOT, tokens/s per request name)
     logs: list[Path] = field(default_factory=list)
     returncodes: list[int] = field(default_factory=list)
     wall_s: float = 0.0
@@ -69,6 +70,15 @@ class LocustResult:
         entries = _json.loads(self.json.read_text())
         return {f"{e['method']} {e['name']}": int(e["num_requests"]) for e in entries}
 
+    def llm_stats(self) -> list[dict[str, Any]]:
+        """The LLM stats rows the Locust plugin showed at the end (:meth:`LlmStats.rows
+        <bedrock_lab.engines.llm_stats.LlmStats.rows>`); the analysis reads the records instead."""
+        import json as _json
+
+        if self.llm_json is None:
+            return []
+        return list(_json.loads(self.llm_json.read_text())["stats"])
+
     def summary(self) -> str:
         df = self.records()
         ok = int((df["status"] == "ok").sum()) if len(df) else 0
@@ -79,6 +89,8 @@ class LocustResult:
                  f"  records: {self.records_dir}", f"  Locust CSV: {self.csv.get('stats')}"]  # fmt: skip
         if self.html is not None:
             lines.append(f"  Locust HTML report: {self.html}")
+        if self.llm_json is not None:
+            lines.append(f"  LLM stats (TTFT, TPOT, tokens/s): {self.llm_json}")
         lines += [f"  WARNING: {w}" for w in self.warnings]
         if self.health is not None and not self.health.valid:
             lines.append(f"  INVALID RUN: {self.health.reason}")
@@ -161,6 +173,7 @@ def run_locust(
     head = ["--headless", "-u", str(spec.users), "-r", f"{rate:g}", "-t", f"{max(1, math.ceil(duration))}s",
             "--csv", str(out / "locust"), "--only-summary", "--stop-timeout", f"{spec.read_timeout_s:g}"]  # fmt: skip
     head += ["--json-file", str(out / "locust")]  # final totals (the CSV is a snapshot taken every second)
+    head += ["--bl-llm-json", str(out / "locust_llm.json")]  # the plugin's LLM stats at quit (master / single)
     if html:
         head += ["--html", str(out / "locust.html")]
     env = dict(os.environ)
@@ -220,6 +233,7 @@ def run_locust(
             result.csv[kind] = path
     result.html = (out / "locust.html") if (out / "locust.html").exists() else None
     result.json = (out / "locust.json") if (out / "locust.json").exists() else None
+    result.llm_json = (out / "locust_llm.json") if (out / "locust_llm.json").exists() else None
     if "stats" not in result.csv:
         tail = result.logs[0].read_text(errors="replace")[-2000:] if result.logs else ""
         raise EngineError(f"Locust produced no stats (exit codes {result.returncodes}); log tail:\n{tail}")

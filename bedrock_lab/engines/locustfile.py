@@ -8,8 +8,11 @@ Use it with plain Locust (web UI or headless, single process or distributed)::
 or let :func:`bedrock_lab.engines.run_locust` / ``bedrock-lab locust`` start it in a subprocess. Never import
 this module in a Jupyter kernel: importing locust monkey-patches the process with gevent.
 
-Every option is a Locust custom argument (``--bl-*``, shown in the web UI) with a ``BEDROCK_LAB_*`` environment
-variable fallback. The target is the emulator at ``--host`` unless ``--bl-aws-region`` is given (then AWS with the
+Every option is a Locust custom argument (``--bl-*``, shown in the web UI's start form) with a ``BEDROCK_LAB_*``
+environment variable fallback (:mod:`bedrock_lab.engines.locust_plugin` defines them, and the LLM stats: TTFT,
+TPOT and tokens/s in an "LLM" web UI tab, a JSON endpoint and the HTML report). Locust prints ``--help`` before
+it imports a locustfile, so ``python -m bedrock_lab.cli.locust --help`` (this locustfile, options registered
+first) lists them. The target is the emulator at ``--host`` unless ``--bl-aws-region`` is given (then AWS with the
 standard credential chain; ``--host`` optionally overrides the endpoint). Each Locust process writes its own
 record shards into ``--bl-out``; in distributed mode only workers send requests, so only workers write.
 
@@ -22,13 +25,13 @@ is gone exits at once without writing records, so a SIGKILLed sweep never leaves
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
 import os
 import random
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,6 @@ from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, LocalRunner, WorkerRunner
 
-from bedrock_lab.cellspec import CLI_FIELDS, DEFAULTS, field_help
 from bedrock_lab.engines.formats import (
     ResponseParser,
     build_request,
@@ -55,48 +57,14 @@ from bedrock_lab.engines.formats import (
     classify_stream_error,
 )
 from bedrock_lab.engines.health import CircuitBreaker, HealthPolicy
+from bedrock_lab.engines.locust_plugin import OPTIONS  # noqa: F401  (registers the --bl-* options, LLM stats)
 from bedrock_lab.engines.measure import Measurement
 from bedrock_lab.engines.target import ClientSettings, Target
 from bedrock_lab.engines.workloads import load_workload, validate_answer
-from bedrock_lab.records import write_shard
-
-
-def _cell_options() -> list[tuple[str, str, Any, type, str]]:
-    """The ``--bl-*`` options of a cell's settings, read from :class:`bedrock_lab.cellspec.CellSpec` (flag, default
-    and help), so Locust, the CLI, the sweep file and the notebook cannot disagree. Unset (None) is ``""``."""
-    out: list[tuple[str, str, Any, type, str]] = []
-    for name, flag in CLI_FIELDS.items():
-        default = DEFAULTS[name]
-        typ: type = type(default) if default is not None and not isinstance(default, str) else str
-        help_ = field_help(name) + ("; empty: not set" if default is None else "")
-        out.append((flag, "BEDROCK_LAB_" + flag.upper().replace("-", "_"), "" if default is None else default, typ, help_))
-    return out
-
-
-#: (flag after --bl-, environment variable, default, type, help)
-_OPTIONS: list[tuple[str, str, Any, type, str]] = [
-    *_cell_options(),
-    ("provider-format", "BEDROCK_LAB_PROVIDER_FORMAT", "", str, "InvokeModel body format; empty: from catalog"),
-    ("out", "BEDROCK_LAB_OUT", "", str, "folder for per-request record shards; empty: no records"),
-    ("run-id", "BEDROCK_LAB_RUN_ID", "locust", str, "run id stored in every record"),
-    ("cell-id", "BEDROCK_LAB_CELL_ID", "", str, "sweep cell id stored in every record"),
-    ("aws-region", "BEDROCK_LAB_AWS_REGION", "", str, "AWS region: target AWS instead of the emulator at --host"),
-    ("aws-profile", "BEDROCK_LAB_AWS_PROFILE", "", str, "AWS profile (standard credential chain otherwise)"),
-    ("pool", "BEDROCK_LAB_POOL", 0, int, "connection pool size; 0: max(users, 10) + 8"),
-    ("requests", "BEDROCK_LAB_REQUESTS", 0, int, "stop after this many requests per Locust process; 0: no limit"),
-    ("ttft-events", "BEDROCK_LAB_TTFT_EVENTS", 0, int, "1: also fire a 'ttft' request event per streaming request"),
-    ("users-label", "BEDROCK_LAB_USERS_LABEL", 0, int, "users value stored in records; 0: Locust's -u"),
-    ("keep-chunk-times", "BEDROCK_LAB_KEEP_CHUNK_TIMES", 1, int, "1: keep each chunk's offset in the records"),
-]
+from bedrock_lab.records import records_table, write_table
+from bedrock_lab.records import warm_up as warm_up_records
 
 logger = logging.getLogger("bedrock_lab.locust")
-
-
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser: Any) -> None:
-    group = parser.add_argument_group("bedrock-lab", "bedrock-lab options (environment variable in brackets)")
-    for name, env, default, typ, help_ in _OPTIONS:
-        group.add_argument(f"--bl-{name}", type=typ, default=default, env_var=env, help=f"{help_} [{env}]")
 
 
 _STATE: dict[str, Any] = {"count": 0, "done": 0, "users": itertools.count(), "quit": False}
@@ -197,16 +165,23 @@ def _client(env: Any) -> Any:
 
 
 class _ShardWriter:
-    """Buffers records and writes shards on gevent's native thread pool, so a parquet write + fsync never
-    stalls the greenlets that are timing requests. Same file naming and atomicity as :class:`RecordWriter`."""
+    """Buffers records off the request path; shards are encoded and written on gevent's native thread pool.
 
-    def __init__(self, folder: str, worker: str, flush_rows: int = 1000, flush_seconds: float = 2.0) -> None:
+    Measured at 250 users: building and writing a shard of 1000 records when ``add`` crossed the threshold stalled
+    every greenlet 20-77 ms (a thread does not help for the pure-Python part: it holds the GIL). Now ``add`` only
+    appends; every ``batch_rows`` records become an arrow table at once (column by column, ~0.2 ms per 100), and a
+    background greenlet hands the joined tables to a thread every ``flush_seconds`` (parquet encoding and the
+    write release the GIL). Memory is bounded by one interval of arrow tables. Same file naming and atomicity as
+    :class:`bedrock_lab.records.RecordWriter`, plus the orphan check before publishing."""
+
+    def __init__(self, folder: str, worker: str, batch_rows: int = 100, flush_seconds: float = 2.0) -> None:
         self.folder, self.worker = Path(folder), worker
-        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self.batch_rows, self.flush_seconds = batch_rows, flush_seconds
         self.rows: list[Any] = []
+        self.tables: list[Any] = []
         self.n = 0
-        self.last = time.monotonic()
         self.pending: list[Any] = []
+        self.flusher: Any = None
 
     def _path(self) -> Path:
         self.n += 1
@@ -214,28 +189,46 @@ class _ShardWriter:
 
     def add(self, rec: Any) -> None:
         self.rows.append(rec)
-        if len(self.rows) >= self.flush_rows or time.monotonic() - self.last >= self.flush_seconds:
-            rows, self.rows, self.last = self.rows, [], time.monotonic()
+        if len(self.rows) >= self.batch_rows:
+            rows, self.rows = self.rows, []
+            self.tables.append(records_table(rows))
+        if self.flusher is None:
+            self.flusher = gevent.spawn(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        while True:
+            gevent.sleep(self.flush_seconds)  # a timer, not synchronisation: flush what the batches hold
+            self._flush_tables()
+
+    def _flush_tables(self) -> None:
+        if self.tables:
+            tables, self.tables = self.tables, []
             self.pending = [p for p in self.pending if not p.ready()]
-            self.pending.append(gevent.get_hub().threadpool.spawn(self._write, rows, self._path()))
+            self.pending.append(gevent.get_hub().threadpool.spawn(self._write, tables, self._path()))
 
     @staticmethod
-    def _write(rows: list[Any], path: Path) -> None:
+    def _write(tables: list[Any], path: Path) -> None:
         """Write under a hidden name and publish it only if our parent is still there (see _exit_if_orphaned)."""
+        import pyarrow as pa
+
         _exit_if_orphaned()
         hidden = path.with_name(f".{path.name}.part")
-        write_shard(rows, hidden)
+        write_table(tables[0] if len(tables) == 1 else pa.concat_tables(tables), hidden)
         _exit_if_orphaned()
         os.replace(hidden, path)
 
     def close(self) -> None:
-        """Wait for background writes, then write the rest synchronously (test stop / quitting)."""
+        """At test stop / quitting: stop the timer, write the rest, wait for every write."""
+        if self.flusher is not None:
+            self.flusher.kill(block=False)
+            self.flusher = None
+        if self.rows:
+            rows, self.rows = self.rows, []
+            self.tables.append(records_table(rows))
+        self._flush_tables()
         for p in self.pending:
             p.get()
         self.pending = []
-        if self.rows:
-            rows, self.rows = self.rows, []
-            self._write(rows, self._path())
 
 
 def _writer(env: Any) -> _ShardWriter | None:
@@ -250,9 +243,18 @@ def _writer(env: Any) -> _ShardWriter | None:
 
 @events.init.add_listener
 def _warm_up(environment: Any, **_: Any) -> None:
-    """Build the boto3 client before users start (loading botocore's service model blocks for a while)."""
+    """Before users start: build the boto3 client (loading botocore's service model blocks for a while), pay
+    pyarrow's one-off set-up, and tune the collector like the emulator and the burst engine: start-up objects
+    frozen, no automatic full collections (they find next to nothing here; request objects die by reference
+    counting, and a full pass over botocore's models stalled every greenlet for ~100 ms)."""
     if type(environment.runner).__name__ != "MasterRunner" and environment.parsed_options is not None:
         _client(environment)
+        if _opt(environment, "out"):
+            warm_up_records()
+        gc.collect()
+        gc.freeze()
+        gen0, gen1, _gen2 = gc.get_threshold()
+        gc.set_threshold(gen0, gen1, 1_000_000_000)
         # the hub's cached clock went stale while this blocked; without a refresh, Locust's -t timer (armed
         # next) would fire early by the time the client took to build
         gevent.get_hub().loop.update_now()
@@ -312,6 +314,25 @@ def _close(**_: Any) -> None:
     w = _STATE.pop("writer", None)
     if w is not None:
         w.close()
+
+
+def request_name(model: str, tier: str | None, prompt_size: str) -> str:
+    """Locust's request name: model, tier and prompt size (the type column is the API), e.g.
+    ``amazon.nova-lite-v1:0 [priority] small``; ``[no tier]`` when none is sent."""
+    return f"{model} [{tier or 'no tier'}] {prompt_size}"
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def tokens_per_s(output_tokens: int | None, e2e_s: float | None, ttft_s: float | None) -> float | None:
+    """Output tokens per second of decoding: the definition of :func:`bedrock_lab.stats.tokens_per_second`
+    (``output_tokens / (e2e - ttft)``, or ``/ e2e`` without a TTFT), for one request (a test keeps them equal)."""
+    if not output_tokens or e2e_s is None:
+        return None
+    denom = e2e_s - ttft_s if ttft_s is not None else e2e_s
+    return output_tokens / denom if denom > 0 else None
 
 
 class BedrockFailure(Exception):
@@ -431,15 +452,12 @@ class BedrockUser(User):
         breaker = _breaker(env)
         if breaker.observe(m.error_kind):  # users check it before each request; the process quits
             _quit_soon(env, f"circuit breaker: {breaker.run} consecutive {breaker.kind} errors", logging.WARNING)
-        name = f"{api} {model} {item.prompt_size}"
         exc_obj = BedrockFailure(f"{m.error_kind}: {m.error_code}") if m.error_kind else None
         env.events.request.fire(
-            request_type=api, name=name, response_time=(rec.e2e_s or 0.0) * 1000.0,
-            response_length=len(parser.text), exception=exc_obj,
-            context={"ttft_ms": rec.ttft_s * 1000.0 if rec.ttft_s is not None else None,
+            request_type=api, name=request_name(model, tier, item.prompt_size),
+            response_time=(rec.e2e_s or 0.0) * 1000.0, response_length=len(parser.text), exception=exc_obj,
+            context={"ttft_ms": _ms(rec.ttft_s), "tpot_ms": _ms(rec.tpot_s), "output_tokens": rec.output_tokens,
+                     "tokens_per_s": tokens_per_s(rec.output_tokens, rec.e2e_s, rec.ttft_s),
                      "error_kind": m.error_kind, "retries": m.retries},
         )  # fmt: skip
-        if _opt(env, "ttft-events") and rec.ttft_s is not None:
-            env.events.request.fire(request_type="ttft", name=name, response_time=rec.ttft_s * 1000.0,
-                                    response_length=0, exception=None, context={})  # fmt: skip
         return parser.text, m.error_kind is None

@@ -29,10 +29,13 @@ def test_locust_single_process(target: Target, tmp_path: Path) -> None:
     assert (df["ttft_s"] > 0).all() and (df["e2e_s"] >= df["ttft_s"]).all() and (df["retries"] == 0).all()
     assert df["server_ttft_s"].notna().all() and (df["output_tokens"] > 0).all()
     stats = pd.read_csv(res.csv["stats"])
-    row = stats[stats["Name"] == f"converse-stream {MODEL} small"]
-    assert len(row) == 1 and set(stats["Type"]) >= {"converse-stream"}
+    # one row per request name (model, tier, prompt size) plus Aggregated: no extra rows for TTFT
+    assert list(zip(stats["Type"].fillna(""), stats["Name"], strict=True)) == [
+        ("converse-stream", f"{MODEL} [no tier] small"), ("", "Aggregated")]  # fmt: skip
     # every Locust request event has its record (final totals; the CSV is a 1 s snapshot)
-    assert res.totals() == {f"converse-stream converse-stream {MODEL} small": len(df)}
+    assert res.totals() == {f"converse-stream {MODEL} [no tier] small": len(df)}
+    (llm,) = res.llm_stats()  # the plugin's TTFT/TPOT/tokens/s, one row per request name
+    assert llm["requests"] == len(df) and llm["ttft_p50_ms"] > 0 and llm["tpot_p50_ms"] > 0
     assert res.html is not None and res.html.exists()
     assert res.valid and res.health is not None and res.health.n_requests == len(df)
     assert "INVALID" not in res.summary() and str(res.html) in res.summary()
