@@ -86,13 +86,14 @@ pd.Series({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items
 # scroll to zoom).
 
 # %%
-from IPython.display import display
+if chart:  # imports inside: a sweep's cells skip altair's import time
+    from IPython.display import display
 
-from bedrock_lab.charts import timeline_chart
-from bedrock_lab.records import load_records
-from bedrock_lab.report.offline import enable_offline_renderer
+    from bedrock_lab.charts import timeline_chart
+    from bedrock_lab.records import load_records
+    from bedrock_lab.report.offline import enable_offline_renderer
 
-records = load_records(folder / "records")
-if chart and len(records):
-    enable_offline_renderer()  # interactive, with no network; a static picture inside until it draws
-    display(timeline_chart(records, title=f"{cell_id}: latency of each request over time"))
+    records = load_records(folder / "records")
+    if len(records):
+        enable_offline_renderer()  # interactive, with no network; a static picture inside until it draws
+        display(timeline_chart(records, title=f"{cell_id}: latency of each request over time"))

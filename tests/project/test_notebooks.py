@@ -238,3 +238,17 @@ def test_sweep_notebook_dry_run_from_notebooks(tmp_path: Path) -> None:
     nb = _execute("sweep", ROOT / "notebooks", tmp_path)  # defaults: the demo sweep file, dry run
     text = "".join(o.get("text", "") for o in _outputs(nb))
     assert "demo" in text and "cells" in text, text[:2000]
+
+
+@pytest.mark.slow
+def test_sweep_notebook_runs_a_tiny_sweep_given_relative_paths(workspace: str, tmp_path: Path) -> None:
+    (ROOT / workspace).mkdir(parents=True, exist_ok=True)
+    (ROOT / workspace / "tiny.yaml").write_text(
+        "name: tiny\ntarget:\n  kind: emulator\ngrid:\n  models: [amazon.nova-lite-v1:0]\n  tiers: [default]\n"
+        "  prompt_sizes: [small]\n  users: [2]\ncell:\n  duration_s: 1\n  max_tokens: 32\n"
+    )
+    nb = _execute("sweep", ROOT / "notebooks", tmp_path, sweep_file=f"{workspace}/tiny.yaml",
+                  out=f"{workspace}/sweeps", dry_run=False)  # fmt: skip
+    assert (ROOT / workspace / "sweeps" / "tiny" / "results.csv").is_file()
+    html = "".join("".join(o["data"].get("text/html", "")) for o in _outputs(nb) if "data" in o)
+    assert "ttft_p50_s" in html and "done" in html, html[:2000]
