@@ -304,3 +304,22 @@ def test_prompts_json_is_a_single_workload_sent_as_written(prompts_json: Path, t
     assert result.n_ok == 6
     df = load_records(tmp_path / "run")
     assert set(df["prompt_id"]) == {"small"} and set(df["input_tokens"]) == {expected}
+
+
+@pytest.mark.slow
+def test_a_real_run_from_the_sample_flags_writes_its_sweep_yaml_into_the_results_dir(prompts_json: Path,
+                                                                                   tmp_path: Path) -> None:  # fmt: skip
+    from bedrock_lab.params import load_sweep_config
+    from bedrock_lab.sweep import load_sweep
+
+    results = tmp_path / "test_results" / "run1"
+    rc = main(["sweep", "--service-tiers", "priority", "--prompt-sizes", "medium", "--user-counts", "2",
+               "--test-duration", "1", "--max-tokens", "16", "--prompts-file", "prompts.json",
+               "--results-dir", str(results), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    again = load_sweep_config(results / "sweep.yaml", env={})  # the effective sweep, re-runnable as is
+    assert (again.name, again.grid.tiers, again.grid.users) == ("run1", ["priority"], [2])
+    assert (again.cell.max_tokens, again.cell.duration_s, again.cell.workload) == (16, 1.0, str(prompts_json))
+    df = load_sweep(results)
+    assert len(df) > 0 and set(df["prompt_id"]) == {"medium"} and set(df["tier_requested"]) == {"priority"}
+    assert set(df["input_tokens"]) == {count_request(None, [("user", SAMPLE_PROMPTS["medium"]["text"])])}
