@@ -104,3 +104,12 @@ def test_make_lab_starts_prints_its_url_and_stops(tmp_path: Path) -> None:
     assert proc.returncode is not None
     with pytest.raises(OSError):  # stopped: nothing listens there any more
         urllib.request.urlopen(status, timeout=5)
+
+
+def test_a_bad_port_is_a_clean_error() -> None:
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bedrock_lab", "lab", "--port", "70000"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode == 2
+    assert "--port" in proc.stderr and "Traceback" not in proc.stderr
