@@ -239,8 +239,6 @@ ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
     # the AWS tier-sweep sample's own (docs/migration.md)
     "PROMPTS_FILE": ("cell.workload (a prompt file: the sample's prompts.json, or a params/prompts YAML file)",
                      _env_prompts_file),
-    "RESULTS_DIR": ("the sweep folder: its last part is the sweep name; bedrock-lab sweep writes exactly there",
-                    _env_results_dir),
 }  # fmt: skip
 
 #: the AWS tier-sweep sample's run_tests.py flags (and our additions) -> the environment variable whose meaning and
@@ -248,10 +246,12 @@ ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
 SAMPLE_FLAGS: dict[str, str] = {
     "--model-id": "BASE_MODEL_ID", "--region-prefixes": "REGION_PREFIXES", "--service-tiers": "SERVICE_TIERS",
     "--prompt-sizes": "PROMPT_SIZES", "--user-counts": "USER_COUNTS", "--test-duration": "TEST_DURATION",
-    "--max-tokens": "MAX_TOKENS", "--results-dir": "RESULTS_DIR", "--prompts-file": "PROMPTS_FILE",
+    "--max-tokens": "MAX_TOKENS", "--prompts-file": "PROMPTS_FILE",
 }  # fmt: skip
-#: flags of ``bedrock-lab sweep`` with no environment twin: flag -> (what it sets, parser)
+#: flags of ``bedrock-lab sweep`` with no twin in :data:`ENV_OVERRIDES`: flag -> (what it sets, parser). The
+#: sample's RESULTS_DIR is read by the command (it is where the sweep goes, not a sweep key): it acts as --results-dir
 FLAG_OVERRIDES: dict[str, tuple[str, Any]] = {
+    "--results-dir": ("the sweep folder: its last part is the sweep name (letters, digits, - _ .)", _env_results_dir),
     "--name": ("name (the sweep's folder OUT/NAME)", lambda v: {"name": v.strip()}),
     "--target": ("target.kind (emulator | aws)", lambda v: {"target.kind": v.strip()}),
     "--region": ("target.region (an AWS region)", lambda v: {"target.region": v.strip()}),

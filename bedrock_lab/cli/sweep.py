@@ -136,20 +136,31 @@ def build_config(args: argparse.Namespace, env: Mapping[str, str], warn: Callabl
         raise ConfigError("--out and --results-dir both say where the sweep goes; give one", source="command line",
                           key="--results-dir", value=flags["--results-dir"],
                           allowed="--results-dir DIR (writes DIR/) or --out ROOT (writes ROOT/<name>/)")  # fmt: skip
+    from_vars: dict[str, str] = {}  # flags taken from the sample's environment: flag -> variable
     if flags.get("--target", "").strip() == "aws" and "--region" not in flags:
-        for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):  # where boto3, and so the sample, finds its region
             if env.get(var, "").strip():
-                flags["--region"] = env[var].strip()
+                flags["--region"], from_vars["--region"] = env[var].strip(), var
                 break
-    config = load_sweep_config(path, env=env, flags=flags)
+    from_env = "--results-dir" not in flags and bool(env.get("RESULTS_DIR", "").strip())
+    if from_env:  # the sample's RESULTS_DIR: the command line's --results-dir, named as the variable in errors
+        flags["--results-dir"], from_vars["--results-dir"] = env["RESULTS_DIR"].strip(), "RESULTS_DIR"
+    try:
+        config = load_sweep_config(path, env=env, flags=flags)
+    except ConfigError as exc:
+        if from_env and exc.key == "--results-dir":
+            raise ConfigError(exc.message, source="environment variable", key="RESULTS_DIR", value=exc.value,
+                              allowed=exc.allowed) from None  # fmt: skip
+        raise
     if flags:  # what the command line set, as the plan will use it
         values = config.model_dump()
         for dotted, flag in apply_flags({"grid": {"users": list(config.grid.users)}}, flags).items():
             value: Any = values
             for part in dotted.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
-            print(f"command line: {dotted} = {value!r} ({flag} {flags[flag]})")
-    results_dir = flags.get("--results-dir") or env.get("RESULTS_DIR", "").strip()
+            given = f"{from_vars[flag]}={flags[flag]}" if flag in from_vars else f"{flag} {flags[flag]}"
+            print(f"command line: {dotted} = {value!r} ({given})")
+    results_dir = flags.get("--results-dir")
     if args.out is not None:
         out = args.out
         if results_dir:

@@ -218,7 +218,12 @@ def test_results_dir_is_honoured_and_out_replaces_its_parent(tmp_path: Path) -> 
     assert info.value.key == "--results-dir" and "give one" in str(info.value)
     with pytest.raises(ConfigError) as info:
         _config("--user-counts", "5", env={"RESULTS_DIR": "runs/bad name!"})
-    assert info.value.key == "name" and "RESULTS_DIR" in str(info.value.source)
+    assert (info.value.source, info.value.key) == ("environment variable", "RESULTS_DIR")
+    assert "a sweep name is letters" in str(info.value)
+    from bedrock_lab.params import load_sweep_config
+
+    python_api = load_sweep_config(ROOT / "params" / "sweeps" / "demo.yaml", env=env)  # the command's variable only
+    assert python_api.name == "demo"
 
 
 def test_prompts_file_is_honoured_and_a_stray_prompts_json_is_named(prompts_json: Path) -> None:
