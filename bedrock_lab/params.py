@@ -697,6 +697,7 @@ def parse_sweep(
     raw = _deep_copy(data)
     env_keys = apply_env(raw, os.environ if env is None else env, source)
     flag_keys = apply_flags(raw, flags or {})
+    _absolute_prompt_path(raw)
     env_keys = {k: v for k, v in env_keys.items() if k not in flag_keys}
     try:
         try:
@@ -710,6 +711,20 @@ def parse_sweep(
     except ConfigError as exc:
         raise _blame_flag(exc, flag_keys) from None
     return config
+
+
+def _absolute_prompt_path(raw: dict[str, Any]) -> None:
+    """A prompt file path in ``cell.workload`` made absolute (the working folder, else the repository root), because
+    each cell's notebook runs in its own folder, where a relative path would name nothing."""
+    cell = raw.get("cell")
+    workload = cell.get("workload") if isinstance(cell, dict) else None
+    if not isinstance(workload, str) or not is_prompt_path(workload):
+        return
+    path = Path(workload).expanduser()
+    if not path.is_absolute():
+        here = Path.cwd() / path
+        path = here if here.exists() else project_root() / path
+    cell["workload"] = str(path)
 
 
 def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> None:

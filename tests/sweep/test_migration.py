@@ -328,3 +328,17 @@ def test_a_real_run_from_the_sample_flags_writes_its_sweep_yaml_into_the_results
     df = load_sweep(results)
     assert len(df) > 0 and set(df["prompt_id"]) == {"medium"} and set(df["tier_requested"]) == {"priority"}
     assert set(df["input_tokens"]) == {count_request(None, [("user", SAMPLE_PROMPTS["medium"]["text"])])}
+
+
+def test_a_relative_prompts_json_in_a_sweep_file_is_made_absolute_for_the_cells(prompts_json: Path,
+                                                                             tmp_path: Path) -> None:  # fmt: skip
+    from bedrock_lab.params import parse_sweep
+
+    data = {"name": "mine", "grid": {"models": ["amazon.nova-2-lite-v1:0"], "prompt_sizes": ["large"], "users": [2]},
+            "cell": {"workload": "prompts.json", "duration_s": 5}}  # fmt: skip
+    config = parse_sweep(data, source="mine.yaml", env={})
+    assert config.cell.workload == str(prompts_json)  # the cells run in their own folders
+    with pytest.raises(ConfigError) as info:
+        parse_sweep({**data, "grid": {**data["grid"], "prompt_sizes": ["tiny"]}}, source="mine.yaml", env={})
+    assert (info.value.source, info.value.key) == ("mine.yaml", "grid.prompt_sizes[0]")
+    assert info.value.allowed == "small, medium, large"
