@@ -717,7 +717,9 @@ def _absolute_prompt_path(raw: dict[str, Any]) -> None:
     """A prompt file path in ``cell.workload`` made absolute (the working folder, else the repository root), because
     each cell's notebook runs in its own folder, where a relative path would name nothing."""
     cell = raw.get("cell")
-    workload = cell.get("workload") if isinstance(cell, dict) else None
+    if not isinstance(cell, dict):
+        return
+    workload = cell.get("workload")
     if not isinstance(workload, str) or not is_prompt_path(workload):
         return
     path = Path(workload).expanduser()
