@@ -36,8 +36,13 @@ import pandas as pd
 
 from bedrock_lab.errors import StatsError, SweepError
 from bedrock_lab.records import load_records
-from bedrock_lab.stats._data import require_columns, time_per_output_token, tokens_per_second
-from bedrock_lab.stats.censoring import censored_summary
+from bedrock_lab.stats._data import error_kind_is, require_columns, time_per_output_token, tokens_per_second
+from bedrock_lab.stats.censoring import (
+    CENSORED_METRICS,
+    censored_quantile_table,
+    censored_sample,
+    censored_summary,
+)
 from bedrock_lab.stats.compare import compare_grid, verdict_summary
 from bedrock_lab.stats.fits import fit_distributions, qq_data
 from bedrock_lab.stats.labels import label_records
@@ -57,6 +62,7 @@ SUMMARY_METRICS: tuple[str, ...] = ("ttft_s", "e2e_s", "tpot_s", "itl_mean_s", "
 ANALYSIS_COLUMNS: tuple[str, ...] = (
     *KEYS, "model_id", "tier_requested", "cell_id", "api", "rate_rps", "status", "error_kind", "retries", "start",
     "intended_start", "schedule_lag_s", "ttft_s", "e2e_s", "tpot_s", "itl_mean_s", "input_tokens", "output_tokens",
+    "server_ttft_s",
 )
 
 
@@ -213,7 +219,7 @@ class Analysis:
     fits: pd.DataFrame = field(default_factory=pd.DataFrame)  #: distribution fits of the chosen cell
     qq: pd.DataFrame = field(default_factory=pd.DataFrame)  #: QQ points of the best fit
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)  #: warm-up, drift, lag, bimodality per cell
-    censored: pd.DataFrame = field(default_factory=pd.DataFrame)  #: e2e percentiles with timeouts censored
+    censored: pd.DataFrame = field(default_factory=pd.DataFrame)  #: TTFT / e2e percentiles with timeouts censored
     warmup: pd.DataFrame = field(default_factory=pd.DataFrame)  #: warm-up trimmed per cell (``trim_warmup``)
     ecdf: pd.DataFrame = field(default_factory=pd.DataFrame)  #: ECDF points of ttft_s and e2e_s per cell
     load_kind: str = "users"  #: "users" (closed loop) or "rate" (open loop: ``users`` holds requests/s)
@@ -262,25 +268,37 @@ def normalize_load(records: pd.DataFrame) -> pd.DataFrame:
 
 def summary_table(records: pd.DataFrame, slo: SLO, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
     """Per (model, tier, prompt_size, users): outcome rates, goodput and mean, p50/p90/p95/p99 with CIs per
-    metric (columns ``<metric>_<stat>``, e.g. ``ttft_s_p95_lo``) and a ``config`` label."""
+    metric (columns ``<metric>_<stat>``, e.g. ``ttft_s_p95_lo``) and a ``config`` label.
+
+    Time to first token and end-to-end latency count timeouts as right-censored (:mod:`.censoring`): their
+    columns add ``<metric>_n_censored``, ``<metric>_censored_frac`` and per percentile ``_bound`` ("" for an
+    estimate with its interval, "lower" where timeouts could hide it: the value is then a lower bound, ``_lo``
+    its one-sided confidence limit, ``_hi`` NaN) and ``_model`` (model-based, censored log-normal, bounds only).
+    """
     keys = [k for k in KEYS if k in records]
     df = normalize_load(records)
     rates = outcome_rates(df, by=keys)
     good = goodput(df, slo, by=keys)[[*keys, "n_good", "goodput", "goodput_lo", "goodput_hi", "goodput_rps",
                                       "meets_target", "meets_target_confident"]]
     out = rates.merge(good, on=keys, how="left")
-    ok = df[df["status"] == "ok"]
+    ok_rows = df["status"] == "ok"
+    used = df[ok_rows | error_kind_is(df, "timeout")]  # timeouts are data: right-censored latencies
     if "tokens_per_s" in metrics:
-        ok = ok.assign(tokens_per_s=tokens_per_second(ok))
+        used = used.assign(tokens_per_s=tokens_per_second(used))
     if "tpot_s" in metrics:
-        ok = ok.assign(tpot_s=time_per_output_token(ok))
+        used = used.assign(tpot_s=time_per_output_token(used))
     qrows = []
-    for key, sub in ok.groupby(keys, sort=True):
+    for key, sub in used.groupby(keys, sort=True):
         row = dict(zip(keys, key, strict=True))
+        ok = sub[sub["status"] == "ok"]
         for m in metrics:
             if m not in sub:
                 continue
-            for k, v in quantile_table(pd.to_numeric(sub[m], errors="coerce").to_numpy(float)).items():
+            if m in CENSORED_METRICS:
+                table = censored_quantile_table(*censored_sample(sub, m))
+            else:  # per-token / per-chunk / speed metrics: conditional on completion
+                table = quantile_table(pd.to_numeric(ok[m], errors="coerce").to_numpy(float))
+            for k, v in table.items():
                 row[f"{m}_{k}"] = v
         qrows.append(row)
     if qrows:
@@ -362,7 +380,8 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
     censored = pd.DataFrame()
     if int(summary["n_timeout"].sum()) > 0:  # timeouts are right-censored latencies, never silently dropped
         try:
-            censored = censored_summary(rec, "e2e_s", by=list(KEYS))
+            parts = [censored_summary(rec, m, by=list(KEYS)) for m in CENSORED_METRICS if m in rec]
+            censored = pd.concat(parts, ignore_index=True)
             censored = censored[censored["n_censored"] > 0].reset_index(drop=True)
         except StatsError as exc:
             notes.append(f"censored (Kaplan-Meier) percentiles skipped: {exc}")

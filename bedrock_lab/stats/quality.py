@@ -16,6 +16,11 @@
   flagged "bimodal" and :func:`bedrock_lab.stats.analysis.analyze` does not fit a single distribution to it.
   ``BC = (g^2 + 1) / (k + 3 (n-1)^2 / ((n-2)(n-3)))`` with g the skewness and k the excess kurtosis
   (SAS Institute 1990; Pfister et al. 2013, Front. Psychol. 4:700).
+* Client overhead: against the emulator every response carries its intended time to first token
+  (``server_ttft_s``, ground truth); the median of ``ttft_s - server_ttft_s`` over successful requests is what
+  the client (and loopback) add. A fixed overhead of a few ms cancels in a ratio of two tiers but moves every
+  absolute percentile: when it exceeds 2% of the median TTFT (e.g. a short TTFT at ``--time-scale 0.2``), the
+  cell's absolute quantiles are flagged as distorted. Against AWS there is no ground truth and no flag.
 
 Example
 -------
@@ -46,6 +51,8 @@ LAG_REL = 0.10
 DRIFT_MAX_N = 20_000
 WARMUP_MIN_N = 10
 WARMUP_MIN_SHARE = 0.02
+#: client overhead (measured minus ground-truth TTFT) above this share of the median TTFT distorts absolute quantiles
+OVERHEAD_SHARE_FLAG = 0.02
 
 
 def mser_truncation(x: Sequence[float] | np.ndarray, batch: int = 5) -> int:
@@ -134,6 +141,21 @@ def warmup_trim(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str =
     return df.loc[idx], pd.DataFrame(rows)
 
 
+def client_overhead(df: pd.DataFrame) -> tuple[float, float]:
+    """``(median overhead s, overhead / median TTFT)`` of successful requests with ground truth; NaN without it."""
+    if not {"ttft_s", "server_ttft_s"} <= set(df.columns):
+        return float("nan"), float("nan")
+    ok = ok_mask(df).to_numpy(bool)
+    measured = pd.to_numeric(df["ttft_s"], errors="coerce").to_numpy(float)[ok]
+    truth = pd.to_numeric(df["server_ttft_s"], errors="coerce").to_numpy(float)[ok]
+    both = np.isfinite(measured) & np.isfinite(truth)
+    if not both.any():
+        return float("nan"), float("nan")
+    over = float(np.median(measured[both] - truth[both]))
+    med = float(np.median(measured[both]))
+    return over, (over / med if med > 0 else float("nan"))
+
+
 def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str = "e2e_s",
                   *, bimodality_metric: str = "ttft_s") -> pd.DataFrame:
     """One row per group with the checks of this module and a readable ``flags`` string.
@@ -143,7 +165,8 @@ def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str
 
     Columns: ``n``, ``n_warmup`` (MSER), ``drift_rho``, ``drift_p``, ``drift_ratio``, ``drift``,
     ``lag_p99_s``, ``coordinated_omission``, ``retried_share``, ``throttled_share``, ``bimodality_coef``,
-    ``bimodal``, ``flags``.
+    ``bimodal``, ``client_overhead_s``, ``overhead_share`` (of the median TTFT), ``overhead_distorts``
+    (absolute quantiles flagged: overhead > 2% of the median TTFT), ``flags``.
     """
     if metric not in df.columns and metric != "tokens_per_s":
         raise StatsError(f"records lack column {metric!r}")
@@ -189,8 +212,14 @@ def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str
             flags.append("bimodal (not fitted): " + ", ".join(why))
         if n_warm >= max(WARMUP_MIN_N, WARMUP_MIN_SHARE * v.size):  # MSER trims a few batches of pure noise too
             flags.append(f"warm-up: first {n_warm} requests differ (MSER-5)")
+        over, share = client_overhead(sub)
+        distorts = bool(np.isfinite(share) and share > OVERHEAD_SHARE_FLAG)
+        if distorts:
+            flags.append(f"client overhead {over * 1000:.1f} ms = {share:.1%} of median TTFT: absolute "
+                         "percentiles overstated (comparisons unaffected)")
         rows.append({**keys, "n": n, "n_warmup": n_warm, "drift_rho": rho, "drift_p": p, "drift_ratio": ratio,
                      "drift": drift_flag, "lag_p99_s": lag_p99, "coordinated_omission": co,
                      "retried_share": retried, "throttled_share": throttled, "bimodality_coef": bc,
-                     "bimodal": bimodal, "flags": "; ".join(flags)})
+                     "bimodal": bimodal, "client_overhead_s": over, "overhead_share": share,
+                     "overhead_distorts": distorts, "flags": "; ".join(flags)})
     return pd.DataFrame(rows)

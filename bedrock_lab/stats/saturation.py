@@ -11,6 +11,13 @@ Throughput peaks at ``N_max = sqrt((1 - sigma) / kappa)``. Fitted by least squar
 Cisco example (sigma = 0.02671591, kappa = 7.690945e-4, lambda = 995.6486, N_max = 35; the numbers
 codahale/usl4j tests against).
 
+N_max's 95% interval is the delta method on ``log N_max = (log(1 - sigma) - log kappa) / 2`` with the fit's
+covariance and a t quantile on ``levels - 3`` degrees of freedom (none with 3 levels, or when kappa sits on its
+bound). It is a statement about the smooth curve, not about a hard limit: against the emulator, whose capacity
+is a hard number of concurrent requests (a queue beyond it), USL's N_max overstated that capacity by 1.7-2.1x
+while the knee landed on it (:data:`USL_NMAX_OVERSTATES`); summaries lead with the knee and the highest load
+meeting the SLOs.
+
 Little's law (Little 1961): in steady state the mean number in the system is ``L = X W``. A closed-loop
 run with N users and no think time should show ``L ~= N``; a clearly smaller L means the client could not
 keep N requests in flight (a client-side bottleneck), so the throughput measured is the client's, not the
@@ -44,6 +51,9 @@ from bedrock_lab.stats.slo import SLO, meets_slo, wilson_interval
 
 #: L / N below this flags a client-side bottleneck
 LITTLE_RATIO_MIN = 0.8
+#: how far USL's N_max overstated a hard capacity (the emulator's concurrent-request limit) in our measurements
+#: (issue 11: demo-like sweeps against the emulator), as (low, high) factors: read N_max as an upper estimate
+USL_NMAX_OVERSTATES: tuple[float, float] = (1.7, 2.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,8 @@ class USLFit:
     x_max: float  #: throughput at n_max (lambda / sigma as N -> inf when kappa == 0)
     r2: float
     n_points: int
+    n_max_lo: float = float("nan")  #: 95% delta-method interval of n_max (NaN when it cannot be estimated)
+    n_max_hi: float = float("nan")
 
     def throughput(self, n: float | np.ndarray) -> np.ndarray | float:
         return usl(np.asarray(n, dtype=float), self.sigma, self.kappa, self.lam)
@@ -85,7 +97,7 @@ def fit_usl(users: Sequence[float] | np.ndarray, throughput: Sequence[float] | n
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            params, _ = optimize.curve_fit(
+            params, pcov = optimize.curve_fit(
                 usl, n, x, p0=[0.01, 1e-4, lam0], bounds=([0.0, 0.0, 0.0], [1.0, np.inf, np.inf]),
                 x_scale=[0.01, 1e-4, lam0], max_nfev=20_000, ftol=1e-14, xtol=1e-14, gtol=1e-14,
             )
@@ -98,7 +110,26 @@ def fit_usl(users: Sequence[float] | np.ndarray, throughput: Sequence[float] | n
     resid = x - usl(n, sigma, kappa, lam)
     ss_tot = float(np.sum((x - x.mean()) ** 2))
     r2 = 1 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan")
-    return USLFit(sigma=sigma, kappa=kappa, lam=lam, n_max=n_max, x_max=x_max, r2=r2, n_points=int(n.size))
+    lo, hi = _n_max_interval(sigma, kappa, np.asarray(pcov, dtype=float), int(n.size) - 3)
+    return USLFit(sigma=sigma, kappa=kappa, lam=lam, n_max=n_max, x_max=x_max, r2=r2, n_points=int(n.size),
+                  n_max_lo=lo, n_max_hi=hi)
+
+
+def _n_max_interval(sigma: float, kappa: float, cov: np.ndarray, dof: int,
+                    confidence: float = 0.95) -> tuple[float, float]:
+    """Delta-method interval of N_max on the log scale (NaN, NaN when the fit leaves no degrees of freedom, kappa
+    is 0 or sigma 1, or the covariance is not finite)."""
+    if dof < 1 or not (kappa > 0 and sigma < 1) or cov.shape != (3, 3) or not np.all(np.isfinite(cov[:2, :2])):
+        return float("nan"), float("nan")
+    grad = np.array([-0.5 / (1 - sigma), -0.5 / kappa])
+    var = float(grad @ cov[:2, :2] @ grad)
+    if not var >= 0:
+        return float("nan"), float("nan")
+    from scipy import stats as st
+
+    half = float(st.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(var)
+    centre = 0.5 * (math.log(1 - sigma) - math.log(kappa))
+    return math.exp(centre - half), math.exp(centre + half)
 
 
 def knee(users: Sequence[float] | np.ndarray, throughput: Sequence[float] | np.ndarray) -> float:
@@ -163,8 +194,9 @@ def saturation(df: pd.DataFrame, slo: SLO | None = None, *, group: Sequence[str]
     highest user count meeting the SLOs.
 
     ``capacity`` columns: the configuration keys, ``levels`` (user counts measured), ``sigma``, ``kappa``,
-    ``lam``, ``n_max``, ``x_max``, ``r2`` (NaN when fewer than 3 levels or the fit failed; ``usl_note``
-    says why), ``knee_users``, ``max_users_meeting_slo`` (NaN when none does), ``client_bottleneck_users``.
+    ``lam``, ``n_max``, ``x_max``, ``r2``, ``n_points``, ``n_max_lo``/``n_max_hi`` (95% delta-method interval)
+    (NaN when fewer than 3 levels or the fit failed; ``usl_note`` says why), ``knee_users``,
+    ``max_users_meeting_slo`` (NaN when none does), ``client_bottleneck_users``.
     """
     table = load_table(df, slo, group=group)
     group = [c for c in (group if group is not None else CONFIG_COLUMNS) if c in df.columns and c != "users"]
@@ -180,7 +212,7 @@ def saturation(df: pd.DataFrame, slo: SLO | None = None, *, group: Sequence[str]
             row.update(fit.as_dict())
         except StatsError as exc:
             note = str(exc)
-            row.update({k: np.nan for k in ("sigma", "kappa", "lam", "n_max", "x_max", "r2")})
+            row.update({k: np.nan for k in ("sigma", "kappa", "lam", "n_max", "x_max", "r2", "n_max_lo", "n_max_hi")})
         row["usl_note"] = note
         row["knee_users"] = knee(sub["users"].to_numpy(float), sub["throughput_rps"].to_numpy(float))
         meeting = sub.loc[sub["meets_slo"].astype(bool), "users"]
