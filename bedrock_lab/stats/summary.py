@@ -8,8 +8,10 @@ p50/p90/p95/p99 with distribution-free 95% intervals and MLPerf early-stopping u
 timeouts that were excluded).
 
 Failures are excluded from latency percentiles by default (``include_failures=True`` keeps any failed
-request that has a value for the metric); they always count in the rates and against goodput. Timeouts
-are counted in ``notes``; :func:`bedrock_lab.stats.censoring.censored_summary` keeps them as right-censored.
+request that has a value for the metric); they always count in the rates and against goodput. Timeouts are
+data: time to first token and end-to-end latency count them as right-censored at their elapsed time
+(:mod:`bedrock_lab.stats.censoring`), so a percentile they could hide is a lower bound (``p99_bound`` =
+"lower", with ``n_censored`` and ``censored_frac``), never a two-sided interval that ignores them.
 
 Example
 -------
@@ -44,6 +46,7 @@ from bedrock_lab.stats._data import (
     require_columns,
     with_metrics,
 )
+from bedrock_lab.stats.censoring import CENSORED_METRICS, censored_quantile_table, censored_sample
 from bedrock_lab.stats.quantiles import DEFAULT_QUANTILES, quantile_table
 from bedrock_lab.stats.rates import rates_row
 from bedrock_lab.stats.slo import SLO, goodput_row, meets_slo
@@ -74,7 +77,9 @@ def summarize(
     ``throttle_rate``..., ``timeout_rate``..., ``error_rate``..., ``duration_s``, ``throughput_rps``,
     ``output_tokens_per_s``, ``goodput``/``_lo``/``_hi``, ``goodput_rps``, ``meets_slo``, ``mean``, and per
     percentile ``p50``, ``p50_lo``, ``p50_hi``, ``p50_ub`` (99% early-stopping upper bound), ``p50_ok``
-    (enough samples for a two-sided interval), ...; ``notes``.
+    (enough samples for a two-sided interval), ...; for ``ttft_s`` and ``e2e_s`` also ``n_censored``,
+    ``censored_frac``, ``p50_bound`` ("lower" where timeouts could hide the percentile) and ``p50_model``;
+    ``notes``.
     """
     require_columns(df, ["status"])
     slo = _slo(slo)
@@ -92,14 +97,18 @@ def summarize(
         for metric in metrics:
             if metric not in data.columns:
                 continue
-            v = metric_values(used, metric).to_numpy(float)
-            qt = quantile_table(v, quantiles, confidence)
+            censoring = not include_failures and metric in CENSORED_METRICS
+            if censoring:
+                qt = censored_quantile_table(*censored_sample(sub, metric), quantiles, confidence)
+            else:
+                qt = quantile_table(metric_values(used, metric).to_numpy(float), quantiles, confidence)
             qnote = str(qt.pop("quantile_notes", ""))
             notes = [qnote] if qnote else []
             if qt["n"] == 0:
                 notes = [f"no values of {metric}"]
-            if not include_failures and rate["n_timeout"]:
-                notes.append(f"{rate['n_timeout']} timeout(s) excluded: see the censored table")
+            if not include_failures and rate["n_timeout"] and not censoring:
+                notes.append(f"{rate['n_timeout']} timeout(s) excluded (a per-token or speed value of a request "
+                             "that did not finish is unknown)")
             rows.append({**base, "metric": metric, **qt, "notes": "; ".join(notes)})
     out = pd.DataFrame(rows)
     if out.empty:
