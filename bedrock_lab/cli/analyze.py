@@ -17,7 +17,8 @@ DESCRIPTION = """\
 Run the analysis of a sweep (outputs/<sweep>) or of any folder of request records and write its tables as
 CSV: summary.csv (per configuration and load: counts, success/throttle/error rates with Wilson intervals,
 goodput, p50/p90/p95/p99 of time to first token, inter-token and end-to-end latency and output speed with
-distribution-free 95% intervals), load.csv and capacity.csv (throughput, Little's law, Universal Scalability
+distribution-free 95% intervals; timeouts count as right-censored latencies, and a percentile they could hide
+is a lower bound, flagged in <metric>_pXX_bound and printed), load.csv and capacity.csv (throughput, Little's law, Universal Scalability
 Law fit, knee, highest load meeting the SLOs), comparisons.csv (tier vs tier, or the levels of --compare-by,
 within otherwise equal configurations: ratio of medians with its Bonferroni-simultaneous interval, from which
 alone the verdict is read) and verdicts.csv (one line per pair of levels), costs.csv, quality.csv (warm-up,
@@ -67,10 +68,54 @@ def run(args: argparse.Namespace) -> int:
         written += write_slide_figures(result)
     for sentence in executive_summary(result):
         print(f"- {sentence}")
+    _print_bounds(result)
+    _print_overhead(result)
     if args.compare_by != "tier":
         _print_comparisons(result, args.compare_by)
     print(f"\n{len(written)} files written to {out}" + (" and figures/" if args.figures else ""))
     return 0
+
+
+#: most lines of a list printed per section (the CSV tables hold every row)
+_MAX_LINES = 12
+
+
+def _print_bounds(result: Analysis) -> None:
+    """Every cell and metric where timeouts could hide a percentile: the lowest such percentile, as a bound."""
+    from bedrock_lab.report.summary import fmt_quantile
+
+    lines = []
+    for _, r in result.summary.iterrows():
+        for metric in ("ttft_s", "e2e_s"):
+            lab = next((q for q in ("p50", "p90", "p95", "p99") if str(r.get(f"{metric}_{q}_bound", "")) == "lower"),
+                       None)
+            if lab is not None:
+                where = " / ".join(str(r[k]) for k in ("model", "tier", "prompt_size", "users"))
+                lines.append(f"- {metric} {lab} ({where}): {fmt_quantile(r, metric, lab)}, and every higher percentile")
+    if not lines:
+        return
+    print(f"\nPercentiles timeouts could hide, reported as lower bounds, not estimates (summary.csv "
+          f"<metric>_pXX_bound = lower): {len(lines)}")
+    for line in lines[:_MAX_LINES]:
+        print(line)
+    if len(lines) > _MAX_LINES:
+        print(f"- ... and {len(lines) - _MAX_LINES} more in summary.csv")
+
+
+def _print_overhead(result: Analysis) -> None:
+    """Cells whose client overhead (measured minus ground-truth TTFT) distorts absolute percentiles."""
+    q = result.quality
+    if q.empty or "overhead_distorts" not in q or not q["overhead_distorts"].astype(bool).any():
+        return
+    bad = q[q["overhead_distorts"].astype(bool)]
+    print(f"\nAbsolute percentiles distorted by client overhead (> 2% of median TTFT; comparisons unaffected; "
+          f"quality.csv overhead_distorts): {len(bad)} of {len(q)} cells")
+    for _, r in bad.head(_MAX_LINES).iterrows():
+        where = " / ".join(str(r[k]) for k in ("model", "tier", "prompt_size", "users") if k in r)
+        print(f"- {where}: {float(r['client_overhead_s']) * 1000:.1f} ms = {float(r['overhead_share']):.1%} of "
+              "median TTFT")
+    if len(bad) > _MAX_LINES:
+        print(f"- ... and {len(bad) - _MAX_LINES} more in quality.csv")
 
 
 def _print_comparisons(result: Analysis, by: str) -> None:

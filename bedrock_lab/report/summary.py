@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bedrock_lab.stats.analysis import CONFIG, KEYS, Analysis
+from bedrock_lab.stats.saturation import USL_NMAX_OVERSTATES
 
 # ---------------------------------------------------------------- formatting
 
@@ -39,6 +40,15 @@ def fmt_ci(lo: float | None, hi: float | None, fmt: Any = fmt_s) -> str:
     if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
         return "(too few requests for a 95% interval)"
     return f"[95% CI {fmt(lo)}-{fmt(hi)}]"
+
+
+def fmt_quantile(row: Mapping[str, Any], metric: str, q: str = "p95") -> str:
+    """A percentile of a summary row as it may be quoted: "412 ms [95% CI 398-431 ms]", or, where timeouts
+    could hide it, a bound: ">= 629 ms (lower bound: 2.0% timed out)" (never a two-sided interval)."""
+    v = float(row.get(f"{metric}_{q}", np.nan))
+    if str(row.get(f"{metric}_{q}_bound", "") or "") == "lower":
+        return f">= {fmt_s(v)} (lower bound: {fmt_pct(float(row.get(f'{metric}_censored_frac', np.nan)))} timed out)"
+    return f"{fmt_s(v)} {fmt_ci(row.get(f'{metric}_{q}_lo'), row.get(f'{metric}_{q}_hi'))}"
 
 
 def fmt_usd(v: float | None) -> str:
@@ -103,15 +113,13 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
                          "p95 time to first token": "-", "cost per 1k requests": "-", "alternatives": 0})
             continue
         r, u, at, cost = cands[0]
-        p95 = at["ttft_s_p95"] if at is not None else float("nan")
         rows.append({
             "workload": f"{size} prompts",
             "recommendation": f"{r['model']} / {r['tier']}",
             "holds the SLOs up to": _users(u, analysis.load_kind) + (" (highest tested)" if u == analysis.max_users else ""),
             "goodput": (f"{fmt_pct(at['goodput'])} {fmt_ci(at['goodput_lo'], at['goodput_hi'], fmt_pct)}"
                         if at is not None else "n/a"),
-            "p95 time to first token": (f"{fmt_s(p95)} {fmt_ci(at['ttft_s_p95_lo'], at['ttft_s_p95_hi'])}"
-                                        if at is not None else "n/a"),
+            "p95 time to first token": fmt_quantile(at, "ttft_s") if at is not None else "n/a",
             "cost per 1k requests": fmt_usd(cost),
             "alternatives": len(cands) - 1,
         })
@@ -217,6 +225,8 @@ def executive_summary(analysis: Analysis) -> list[str]:
         f"{len(configs)} configurations meet them at some tested load and {int(at_max['meets_target'].sum())} at the "
         f"highest load ({_users(analysis.max_users or 0, analysis.load_kind)})."
     )
+    out.extend(capacity_sentences(analysis))
+    out.extend(bound_sentences(analysis))
     for _, r in recommendations(analysis).iterrows():
         if r["recommendation"] == "none meets the SLOs":
             out.append(f"For {r['workload']}, no configuration met the SLOs ({r['goodput']}).")
@@ -236,12 +246,78 @@ def executive_summary(analysis: Analysis) -> list[str]:
                    f"{fmt_ci(r['throttle_rate_lo'], r['throttle_rate_hi'], fmt_pct)} of requests for "
                    f"{r['model']} with {r['prompt_size']} prompts at {_users(r['users'], analysis.load_kind)} "
                    f"({len(thr)} configuration(s) saw throttling in total).")
-    if not cap.empty and cap["knee_users"].notna().any():
-        knees = cap["knee_users"].dropna()
-        lo, hi = _users(knees.min(), analysis.load_kind), _users(knees.max(), analysis.load_kind)
-        where = lo if lo == hi else f"{lo} to {hi}, depending on the configuration"
-        out.append(f"Throughput stops growing in proportion to the load beyond a knee at {where} (Kneedle on the measured curve; Universal Scalability Law fits in "
-                   f"the figures).")
+    return out
+
+
+def _level_range(values: pd.Series, kind: str) -> str:
+    lo, hi = _users(values.min(), kind), _users(values.max(), kind)
+    return lo if lo == hi else f"{lo} to {hi}, depending on the configuration"
+
+
+def capacity_sentences(analysis: Analysis) -> list[str]:
+    """Capacity led by what was measured (the knee, the highest load meeting the SLOs), then USL's N_max with
+    its interval and its known bias (a model-based extrapolation that overstates a hard capacity)."""
+    cap, kind = analysis.capacity, analysis.load_kind
+    if cap.empty:
+        return []
+    parts = []
+    knees = cap["knee_users"].dropna() if "knee_users" in cap else pd.Series(dtype=float)
+    if len(knees):
+        parts.append(f"throughput's knee is at {_level_range(knees, kind)}")
+    meeting = cap["max_users_meeting_slo"].dropna() if "max_users_meeting_slo" in cap else pd.Series(dtype=float)
+    parts.append(f"the highest load meeting the SLOs is {_level_range(meeting, kind)}" if len(meeting)
+                 else "no tested load meets the SLOs")
+    how = "Kneedle knee of the measured throughput curve; " if len(knees) else ""
+    out = ["Capacity, as measured: " + " and ".join(parts) + f" ({how}SLOs by goodput per cell)."]
+    fitted = cap[np.isfinite(pd.to_numeric(cap.get("n_max"), errors="coerce"))] if "n_max" in cap else cap.iloc[0:0]
+    if len(fitted):
+        unit = "requests/s" if kind == "rate" else "users"
+        if len(fitted) == 1:
+            r = fitted.iloc[0]
+            lo, hi = float(r.get("n_max_lo", np.nan)), float(r.get("n_max_hi", np.nan))
+            ci = (f" [95% CI {lo:.0f}-{hi:.0f}]" if np.isfinite(lo) and np.isfinite(hi)
+                  else " (no interval: too few load levels for one)")
+            where = f"N_max = {float(r['n_max']):.0f} {unit}{ci}"
+        else:
+            nm = fitted["n_max"].astype(float)
+            where = (f"N_max at {nm.min():.0f} to {nm.max():.0f} {unit}, depending on the configuration "
+                     "(95% intervals in capacity.csv)")
+        lo_b, hi_b = USL_NMAX_OVERSTATES
+        out.append(f"The Universal Scalability Law puts peak throughput at {where}; that is a model-based "
+                   f"extrapolation which overstated a hard capacity by {lo_b:g}-{hi_b:g}x in our measurements "
+                   "against the emulator, so read it as an upper estimate, not a limit.")
+    return out
+
+
+#: words for the metrics a timeout can censor
+_CENSORED_NAMES = {"ttft_s": "time to first token", "e2e_s": "end-to-end latency"}
+
+
+def bound_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
+    """Where timeouts could hide a percentile: the lowest such percentile per cell, quoted as a bound (with the
+    model-based value beside it, when the censored fit has one), the cells with most timeouts first."""
+    s = analysis.summary
+    out = []
+    for metric, name in _CENSORED_NAMES.items():
+        found = []
+        for _, r in s.iterrows():
+            lab = next((q for q in ("p50", "p90", "p95", "p99") if str(r.get(f"{metric}_{q}_bound", "")) == "lower"),
+                       None)
+            if lab is not None:
+                found.append((-float(r.get(f"{metric}_censored_frac", 0.0)), lab, r))
+        if not found:
+            continue
+        found.sort(key=lambda t: t[0])
+        items = []
+        for _, lab, r in found[:limit]:
+            model = float(r.get(f"{metric}_{lab}_model", np.nan))
+            extra = (f"; a censored log-normal model, which assumes timed-out requests are like the others, "
+                     f"puts it near {fmt_s(model)}" if np.isfinite(model) else "")
+            items.append(f"{lab} {fmt_quantile(r, metric, lab)} for {_cfg(r)} at "
+                         f"{_users(r['users'], analysis.load_kind)}{extra}")
+        more = f" ({len(found)} cells in all; summary.csv column {metric}_pXX_bound)" if len(found) > limit else ""
+        out.append(f"Timeouts could hide the tail of {name}, so it is quoted as a bound, not an estimate: "
+                   + "; ".join(items) + f"{more}.")
     return out
 
 
@@ -257,13 +333,16 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
             else "open loop (a fixed arrival rate; latency is measured from the intended start, so client lag "
                  "cannot hide queueing)" if open_loop and not closed else "a mix of closed and open loop runs")
     n_min, n_max = int(s["n_requests"].min()), int(s["n_requests"].max())
-    few_p99 = int((~s["ttft_s_p99_ok"].astype(bool)).sum()) if "ttft_s_p99_ok" in s else 0
+    few_p99 = 0
+    if "ttft_s_p99_ok" in s:  # cells too small for a p99 interval (a bound hidden by timeouts is said apart)
+        bounded = s["ttft_s_p99_bound"].astype(str).eq("lower") if "ttft_s_p99_bound" in s else False
+        few_p99 = int((~s["ttft_s_p99_ok"].astype(bool) & ~bounded).sum())
     errors = int((rec["status"] != "ok").sum())
     lines = [
         f"Load was generated in {loop}.",
-        f"Failed requests ({errors:,} of {len(rec):,}) are excluded from latency percentiles and reported as "
-        "rates with Wilson 95% intervals; they count as not good in goodput, so throttling lowers goodput "
-        "instead of disappearing.",
+        f"Failed requests ({errors:,} of {len(rec):,}) are reported as rates with Wilson 95% intervals and count "
+        "as not good in goodput, so throttling lowers goodput instead of disappearing; they are left out of "
+        "latency percentiles, except timeouts, which are right-censored latencies (below).",
         f"Cells hold {n_min:,} to {n_max:,} requests. Percentile intervals are distribution-free (order "
         "statistics); a two-sided 95% interval needs at least 6 requests for p50, 72 for p95 and 368 for p99"
         + (f", so {few_p99} cell(s) have no p99 interval." if few_p99 else "."),
@@ -286,21 +365,46 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
                      "flight below 80% of the users); treat their throughput as a lower bound.")
     cen = analysis.censored
     if not cen.empty:
-        worst = cen.sort_values("n_censored", ascending=False).iloc[0]
+        e2e = cen[cen["metric"] == "e2e_s"] if "metric" in cen else cen
+        worst = (e2e if len(e2e) else cen).sort_values("n_censored", ascending=False).iloc[0]
+        n_timeouts = int(s["n_timeout"].sum()) if "n_timeout" in s else int(worst["n_censored"])
+        bounded = sum(int(cen[f"{q}_bound"].astype(str).eq("lower").sum()) for q in ("p50", "p90", "p95", "p99")
+                      if f"{q}_bound" in cen)
         lines.append(
-            f"{int(cen['n_censored'].sum()):,} request(s) timed out in {len(cen)} cell(s). Their latency is only "
-            "known to exceed the timeout, so end-to-end percentiles were also estimated with timeouts as "
-            f"right-censored observations (Kaplan-Meier): for {worst['model']} / {worst['tier']} / "
-            f"{worst['prompt_size']} at {_users(worst['users'], analysis.load_kind)}, p95 is {fmt_s(worst['p95_km'])} "
-            f"(censored) against {fmt_s(worst['p95_naive'])} with timeouts dropped"
+            f"{n_timeouts:,} request(s) timed out in {cen[list(KEYS)].drop_duplicates().shape[0]} cell(s). A "
+            "timeout is data: its latency is only known to exceed the time it had run, so time to first token "
+            "(when no token came) and end-to-end latency treat timeouts as right-censored observations "
+            "(Kaplan-Meier) under a bound rule. A percentile is an estimate with its interval only where no "
+            "placement of the timed-out requests above their censoring times could move it (best case: at "
+            "that time; worst case: never finishing); elsewhere it is quoted as a lower bound"
+            + (f" ({bounded} percentile(s) of the censored table)" if bounded else "")
+            + ", never as a two-sided interval. Kaplan-Meier alone would assume a timed-out request is like "
+            "those still running, which a read timeout (silence between bytes) is not. For "
+            f"{worst['model']} / {worst['tier']} / {worst['prompt_size']} at "
+            f"{_users(worst['users'], analysis.load_kind)}, end-to-end p95 is "
+            + (f">= {fmt_s(worst['p95'])} (a bound)" if str(worst.get("p95_bound", "")) == "lower"
+               else fmt_s(worst.get("p95", worst["p95_km"])))
+            + f" against {fmt_s(worst['p95_naive'])} with timeouts dropped"
             + (f"; {worst['note']}." if worst.get("note") else "."))
     q = analysis.quality
+    if not q.empty and "overhead_distorts" in q and q["overhead_distorts"].astype(bool).any():
+        bad = q[q["overhead_distorts"].astype(bool)].sort_values("overhead_share", ascending=False)
+        r = bad.iloc[0]
+        lines.append(
+            f"Absolute percentiles are distorted in {len(bad)} of {len(q)} cells: the client's own overhead "
+            "(measured time to first token minus the emulator's ground truth) exceeds 2% of the median TTFT, up "
+            f"to {float(r['client_overhead_s']) * 1000:.1f} ms ({fmt_pct(float(r['overhead_share']))}) for "
+            f"{r['model']} / {r['tier']} / {r['prompt_size']} at {_users(r['users'], analysis.load_kind)}, so "
+            "their absolute latencies are overstated by about that much; comparisons between configurations "
+            "(ratios) are unaffected.")
     if not q.empty and "flags" in q:
         flagged = q[q["flags"].astype(str) != ""]
         kinds = {"warm-up": int((q["n_warmup"] > 0).sum()), "drift": int(q["drift"].sum()),
-                 "coordinated-omission risk": int(q["coordinated_omission"].sum()), "bimodal": int(q["bimodal"].sum())}
+                 "coordinated-omission risk": int(q["coordinated_omission"].sum()), "bimodal": int(q["bimodal"].sum()),
+                 "client-overhead": int(q["overhead_distorts"].sum()) if "overhead_distorts" in q else 0}
         found = [f"{v} {k}" for k, v in kinds.items() if v]
-        lines.append(f"Data-quality checks (MSER-5 warm-up, drift within a cell, schedule lag, bimodality) flagged "
+        lines.append(f"Data-quality checks (MSER-5 warm-up, drift within a cell, schedule lag, bimodality, client "
+                     f"overhead against ground truth) flagged "
                      f"{len(flagged)} of {len(q)} cells" + (f": {_join(found)}" if found else "")
                      + "; the appendix lists the flags per cell. Warm-up requests are kept in the numbers.")
     if str(environment(analysis).get("target", "")).startswith("emulator"):
@@ -374,7 +478,10 @@ def cell_appendix(analysis: Analysis) -> pd.DataFrame:
         s["cell_id"] = ""
     s = s.sort_values(list(KEYS))
 
-    def pct_ci(v: float, lo: float, hi: float) -> str:
+    def pct_ci(row: Mapping[str, Any], metric: str, q: str) -> str:
+        if str(row.get(f"{metric}_{q}_bound", "")) == "lower":  # timeouts could hide it: a bound, no interval
+            return f">= {fmt_s(row[f'{metric}_{q}'])} (bound)"
+        v, lo, hi = (float(row.get(f"{metric}_{q}{k}", np.nan)) for k in ("", "_lo", "_hi"))
         return f"{fmt_s(v)} [{fmt_s(lo)}-{fmt_s(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else fmt_s(v)
 
     if not analysis.quality.empty and "flags" in analysis.quality:
@@ -387,11 +494,10 @@ def cell_appendix(analysis: Analysis) -> pd.DataFrame:
         "requests": s["n_requests"].astype(int),
         "success": s["success_rate"].map(fmt_pct),
         "throttled": s["throttle_rate"].map(fmt_pct),
-        "TTFT p50 [95% CI]": [pct_ci(*t) for t in zip(s["ttft_s_p50"], s["ttft_s_p50_lo"], s["ttft_s_p50_hi"],
-                                                      strict=True)],
-        "TTFT p95 [95% CI]": [pct_ci(*t) for t in zip(s["ttft_s_p95"], s["ttft_s_p95_lo"], s["ttft_s_p95_hi"],
-                                                      strict=True)],
-        "end-to-end p95": s["e2e_s_p95"].map(fmt_s),
+        "TTFT p50 [95% CI]": [pct_ci(r, "ttft_s", "p50") for _, r in s.iterrows()],
+        "TTFT p95 [95% CI]": [pct_ci(r, "ttft_s", "p95") for _, r in s.iterrows()],
+        "end-to-end p95": [f">= {fmt_s(r['e2e_s_p95'])} (bound)" if str(r.get("e2e_s_p95_bound", "")) == "lower"
+                           else fmt_s(r["e2e_s_p95"]) for _, r in s.iterrows()],
         "throughput (req/s)": s["throughput_rps"].map(lambda v: f"{v:.2f}" if np.isfinite(v) else "n/a"),
         "goodput": s["goodput"].map(fmt_pct),
         "data quality": s["flags"].fillna("").replace("", "ok"),
@@ -445,7 +551,8 @@ def html_definitions(items: Mapping[str, str]) -> str:
 
 
 __all__ = [
-    "cell_appendix", "comparison_table", "fit_table", "environment", "executive_summary", "fmt_ci", "fmt_pct", "fmt_s", "fmt_usd", "html_definitions",
+    "bound_sentences", "capacity_sentences", "cell_appendix", "comparison_table", "fit_table", "environment",
+    "executive_summary", "fmt_ci", "fmt_pct", "fmt_quantile", "fmt_s", "fmt_usd", "html_definitions",
     "html_list", "html_table", "methods_and_caveats", "recommendations",
 ]  # fmt: skip
 
