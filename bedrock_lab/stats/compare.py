@@ -223,7 +223,8 @@ def decide(c: Comparison, level: float) -> Comparison:
     if np.isfinite(se) and np.isfinite(level) and 0 < level < 1 and c.ratio > 0 and np.isfinite(c.ratio):
         z = _z(level)
         log_r = math.log(c.ratio)
-        lo, hi = math.exp(log_r - z * se), math.exp(log_r + z * se)
+        # min/max: exp(log(r)) may round below r when the interval has zero width
+        lo, hi = min(math.exp(log_r - z * se), c.ratio), max(math.exp(log_r + z * se), c.ratio)
         p = float(2 * st.norm.sf(abs(log_r) / se)) if se > 0 else float(log_r == 0)
         mde = math.exp((z + float(st.norm.ppf(c.power))) * se)
     mde_vda = (float(st.norm.cdf(math.log(mde) / (math.sqrt(2) * c.log_sd)))
