@@ -30,7 +30,15 @@ from bedrock_lab.stats.analysis import (
     summary_table,
     write_tables,
 )
-from bedrock_lab.stats.censoring import censored_fit, censored_sample, censored_summary, km_quantiles
+from bedrock_lab.stats.censoring import (
+    CensoredQuantile,
+    censored_fit,
+    censored_quantile,
+    censored_quantile_table,
+    censored_sample,
+    censored_summary,
+    km_quantiles,
+)
 from bedrock_lab.stats.compare import (
     Comparison,
     bootstrap_quantiles,
@@ -67,9 +75,10 @@ from bedrock_lab.stats.synthetic import synthetic_records
 
 __all__ = [
     "CONFIG_COLUMNS", "DEFAULT_DISTS", "DEFAULT_QUANTILES", "DIST_NAMES", "HIGHER_IS_BETTER", "KEYS", "METRICS",
-    "SLO", "Analysis", "Comparison", "Fit", "QuantileEstimate", "SweepData", "USLFit",
+    "SLO", "Analysis", "CensoredQuantile", "Comparison", "Fit", "QuantileEstimate", "SweepData", "USLFit",
     "adjust", "analyze", "benjamini_hochberg", "bimodality_coefficient", "bonferroni", "bootstrap_quantiles",
-    "censored_fit", "censored_sample", "censored_summary", "compare_grid", "compare_many", "compare_two",
+    "censored_fit", "censored_quantile", "censored_quantile_table", "censored_sample", "censored_summary",
+    "compare_grid", "compare_many", "compare_two",
     "comparison_strata", "completion_rate", "cost_table", "decide", "early_stopping_min_passing",
     "early_stopping_min_queries", "early_stopping_overlatency", "ecdf_points", "error_rate_max",
     "fit_distributions", "fit_one", "fit_usl", "gof", "goodput", "holm", "interval_levels", "interval_verdict",

@@ -116,3 +116,31 @@ def test_an_open_loop_sweep_reports_arrival_rates(tmp_path: Path) -> None:
     assert "arrival rate (requests/s)" in spec and "concurrent users (count)" not in spec
     assert summary.cell_appendix(result)["load"].iloc[0].endswith("requests/s")
 
+
+
+def test_a_percentile_timeouts_could_hide_is_quoted_as_a_bound_never_an_interval() -> None:
+    """Issue 11: 3% of streams time out before their first token, above every finished TTFT: p50 stays an
+    estimate with its interval, p99 is quoted as '>= ... (lower bound: 3.0% timed out)' everywhere."""
+    import numpy as np
+
+    rng = np.random.default_rng(498)
+    n = 600
+    ttft = rng.lognormal(np.log(0.3), 0.2, n)
+    timeout = np.arange(n) % 33 == 0
+    df = pd.DataFrame({"model_id": "amazon.nova-lite-v1:0", "tier_requested": None, "prompt_size": "small",
+                       "users": 8, "api": "converse-stream", "start": np.arange(n) * 0.1,
+                       "status": np.where(timeout, "error", "ok"), "error_kind": np.where(timeout, "timeout", None),
+                       "ttft_s": np.where(timeout, np.nan, ttft), "e2e_s": np.where(timeout, 0.9, ttft + 0.4),
+                       "output_tokens": np.where(timeout, np.nan, 50.0)})
+    a = an.analyze(df, fit=False, compare_metrics=())
+    row = a.summary.iloc[0]
+    assert row["ttft_s_p50_bound"] == "" and row["ttft_s_p99_bound"] == "lower"
+    frac = f"{row['ttft_s_censored_frac']:.1%}"
+    assert summary.fmt_quantile(row, "ttft_s", "p99") == f">= {summary.fmt_s(row['ttft_s_p99'])} (lower bound: {frac} timed out)"
+    assert summary.fmt_quantile(row, "ttft_s", "p50").count("[95% CI") == 1
+    words = " ".join(summary.executive_summary(a))
+    assert "Timeouts could hide the tail of time to first token" in words
+    bound_sentence = next(t for t in summary.executive_summary(a) if t.startswith("Timeouts could hide the tail of time"))
+    assert "95% CI" not in bound_sentence and f"{frac} timed out" in bound_sentence
+    appendix = summary.cell_appendix(a)
+    assert appendix["TTFT p50 [95% CI]"].iloc[0].count("[") == 1
