@@ -11,13 +11,15 @@ is not permitted, please reformat your input and try again.") so clients see wha
 
 from __future__ import annotations
 
+import datetime
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bedrock_lab.catalog import ModelSpec
-from bedrock_lab.emulator.text import count_tokens
+from bedrock_lab.emulator.text import count_tokens, generated_text
 from bedrock_lab.tokens import count_texts
 
 
@@ -56,8 +58,43 @@ class Result:
     request_id: str
     input_tokens: int
     output_tokens: int
-    finished: bool  #: True = natural end (end_turn), False = hit maxTokens
+    finished: bool  #: True = natural end (end_turn) or a stop sequence, False = hit maxTokens
     text: str = ""
+    stop_sequence: str | None = None  #: the stop sequence the answer was cut at, if any
+
+
+# -- stop sequences -----------------------------------------------------------------------------------
+
+
+def stop_cut(text_offset: int, output_tokens: int, stops: list[str]) -> tuple[int, str, str] | None:
+    """Where a stop sequence ends the answer: (tokens to the cut, text before it, the sequence), or None.
+
+    The earliest occurrence in the would-be answer wins (like the model stopping as soon as it emits it); the
+    text ends just before it and the tokens are those of that text, so usage matches what the client sees.
+    """
+    if not stops or output_tokens <= 0:
+        return None
+    full = generated_text(text_offset, output_tokens)
+    hits = [(i, s) for s in stops if s and (i := full.find(s)) >= 0]
+    if not hits:
+        return None
+    at, seq = min(hits)
+    text = full[:at]
+    return count_tokens(text), text, seq
+
+
+def cut_chunks(chunk_tokens: list[int], chunk_offsets: list[float], n: int) -> tuple[list[int], list[float]]:
+    """The first chunks of a schedule carrying ``n`` tokens (the last one shortened); at least one chunk, so a
+    stream still has its first frame even when the answer is cut to nothing."""
+    tokens: list[int] = []
+    left = n
+    for k in chunk_tokens:
+        take = min(k, left)
+        tokens.append(take)
+        left -= take
+        if left <= 0:
+            break
+    return tokens, chunk_offsets[:len(tokens)]
 
 
 # -- shared checks ------------------------------------------------------------------------------------
@@ -164,11 +201,14 @@ class Format:
 
     name = ""
     stop_reasons = ("end_turn", "max_tokens")
+    stop_sequence_reason = ""  #: the stop reason for a stop-sequence cut; empty = the natural-end reason
 
     def parse(self, body: dict[str, Any], spec: ModelSpec) -> Prompt:
         raise NotImplementedError
 
     def stop(self, r: Result) -> str:
+        if r.stop_sequence is not None and self.stop_sequence_reason:
+            return self.stop_sequence_reason
         return self.stop_reasons[0] if r.finished else self.stop_reasons[1]
 
     def full_body(self, r: Result, spec: ModelSpec) -> dict[str, Any]:
@@ -184,14 +224,35 @@ class Format:
         return []
 
 
+#: Anthropic Messages API versions (``anthropic-version`` values, YYYY-MM-DD): the anthropic SDK's Bedrock client
+#: sends its own API version as ``anthropic_version`` when the body has none (2.x sends "2026-10-21").
+_ANTHROPIC_DATE = re.compile(r"(?:bedrock-)?(\d{4})-(\d{2})-(\d{2})")
+_ANTHROPIC_VERSIONS_SINCE = datetime.date(2023, 1, 1)
+
+
+def _anthropic_version_ok(v: object) -> bool:
+    """``bedrock-2023-05-31`` (the documented value) or a dated Anthropic API version, ``[bedrock-]YYYY-MM-DD``."""
+    if not isinstance(v, str):
+        return False
+    m = _ANTHROPIC_DATE.fullmatch(v)
+    if m is None:
+        return False
+    try:
+        day = datetime.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return False
+    return day >= _ANTHROPIC_VERSIONS_SINCE
+
+
 class Anthropic(Format):
     name = "anthropic"
+    stop_sequence_reason = "stop_sequence"
     _allowed = {"anthropic_version", "anthropic_beta", "max_tokens", "messages", "system", "temperature", "top_p",
                 "top_k", "stop_sequences", "tools", "tool_choice", "thinking", "metadata"}  # fmt: skip
 
     def parse(self, body: dict[str, Any], spec: ModelSpec) -> Prompt:
         _check_keys(body, self._allowed, ("anthropic_version", "max_tokens", "messages"))
-        if body["anthropic_version"] != "bedrock-2023-05-31":
+        if not _anthropic_version_ok(body["anthropic_version"]):
             raise _malformed(f"#/anthropic_version: {body['anthropic_version']!r} is not a valid version "
                              "(bedrock-2023-05-31)")
         mt = _max_tokens("max_tokens", body["max_tokens"], spec.max_output_tokens, spec)
@@ -204,12 +265,12 @@ class Anthropic(Format):
     def full_body(self, r: Result, spec: ModelSpec) -> dict[str, Any]:
         return {"id": "msg_bdrk_" + r.request_id.replace("-", "")[:24], "type": "message", "role": "assistant",
                 "model": spec.model_id.split(".", 1)[1].split(":")[0], "content": [{"type": "text", "text": r.text}],
-                "stop_reason": self.stop(r), "stop_sequence": None,
+                "stop_reason": self.stop(r), "stop_sequence": r.stop_sequence,
                 "usage": {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens}}  # fmt: skip
 
     def stream_head(self, r: Result, spec: ModelSpec) -> list[dict[str, Any]]:
         msg = self.full_body(r, spec)
-        msg.update(content=[], stop_reason=None, usage={"input_tokens": r.input_tokens, "output_tokens": 1})
+        msg.update(content=[], stop_reason=None, stop_sequence=None, usage={"input_tokens": r.input_tokens, "output_tokens": 1})
         return [{"type": "message_start", "message": msg},
                 {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}]
 
@@ -218,7 +279,7 @@ class Anthropic(Format):
 
     def stream_tail(self, r: Result) -> list[dict[str, Any]]:
         return [{"type": "content_block_stop", "index": 0},
-                {"type": "message_delta", "delta": {"stop_reason": self.stop(r), "stop_sequence": None},
+                {"type": "message_delta", "delta": {"stop_reason": self.stop(r), "stop_sequence": r.stop_sequence},
                  "usage": {"output_tokens": r.output_tokens}},
                 {"type": "message_stop"}]  # fmt: skip
 
@@ -243,13 +304,18 @@ class AnthropicText(Format):
         return Prompt(count_tokens(prompt), mt, _stops("stop_sequences", body.get("stop_sequences")))
 
     def full_body(self, r: Result, spec: ModelSpec) -> dict[str, Any]:
-        return {"type": "completion", "completion": " " + r.text, "stop_reason": self.stop(r),
-                "stop": "\n\nHuman:" if r.finished else None}
+        return {"type": "completion", "completion": " " + r.text, "stop_reason": self.stop(r), "stop": self._stop_seq(r)}
+
+    @staticmethod
+    def _stop_seq(r: Result) -> str | None:
+        if r.stop_sequence is not None:
+            return r.stop_sequence
+        return "\n\nHuman:" if r.finished else None
 
     def stream_delta(self, r: Result, text: str, done_tokens: int, first: bool, last: bool) -> dict[str, Any]:
         return {"type": "completion", "completion": (" " + text) if first else text,
                 "stop_reason": self.stop(r) if last else None,
-                "stop": ("\n\nHuman:" if r.finished else None) if last else None}  # fmt: skip
+                "stop": self._stop_seq(r) if last else None}  # fmt: skip
 
 
 class Titan(Format):
@@ -381,7 +447,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (Anthropic(), AnthropicText(), 
 
 # -- Converse -----------------------------------------------------------------------------------------
 
-_CONVERSE_KEYS = {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig",
+_CONVERSE_KEYS = {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "projectIdentifier",
                   "additionalModelRequestFields", "promptVariables", "additionalModelResponseFieldPaths",
                   "requestMetadata", "performanceConfig", "serviceTier", "outputConfig"}  # fmt: skip
 
@@ -417,14 +483,54 @@ def parse_converse(body: dict[str, Any], spec: ModelSpec) -> Prompt:
         if v > 1:
             raise _coral(f"inferenceConfig.{key}", v, "Member must have value less than or equal to 1")
     max_tokens = _max_tokens("inferenceConfig/maxTokens", mt, spec.max_output_tokens, spec)
-    stops = cfg.get("stopSequences") or []
+    stops = _converse_stops(cfg.get("stopSequences"))
+    _project(body.get("projectIdentifier"))
     texts = _system(body.get("system"), "system", typed=False) + _messages(body["messages"], "messages", typed=False)
-    return Prompt(sum(map(count_tokens, texts)), max_tokens, list(stops) if isinstance(stops, list) else [])
+    return Prompt(sum(map(count_tokens, texts)), max_tokens, stops)
+
+
+def _converse_stops(v: object) -> list[str]:
+    """botocore's InferenceConfigurationStopSequencesList: at most 2500 non-empty strings."""
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise _coral("inferenceConfig.stopSequences", v, "Member must be a list of strings")
+    if len(v) > 2500:
+        raise _coral("inferenceConfig.stopSequences", v, "Member must have length less than or equal to 2500")
+    for s in v:
+        if not s:
+            raise _coral("inferenceConfig.stopSequences", v, "Member must satisfy constraint: [Member must have "
+                         "length greater than or equal to 1]")
+    return list(v)
+
+
+#: botocore's ProjectIdentifier shape (1..2048 chars): a project id or a bedrock project ARN
+_PROJECT = re.compile(r"([a-zA-Z0-9_-]+|arn:aws(|-us-gov|-cn|-iso|-iso-b|-iso-f|-eusc):bedrock:[0-9a-z-]{1,20}:"
+                      r"[0-9]{12}:project/[a-zA-Z0-9_-]+)")
+
+
+def _project(v: object) -> None:
+    """Accept a well-formed projectIdentifier (the emulator has one project space: every id is active)."""
+    if v is None:
+        return
+    if not isinstance(v, str):
+        raise _coral("projectIdentifier", v, "Member must be a string")
+    if not 1 <= len(v) <= 2048:
+        raise _coral("projectIdentifier", v, "Member must have length between 1 and 2048")
+    if _PROJECT.fullmatch(v) is None:
+        raise _coral("projectIdentifier", v, f"Member must satisfy regular expression pattern: {_PROJECT.pattern}")
+
+
+def converse_stop(r: Result) -> str:
+    """Converse's stopReason for a result (one source for the whole body and the stream's messageStop)."""
+    if r.stop_sequence is not None:
+        return "stop_sequence"
+    return "end_turn" if r.finished else "max_tokens"
 
 
 def converse_body(r: Result, latency_ms: int, extra: dict[str, Any]) -> dict[str, Any]:
     return {"output": {"message": {"role": "assistant", "content": [{"text": r.text}]}},
-            "stopReason": "end_turn" if r.finished else "max_tokens",
+            "stopReason": converse_stop(r),
             "usage": {"inputTokens": r.input_tokens, "outputTokens": r.output_tokens,
                       "totalTokens": r.input_tokens + r.output_tokens},
             "metrics": {"latencyMs": latency_ms}, **extra}  # fmt: skip

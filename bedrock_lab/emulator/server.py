@@ -43,8 +43,11 @@ from bedrock_lab.emulator.providers import (
     Prompt,
     Result,
     converse_body,
+    converse_stop,
     count_tokens_input,
+    cut_chunks,
     parse_converse,
+    stop_cut,
     validation,
 )
 from bedrock_lab.emulator.scheduler import FrameScheduler
@@ -586,6 +589,11 @@ class EmulatorServer:
             sch = plan(d, spec, spec.latency, input_tokens=prompt.input_tokens, max_tokens=prompt.max_tokens,
                        tier=tier, busy_fraction=st.capacity.busy_fraction, time_scale=self.s.time_scale,
                        optimized=optimized, stall_ms=spec.faults.stall_ms)  # fmt: skip
+            cut = stop_cut(sch.text_offset, sch.output_tokens, prompt.stop_sequences)
+            if cut is not None:  # the answer ends before the stop sequence: fewer tokens, fewer chunks
+                ct, co = cut_chunks(sch.chunk_tokens, sch.chunk_offsets, cut[0])
+                sch = replace(sch, output_tokens=cut[0], finished=True, chunk_tokens=ct, chunk_offsets=co,
+                              fault=sch.fault if sch.fault_chunk < len(ct) else None)  # fmt: skip
             if d.stall:
                 req.fault = "stall"
             if streaming and sch.fault:
@@ -596,6 +604,8 @@ class EmulatorServer:
             admitted = loop.time()
             req.pre_s = pre = max(0.0, admitted - req.arrival)  # the schedule starts here, not at arrival
             result = Result(req.model_id, req.request_id, prompt.input_tokens, sch.output_tokens, sch.finished)
+            if cut is not None:
+                result.text, result.stop_sequence = cut[1], cut[2]
             headers = {
                 "x-amzn-RequestId": req.request_id,
                 H_QUEUE: f"{req.queue_s * 1000:.3f}",
@@ -626,7 +636,8 @@ class EmulatorServer:
         delay = admitted + sch.chunk_offsets[-1] - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        result.text = generated_text(sch.text_offset, sch.output_tokens)
+        if result.stop_sequence is None:
+            result.text = generated_text(sch.text_offset, sch.output_tokens)
         latency_ms = int(round((loop.time() - req.arrival) * 1000))
         if fmt_name == "converse":
             extra: dict[str, Any] = {"serviceTier": {"type": tier}}
@@ -761,10 +772,13 @@ class _StreamJob:
             self._fault()
             return
         k = sch.chunk_tokens[i]
-        text = generated_words(sch.text_offset, self.tokens, k)
-        self.tokens += k
         last = i == self.n - 1
         result, fmt = self.result, self.fmt
+        if last and result.stop_sequence is not None:  # the cut may fall inside a word: the rest of the cut text
+            text = result.text[len(generated_text(sch.text_offset, self.tokens)):]
+        else:
+            text = generated_words(sch.text_offset, self.tokens, k)
+        self.tokens += k
         frames: list[bytes] = []
         if i == 0:
             self.first_byte_ms = int(round((now - req.arrival) * 1000))
@@ -801,7 +815,7 @@ class _StreamJob:
             "serviceTier": {"type": self.tier}}  # fmt: skip
         if self.served_perf:
             meta["performanceConfig"] = {"latency": self.served_perf}
-        stop = "end_turn" if r.finished else "max_tokens"
+        stop = converse_stop(r)
         return [es.event_frame("contentBlockStop", b'{"contentBlockIndex":0}'),
                 es.event_frame("messageStop", b'{"stopReason":"%s"}' % stop.encode()),
                 es.event_frame("metadata", json.dumps(meta).encode())]  # fmt: skip
