@@ -56,7 +56,7 @@ if write_tables:
 if write_figures:
     figures.write_slide_figures(result, out / "figures")
 charts = figures.report_charts(result)
-display(HTML(f"<h1>Load test report: {summary.html.escape(data.name)}</h1>"))
+display(HTML(f"<h1>Load test report: {summary.html.escape(data.name)}</h1>" + summary.target_banner(result)))
 
 # %% [markdown]
 # ## Executive summary

@@ -421,6 +421,18 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def target_banner(analysis: Analysis) -> str:
+    """An HTML banner for the top of the report when the target was the emulator ("" otherwise): a reader who
+    skips to the numbers must not take emulated latencies and illustrative prices for Amazon Bedrock's."""
+    if not str(environment(analysis).get("target", "")).startswith("emulator"):
+        return ""
+    return ('<div class="bl-banner" role="note" style="border:2px solid #b45309;background:#fffbeb;'
+            'padding:0.6em 1em;margin:0.5em 0 1em 0;font-weight:600">'
+            "Emulated run: these numbers come from bedrock-lab's embedded Bedrock Runtime emulator, not from "
+            "Amazon Bedrock. Latencies follow illustrative profiles and prices are illustrative; they show how "
+            "the kit measures, not how Bedrock performs or what it costs.</div>")
+
+
 def environment(analysis: Analysis) -> dict[str, str]:
     """Target, region, models, versions, date and sweep file, from the manifest/sweep yaml and the records."""
     data = analysis.data

@@ -43,6 +43,8 @@ def test_report_is_one_file_without_code_or_remote_urls(built_report: Path) -> N
                     "Appendix: every cell"):
         assert f">{section}" in html
     assert "[95% CI" in html and "per 1k requests" in html
+    banner = html.find('class="bl-banner"')  # the emulator warning leads, before the executive summary
+    assert 0 < banner < html.find(">Executive summary")
 
 
 def test_outputs_next_to_the_report(built_report: Path) -> None:

@@ -47,6 +47,7 @@ def test_environment_methods_and_appendix(analysis) -> None:  # type: ignore[no-
     assert "altair" in env["versions"]
     methods = " ".join(summary.methods_and_caveats(analysis))
     assert "closed loop" in methods and "368 for p99" in methods and "emulator" in methods
+    assert "not from Amazon Bedrock" in summary.target_banner(analysis)  # the banner at the top of the report
     appendix = summary.cell_appendix(analysis)
     assert len(appendix) == 36 and appendix["cell"].str.len().gt(0).all()
 
@@ -88,6 +89,7 @@ def test_a_plain_records_folder_without_metadata_works(tmp_path: Path) -> None:
     assert result.censored["n_censored"].tolist() == [2]  # timeouts kept as right-censored, not dropped
     assert "right-censored observations (Kaplan-Meier)" in " ".join(summary.methods_and_caveats(result))
     assert isinstance(summary.recommendations(result), pd.DataFrame)
+    assert summary.target_banner(result) == ""  # no target known: no emulator banner claimed
     built = figures.report_charts(result)  # no TTFT (non-streaming), one load level: fewer charts, no error
     assert "ecdf_e2e_s" in built and "ecdf_ttft_s" not in built and "p95_ttft_vs_users" not in built
 
