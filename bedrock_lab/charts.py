@@ -74,6 +74,13 @@ def _label(column: str) -> str:
     return METRIC_LABELS.get(column, column.replace("_", " "))
 
 
+def _qaxis(fmt: str = ".2~f", *, values: Sequence[float] | None = None, grid: bool = True) -> alt.Axis:
+    """A quantitative axis whose labels never overlap (``0.70.8`` read as one number): few ticks, short format."""
+    if values is not None:
+        return alt.Axis(values=list(values), format=fmt, labelOverlap=True, grid=grid)
+    return alt.Axis(format=fmt, labelOverlap=True, tickCount=6, grid=grid)
+
+
 def load_title(load_unit: str = "users") -> str:
     """Axis title of the load column: closed loop ("users") or open loop ("rate", stored in ``users``)."""
     return METRIC_LABELS["rate_rps"] if load_unit == "rate" else METRIC_LABELS["users"]
@@ -157,8 +164,9 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
         alt.Chart(pts)
         .mark_line(interpolate="step-after")
         .encode(
-            x=alt.X(f"{metric}:Q", title=_label(metric), scale=alt.Scale(zero=False)),
-            y=alt.Y("ecdf_pct:Q", title="requests at or below (%)", scale=alt.Scale(domain=[0, 100])),
+            x=alt.X(f"{metric}:Q", title=_label(metric), scale=alt.Scale(zero=False), axis=_qaxis()),
+            y=alt.Y("ecdf_pct:Q", title="requests at or below (%)", scale=alt.Scale(domain=[0, 100]),
+                    axis=_qaxis("d")),
             color=alt.Color("tier:N", title="service tier", scale=tier_scale(pts["tier"])),
             strokeDash=alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(pts["prompt_size"])),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
@@ -169,7 +177,7 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
             ],  # fmt: skip
         )
         .add_params(pick)
-        .properties(width=300, height=220)
+        .properties(width=420, height=240)
     )
     subtitle = f"at {load_text(users, load_unit)}" if users is not None else ""
     if len(levels) > 1:
@@ -186,23 +194,30 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
 
 def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percentile: str = "p95",
                           load_unit: str = "users") -> alt.FacetChart:
-    """A percentile vs users with its confidence band, per tier (colour) and prompt size (dash), a panel per model.
+    """A percentile vs load with its confidence interval, per tier (colour) and prompt size (shape), a panel per model.
 
-    ``table`` columns: model, tier, prompt_size, users, estimate, lo, hi (seconds).
+    Only tested loads carry marks (points, and rules for the 95% interval; no band that would suggest values
+    between them) and the log axis has its ticks exactly there. ``table`` columns: model, tier, prompt_size,
+    users, estimate, lo, hi (seconds).
     """
     _check_rows(table, "percentile vs users")
+    loads = sorted({float(u) for u in pd.to_numeric(table["users"], errors="coerce").dropna()})
+    fmt = "~g" if load_unit == "rate" else "d"
+    sizes = prompt_order(table["prompt_size"])
     base = alt.Chart(table).encode(
-        x=alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(type="log", base=2, nice=False)),
+        x=alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(type="log", base=2, nice=False,
+                                                                          padding=16),
+                axis=_qaxis(fmt, values=loads, grid=False)),
         color=alt.Color("tier:N", title="service tier", scale=tier_scale(table["tier"])),
     )
-    band = base.mark_area(opacity=0.18).encode(
-        y=alt.Y("lo:Q", title=f"{percentile} {_label(metric)}"),
-        y2="hi:Q",
-        detail="prompt_size:N",
-    )
-    line = base.mark_line(point=True).encode(
-        y=alt.Y("estimate:Q"),
-        strokeDash=alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(table["prompt_size"])),
+    y_title, y_scale = f"{percentile} {_label(metric)}", alt.Scale(zero=True, nice=True, padding=8)
+    y = alt.Y("estimate:Q", title=y_title, scale=y_scale, axis=_qaxis())
+    interval = base.mark_rule(strokeWidth=2, opacity=0.6).encode(
+        y=alt.Y("lo:Q", title=y_title, scale=y_scale, axis=_qaxis()), y2="hi:Q", detail="prompt_size:N")
+    line = base.mark_line(opacity=0.5, strokeWidth=1).encode(y=y, detail="prompt_size:N")
+    points = base.mark_point(filled=True, size=60).encode(
+        y=y,
+        shape=alt.Shape("prompt_size:N", title="prompt size", sort=sizes),
         tooltip=[
             "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title=load_title(load_unit)),
             alt.Tooltip("estimate:Q", title=f"{percentile} (s)", format=".3f"),
@@ -211,11 +226,12 @@ def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percen
         ],  # fmt: skip
     )
     return (
-        alt.layer(band, line, data=table)
-        .properties(width=300, height=220)
+        alt.layer(interval, line, points, data=table)
+        .properties(width=420, height=260)
         .facet(column=alt.Column("model:N", title=None))
-        .properties(title=alt.Title(f"{percentile} {_label(metric)} vs load",
-                                    subtitle="lines: estimate; bands: 95% distribution-free confidence interval"))
+        .properties(title=alt.Title(f"{percentile} {_label(metric)} vs load", subtitle=(
+            "points: estimate at each tested load; vertical lines: 95% distribution-free confidence interval; "
+            "thin lines only join tested loads")))
     )
 
 
@@ -229,7 +245,9 @@ def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str =
         y=alt.Y("tier:N", title="service tier", sort=list(TIER_COLORS)),
     )
     rect = base.mark_rect().encode(
-        color=alt.Color(f"{value}:Q", title=title, scale=alt.Scale(scheme="orangered")),
+        # anchored at zero: shades compare relative sizes (0.57 vs 0.63 s get similar shades, not pale vs dark)
+        color=alt.Color(f"{value}:Q", title=title, scale=alt.Scale(scheme="orangered", domainMin=0, zero=True),
+                        legend=alt.Legend(format=".2~f")),
         tooltip=["model:N", "tier:N", "prompt_size:N", alt.Tooltip(f"{value}:Q", title=title, format=".3f")],
     )
     text = base.mark_text(fontSize=12).encode(
@@ -239,7 +257,7 @@ def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str =
     sub = f"at {load_text(users, load_unit)}" if users is not None else ""
     return (
         alt.layer(rect, text, data=table)
-        .properties(width=200, height=150)
+        .properties(width=420, height=alt.Step(40))
         .facet(column=alt.Column("model:N", title=None))
         .properties(title=alt.Title(f"{title} by service tier and prompt size", subtitle=sub))
     )
@@ -258,8 +276,11 @@ def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None, kn
     _check_rows(measured, "throughput vs users")
     color = alt.Color("tier:N", title="service tier", scale=tier_scale(measured["tier"]))
     dash = alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(measured["prompt_size"]))
-    x = alt.X("users:Q", title=load_title(load_unit))
-    y = alt.Y("throughput_rps:Q", title=_label("throughput_rps"))
+    # zero-based and padded: no point sits on the plot border
+    x = alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(zero=True, nice=True, padding=16),
+              axis=_qaxis("~g"))
+    y = alt.Y("throughput_rps:Q", title=_label("throughput_rps"), scale=alt.Scale(zero=True, nice=True, padding=12),
+              axis=_qaxis())
     layers: list[alt.Chart] = [
         alt.Chart(measured).mark_point(filled=True, size=50).encode(
             x=x, y=y, color=color,
@@ -268,16 +289,20 @@ def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None, kn
                      alt.Tooltip("throughput_rps:Q", title="requests/s", format=".2f")],
         )
     ]
+    drawn = ["points: measured"]
     if fit is not None and not fit.empty:
+        drawn.append("lines: Universal Scalability Law fit")
         layers.append(alt.Chart(fit).mark_line(opacity=0.8).encode(x=x, y=y, color=color, strokeDash=dash))
     if knees is not None and not knees.empty:
+        drawn.append("dotted: knee")
         layers.append(alt.Chart(knees).mark_rule(strokeDash=[2, 2]).encode(
             x=alt.X("knee_users:Q"), color=color,
             tooltip=["tier:N", "prompt_size:N", alt.Tooltip("knee_users:Q", title="knee", format=".1f")],
         ))
     versus = "arrival rate" if load_unit == "rate" else "concurrent users"
-    return _facet_layers(layers, "model", f"Throughput vs {versus}",
-                         "points: measured; lines: Universal Scalability Law fit; dotted: knee")
+    if len(drawn) == 1:
+        drawn.append("no saturation fit (it needs at least three load levels)")
+    return _facet_layers(layers, "model", f"Throughput vs {versus}", "; ".join(drawn))
 
 
 def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: str) -> alt.HConcatChart:
@@ -286,7 +311,7 @@ def _facet_layers(layers: list[alt.Chart], column: str, title: str, subtitle: st
     panels = []
     for v in values:
         sub = [ly.transform_filter(alt.datum[column] == v) for ly in layers]
-        panels.append(alt.layer(*sub).properties(width=300, height=220, title=str(v)))
+        panels.append(alt.layer(*sub).properties(width=420 if len(values) > 1 else 600, height=260, title=str(v)))
     return alt.hconcat(*panels).resolve_scale(y="shared").properties(title=alt.Title(title, subtitle=subtitle))
 
 
@@ -313,7 +338,7 @@ def rates_chart(table: pd.DataFrame, *, load_unit: str = "users") -> alt.LayerCh
     )
     err = alt.Chart(df).mark_rule(color="black").encode(x="lo_pct:Q", x2="hi_pct:Q", y=y, **offset)
     return alt.layer(bars, err).properties(
-        width=420, height=alt.Step(18 if not offset else 11),
+        width=560, height=alt.Step(18 if not offset else 11),
         title=alt.Title("Throttled and failed requests",
                         subtitle="configurations with any failure; bars: observed share, lines: Wilson 95% interval"),
     )
@@ -326,13 +351,13 @@ def qq_chart(qq: pd.DataFrame, *, metric: str = "ttft_s", dist: str = "") -> alt
     hi = float(max(qq["theoretical"].max(), qq["sample"].max()))
     line = pd.DataFrame({"theoretical": [lo, hi], "sample": [lo, hi]})
     pts = alt.Chart(qq).mark_point(filled=True, size=18, opacity=0.7).encode(
-        x=alt.X("theoretical:Q", title=f"fitted {dist} quantile (s)".replace("  ", " ")),
-        y=alt.Y("sample:Q", title=f"observed {_label(metric)}"),
+        x=alt.X("theoretical:Q", title=f"fitted {dist} quantile (s)".replace("  ", " "), axis=_qaxis()),
+        y=alt.Y("sample:Q", title=f"observed {_label(metric)}", axis=_qaxis()),
         tooltip=[alt.Tooltip("theoretical:Q", format=".3f"), alt.Tooltip("sample:Q", format=".3f")],
     )
     ref = alt.Chart(line).mark_line(color="#888", strokeDash=[4, 3]).encode(x="theoretical:Q", y="sample:Q")
     return alt.layer(ref, pts).properties(
-        width=300, height=300,
+        width=420, height=360,
         title=alt.Title(f"QQ plot: {_label(metric)} vs fitted {dist}".strip(),
                         subtitle="points on the dashed line = the fit describes the data"),
     )
@@ -360,7 +385,7 @@ def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: in
                      alt.Tooltip("ttft_s:Q", format=".3f"), alt.Tooltip("itl_mean_s:Q", format=".4f")],
         )
         .add_params(pick)
-        .properties(width=520, height=320, title=alt.Title(
+        .properties(width=600, height=360, title=alt.Title(
             "Time to first token vs inter-token latency", subtitle=f"sample of {len(df)} successful requests"))
     )
 

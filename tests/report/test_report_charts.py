@@ -85,3 +85,74 @@ def test_save_figures_rejects_unknown_formats(tmp_path: Path) -> None:
     chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x=alt.X("x:Q", title="x (s)"))
     with pytest.raises(ReportError, match="unknown figure format"):
         charts.save_figures({"c": chart}, tmp_path, formats=("bmp",))
+
+
+# ---------------------------------------------------------------- issue #17: honest, legible charts
+
+
+def _find(spec: object, key: str) -> list[object]:
+    """Every value of ``key`` anywhere in a (nested) Vega-Lite spec."""
+    found: list[object] = []
+    if isinstance(spec, dict):
+        for k, v in spec.items():
+            if k == key:
+                found.append(v)
+            found += _find(v, key)
+    elif isinstance(spec, list):
+        for v in spec:
+            found += _find(v, key)
+    return found
+
+
+def _band_table() -> pd.DataFrame:
+    return pd.DataFrame({"model": "m", "tier": ["default", "flex"] * 2, "prompt_size": ["small", "large"] * 2,
+                         "users": [4, 4, 24, 24], "estimate": [0.57, 0.63, 0.7, 0.8],
+                         "lo": [0.5, 0.55, 0.6, 0.7], "hi": [0.6, 0.7, 0.8, 0.9]})
+
+
+def test_heatmap_colour_scale_starts_at_zero() -> None:
+    spec = charts.heatmap_chart(_band_table()).to_dict()
+    colours = [e["color"] for e in _find(spec, "encoding") if isinstance(e, dict) and "scale" in e.get("color", {})]
+    assert colours and all(c["scale"].get("domainMin") == 0 for c in colours)
+
+
+def test_throughput_subtitle_names_only_what_is_drawn() -> None:
+    measured = _band_table().rename(columns={"estimate": "throughput_rps"})
+    without = charts.throughput_chart(measured).to_dict()["title"]["subtitle"]
+    assert "Universal Scalability Law" not in without and "USL" not in without
+    fit = pd.DataFrame({"model": "m", "tier": "default", "prompt_size": "small", "users": [4.0, 12.0, 24.0],
+                        "throughput_rps": [0.5, 0.6, 0.7]})
+    with_fit = charts.throughput_chart(measured, fit).to_dict()["title"]["subtitle"]
+    assert "Universal Scalability Law" in with_fit
+    x_scales = [e["x"]["scale"] for e in _find(charts.throughput_chart(measured).to_dict(), "encoding")
+                if isinstance(e, dict) and "scale" in e.get("x", {})]
+    assert x_scales and all(s.get("zero") and s.get("padding", 0) > 0 for s in x_scales)  # off the border
+
+
+def test_percentile_chart_marks_only_tested_loads() -> None:
+    spec = charts.percentile_band_chart(_band_table()).to_dict()
+    ticks = _find(spec, "values")[0]
+    assert isinstance(ticks, list) and [float(v) for v in ticks] == [4.0, 24.0]
+    marks = [m["type"] if isinstance(m, dict) else m for m in _find(spec, "mark")]
+    assert "area" not in marks and "rule" in marks and "point" in marks  # no band between tested loads
+
+
+def test_quantitative_axes_avoid_label_overlap_and_charts_are_wide(analysis) -> None:  # type: ignore[no-untyped-def]
+    built = figures.report_charts(analysis)
+    for name in ("ecdf_ttft_s", "p95_ttft_vs_users", "throughput_vs_users", "qq"):
+        spec = built[name].to_dict()
+        axes = [e[ch]["axis"] for e in _find(spec, "encoding") if isinstance(e, dict) for ch in ("x", "y")
+                if isinstance(e.get(ch), dict) and str(e[ch].get("type", "")) == "quantitative" and "axis" in e[ch]]
+        assert axes and all(a.get("labelOverlap") is True and "format" in a for a in axes), name
+    for name in ("ecdf_ttft_s", "p95_ttft_vs_users", "heatmap_ttft", "throughput_vs_users", "qq", "ttft_vs_itl",
+                 "error_rates"):
+        widths = [w for w in _find(built[name].to_dict(), "width") if isinstance(w, int | float)]
+        assert widths and min(widths) >= 420, (name, widths)
+
+
+def test_prompt_sizes_have_distinct_shapes() -> None:
+    for chart in (charts.percentile_band_chart(_band_table()),
+                  charts.throughput_chart(_band_table().rename(columns={"estimate": "throughput_rps"}))):
+        shapes = [e["shape"]["field"] for e in _find(chart.to_dict(), "encoding")
+                  if isinstance(e, dict) and isinstance(e.get("shape"), dict) and "field" in e["shape"]]
+        assert "prompt_size" in shapes
