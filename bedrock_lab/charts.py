@@ -36,8 +36,9 @@ THEME = "bedrock_lab"
 METRIC_LABELS: dict[str, str] = {
     "ttft_s": "time to first token (s)",
     "e2e_s": "end-to-end latency (s)",
-    "itl_mean_s": "inter-token latency (s)",
-    "itl_p95_s": "inter-token latency p95 (s)",
+    "tpot_s": "time per output token (s)",
+    "itl_mean_s": "gap between content chunks (s)",  # a chunk holds several tokens: not a per-token latency
+    "itl_p95_s": "gap between content chunks, p95 (s)",
     "tokens_per_s": "output speed (tokens/s)",
     "throughput_rps": "throughput (requests/s)",
     "users": "concurrent users (count)",
@@ -364,11 +365,13 @@ def qq_chart(qq: pd.DataFrame, *, metric: str = "ttft_s", dist: str = "") -> alt
 
 
 def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: int = 0) -> alt.Chart:
-    """Time to first token vs inter-token latency of a seeded sample of successful requests (log axes)."""
+    """Time to first token vs time per output token (the chunk gap when records lack TPOT) of a seeded sample
+    of successful requests (log axes)."""
     df = label_records(records)
+    per = "tpot_s" if "tpot_s" in df and pd.to_numeric(df["tpot_s"], errors="coerce").gt(0).any() else "itl_mean_s"
     ok = (df["status"] == "ok").to_numpy() if "status" in df else np.ones(len(df), dtype=bool)
-    df = df.loc[ok, ["model", "tier", "prompt_size", "users", "ttft_s", "itl_mean_s"]].dropna()
-    df = df[(df["ttft_s"] > 0) & (df["itl_mean_s"] > 0)]
+    df = df.loc[ok, ["model", "tier", "prompt_size", "users", "ttft_s", per]].dropna()
+    df = df[(df["ttft_s"] > 0) & (df[per] > 0)]
     if len(df) > max_points:
         df = df.sample(n=max_points, random_state=seed)
     _check_rows(df, "TTFT vs ITL")
@@ -376,17 +379,18 @@ def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: in
     return (
         alt.Chart(df).mark_circle(size=14)
         .encode(
-            x=alt.X("itl_mean_s:Q", title=_label("itl_mean_s"), scale=alt.Scale(type="log")),
+            x=alt.X(f"{per}:Q", title=_label(per), scale=alt.Scale(type="log")),
             y=alt.Y("ttft_s:Q", title=_label("ttft_s"), scale=alt.Scale(type="log")),
             color=alt.Color("tier:N", title="service tier", scale=tier_scale(df["tier"])),
             shape=alt.Shape("model:N", title="model"),
             opacity=alt.condition(pick, alt.value(0.6), alt.value(0.05)),
             tooltip=["model:N", "tier:N", "prompt_size:N", "users:Q",
-                     alt.Tooltip("ttft_s:Q", format=".3f"), alt.Tooltip("itl_mean_s:Q", format=".4f")],
+                     alt.Tooltip("ttft_s:Q", format=".3f"), alt.Tooltip(f"{per}:Q", format=".4f")],
         )
         .add_params(pick)
         .properties(width=600, height=360, title=alt.Title(
-            "Time to first token vs inter-token latency", subtitle=f"sample of {len(df)} successful requests"))
+            "Time to first token vs " + _label(per).removesuffix(" (s)"),
+            subtitle=f"sample of {len(df)} successful requests"))
     )
 
 

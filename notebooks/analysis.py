@@ -90,7 +90,7 @@ display(HTML(summary.html_table(summary.recommendations(result))))
 # to highlight it; hover for values.
 
 # %%
-for name in ("ecdf_ttft_s", "ecdf_itl_mean_s", "ecdf_e2e_s"):
+for name in ("ecdf_ttft_s", "ecdf_tpot_s", "ecdf_itl_mean_s", "ecdf_e2e_s"):
     if name in charts:
         display(charts[name])
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from bedrock_lab import charts
 from bedrock_lab.errors import ReportError
+from bedrock_lab.stats import with_metrics
 from bedrock_lab.stats.analysis import CONFIG, Analysis
 from bedrock_lab.stats.rates import wilson_interval
 from bedrock_lab.stats.saturation import usl
@@ -78,7 +79,9 @@ def report_charts(analysis: Analysis) -> dict[str, alt.TopLevelMixin]:
     users = analysis.max_users
     unit = analysis.load_kind
     rec = analysis.records
-    for metric in ("ttft_s", "e2e_s", "itl_mean_s"):
+    if "tpot_s" not in rec or rec["tpot_s"].isna().all():  # older records: TPOT from their token counts
+        rec = with_metrics(rec)
+    for metric in ("ttft_s", "e2e_s", "tpot_s", "itl_mean_s"):
         if metric in rec and pd.to_numeric(rec[metric], errors="coerce").notna().any():
             out[f"ecdf_{metric}"] = charts.ecdf_chart(rec, metric, users=users, load_unit=unit)
     band = percentile_table(analysis, "ttft_s", "p95")

@@ -12,7 +12,7 @@ from bedrock_lab import charts
 from bedrock_lab.errors import ReportError
 from bedrock_lab.report import figures
 
-EXPECTED = {"ecdf_ttft_s", "ecdf_e2e_s", "ecdf_itl_mean_s", "p95_ttft_vs_users", "heatmap_ttft",
+EXPECTED = {"ecdf_ttft_s", "ecdf_e2e_s", "ecdf_tpot_s", "ecdf_itl_mean_s", "p95_ttft_vs_users", "heatmap_ttft",
             "throughput_vs_users", "error_rates", "qq", "ttft_vs_itl"}
 
 
@@ -156,3 +156,11 @@ def test_prompt_sizes_have_distinct_shapes() -> None:
         shapes = [e["shape"]["field"] for e in _find(chart.to_dict(), "encoding")
                   if isinstance(e, dict) and isinstance(e.get("shape"), dict) and "field" in e["shape"]]
         assert "prompt_size" in shapes
+
+
+def test_per_token_latency_is_tpot_and_the_chunk_gap_says_what_it_is(analysis) -> None:  # type: ignore[no-untyped-def]
+    built = figures.report_charts(analysis)
+    assert "time per output token (s)" in _axis_titles(built["ecdf_tpot_s"].to_dict())
+    assert "time per output token (s)" in _axis_titles(built["ttft_vs_itl"].to_dict())
+    gap = _axis_titles(built["ecdf_itl_mean_s"].to_dict())
+    assert "gap between content chunks (s)" in gap and not any("inter-token" in t for t in gap)
