@@ -12,6 +12,7 @@ none was asked), ``prompt_size``, ``users`` and ``config`` ("model / tier / size
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,13 @@ def load_text(value: float | None, load_unit: str = "users") -> str:
     if load_unit == "rate":
         return f"{value:g} requests/s"
     return f"{int(value)} concurrent user" + ("" if int(value) == 1 else "s")
+
+
+def _load_text_expr(signal: str, load_unit: str = "users") -> str:
+    """The Vega expression twin of ``load_text`` for a load held in a signal (a menu-bound param)."""
+    if load_unit == "rate":
+        return f"format({signal}, '~g') + ' requests/s'"
+    return f"format({signal}, 'd') + ' concurrent user' + ({signal} == 1 ? '' : 's')"
 
 
 def prompt_order(values: Sequence[str]) -> list[str]:
@@ -180,14 +188,17 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
         .add_params(pick)
         .properties(width=420, height=240)
     )
+    heading: str | alt.ExprRef = f"Distribution of {_label(metric)}"
     subtitle = f"at {load_text(users, load_unit)}" if users is not None else ""
     if len(levels) > 1:
         menu = "arrival rate (requests/s): " if load_unit == "rate" else "concurrent users: "
         level = alt.param(name="users_level", value=users, bind=alt.binding_select(options=levels, name=menu))
         inner = inner.transform_filter(f"datum.users == {level.name}")
-        subtitle = f"at {load_text(users, load_unit)} (pick another load in the menu below the chart)"
+        # the load shown follows the menu: Vega-Lite's schema allows an expression in the title text only
+        heading = alt.ExprRef(f"{json.dumps(str(heading) + ' at ')} + {_load_text_expr(level.name, load_unit)}")
+        subtitle = "pick another load in the menu below the chart"
     chart = inner.facet(column=alt.Column("model:N", title=None)).properties(
-        title=alt.Title(f"Distribution of {_label(metric)}", subtitle=subtitle))
+        title=alt.Title(heading, subtitle=subtitle))
     if len(levels) > 1:
         chart = chart.add_params(level)
     return chart
@@ -251,9 +262,12 @@ def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str =
                         legend=alt.Legend(format=".2~f")),
         tooltip=["model:N", "tier:N", "prompt_size:N", alt.Tooltip(f"{value}:Q", title=title, format=".3f")],
     )
+    # white numbers on the dark end of the scale (domain 0..max), black on the pale end
+    top = pd.to_numeric(table[value], errors="coerce").max()
+    dark = f"datum[{json.dumps(value)}] > {0.6 * float(top)}" if pd.notna(top) else "false"
     text = base.mark_text(fontSize=12).encode(
         text=alt.Text(f"{value}:Q", format=".2f"),
-        color=alt.value("black"),
+        color=alt.condition(dark, alt.value("white"), alt.value("black")),
     )
     sub = f"at {load_text(users, load_unit)}" if users is not None else ""
     return (

@@ -164,3 +164,38 @@ def test_per_token_latency_is_tpot_and_the_chunk_gap_says_what_it_is(analysis) -
     assert "time per output token (s)" in _axis_titles(built["ttft_vs_itl"].to_dict())
     gap = _axis_titles(built["ecdf_itl_mean_s"].to_dict())
     assert "gap between content chunks (s)" in gap and not any("inter-token" in t for t in gap)
+
+
+def _titles_drawn(spec: dict[str, object]) -> list[str]:
+    """Text marks Vega actually draws for a spec (rendered to SVG by vl-convert, no browser)."""
+    import re
+
+    import vl_convert as vlc
+
+    return re.findall(r"<text[^>]*>([^<]*)</text>", vlc.vegalite_to_svg(spec))
+
+
+def test_ecdf_title_follows_the_load_menu() -> None:
+    records = pd.DataFrame({"model": "m", "tier": ["default", "flex"] * 40, "prompt_size": "small",
+                            "users": [4] * 40 + [24] * 40, "status": "ok", "ttft_s": [0.01 * i for i in range(80)]})
+    spec = charts.ecdf_chart(records).to_dict()
+    menu = [p for p in spec["params"] if p["name"] == "users_level"]
+    assert menu and menu[0]["value"] == 24 and "bind" in menu[0]
+    assert "users_level" in spec["title"]["text"]["expr"]  # an expression on the menu, not a fixed string
+    assert "24" not in str(spec["title"]["subtitle"])
+    assert any(t.endswith("at 24 concurrent users") for t in _titles_drawn(spec))
+    menu[0]["value"] = 4  # what choosing 4 in the menu does to the param
+    drawn = _titles_drawn(spec)
+    assert any(t.endswith("at 4 concurrent users") for t in drawn) and not any("24 concurrent" in t for t in drawn)
+
+
+def test_heatmap_numbers_are_white_on_dark_cells() -> None:
+    import re
+
+    import vl_convert as vlc
+
+    table = pd.DataFrame({"model": "m", "tier": ["default", "flex"] * 2, "prompt_size": ["small", "large"] * 2,
+                          "estimate": [0.1, 0.2, 0.7, 0.8]})
+    svg = vlc.vegalite_to_svg(charts.heatmap_chart(table).to_dict())
+    fills = dict((v, f) for f, v in re.findall(r'<text[^>]*fill="([^"]*)"[^>]*>(\d\.\d\d)</text>', svg))
+    assert fills == {"0.10": "black", "0.20": "black", "0.70": "white", "0.80": "white"}
