@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bedrock_lab._notebooks import write_ipynb
+
 SUMMARY = "list the notebooks and their parameters; write .ipynb twins for papermill (--ipynb)"
 DESCRIPTION = """\
 The notebooks are jupytext py:percent files (notebooks/*.py): JupyterLab opens them as notebooks, but
@@ -51,13 +53,7 @@ def sources(names: list[str] | None = None) -> list[Path]:
 
 def write_twin(source: Path, folder: Path) -> Path:
     """``folder/<name>.ipynb``: the jupytext notebook as nbformat, without outputs (papermill's input)."""
-    import jupytext
-    import nbformat
-
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{source.stem}.ipynb"
-    nbformat.write(jupytext.read(source), target)
-    return target
+    return write_ipynb(source, folder / f"{source.stem}.ipynb")
 
 
 def _title(twin: Path) -> str:

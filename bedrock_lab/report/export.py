@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bedrock_lab._notebooks import write_ipynb
 from bedrock_lab.errors import ReportError
 
 TEMPLATE_NAME = "bedrock_lab_report"
@@ -37,14 +38,7 @@ def notebook_source() -> Path:
 
 def to_ipynb(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
     """Convert a jupytext py:percent notebook to ``.ipynb`` (no outputs)."""
-    import jupytext
-    import nbformat
-
-    nb = jupytext.read(source)
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, target)
-    return target
+    return write_ipynb(source, target)
 
 
 @dataclass(frozen=True)

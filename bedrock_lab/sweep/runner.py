@@ -33,6 +33,7 @@ from typing import Any
 
 from bedrock_lab._files import write_text_atomic
 from bedrock_lab._money import fmt_usd
+from bedrock_lab._notebooks import write_ipynb
 from bedrock_lab.errors import ConfigError, EmulatorError, SweepError
 from bedrock_lab.params import SweepConfig, load_sweep_config, repo_root
 from bedrock_lab.plan import Cell, Plan, build_plan
@@ -139,15 +140,7 @@ def _check_before_start(config: SweepConfig) -> None:
 
 def _prepare_notebook(config: SweepConfig, out_dir: Path, kernel: str) -> Path:
     """notebooks/cell.py (py:percent) -> ``out_dir/cell.source.ipynb`` with the kernel set."""
-    import jupytext
-    import nbformat
-
-    src = _notebook_path(config)
-    nb = jupytext.read(src) if src.suffix != ".ipynb" else nbformat.read(src, as_version=4)
-    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
-    target = out_dir / SOURCE_NOTEBOOK
-    write_text_atomic(target, nbformat.writes(nb))
-    return target
+    return write_ipynb(_notebook_path(config), out_dir / SOURCE_NOTEBOOK, kernel=kernel)
 
 
 def _write_effective_config(config: SweepConfig, path: Path) -> None:

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "bedrock_lab"
-BASE = {"errors", "_version", "_files", "_net", "_money", "paths", "tokens"}
+BASE = {"errors", "_version", "_files", "_notebooks", "_net", "_money", "paths", "tokens"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_version": set(),
     "_files": set(),
+    "_notebooks": {"_files"},
     "_net": {"errors"},
     "_money": set(),
     "paths": set(),
