@@ -446,6 +446,214 @@ def timeline_chart(records: pd.DataFrame, *, max_points: int = MAX_POINTS, seed:
     )
 
 
+# ---------------------------------------------------------------- output speed, over time, SLO explorer
+
+
+def _tested_load_x(table: pd.DataFrame, load_unit: str) -> alt.X:
+    """x = load on a log2 axis with ticks exactly at the tested loads (nothing suggests values between them)."""
+    loads = sorted({float(u) for u in pd.to_numeric(table["users"], errors="coerce").dropna() if u > 0})
+    fmt = "~g" if load_unit == "rate" else "d"
+    return alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(type="log", base=2, nice=False, padding=16),
+                 axis=_qaxis(fmt, values=loads, grid=False))
+
+
+def output_tokens_chart(table: pd.DataFrame, *, load_unit: str = "users") -> alt.FacetChart:
+    """Output token throughput of each cell (tokens/s across all its requests) vs load, a panel per model.
+
+    ``table`` columns: model, tier, prompt_size, users, output_tokens_per_s (``stats.summary_table``: output
+    tokens of the successes over the cell's wall time). Points at tested loads, thin lines join them.
+    """
+    _check_rows(table, "output tokens per second vs load")
+    sizes = prompt_order(table["prompt_size"])
+    y = alt.Y("output_tokens_per_s:Q", title="output token throughput (tokens/s)",
+              scale=alt.Scale(zero=True, nice=True), axis=_qaxis("~s"))
+    base = alt.Chart(table).encode(x=_tested_load_x(table, load_unit), y=y,
+                                   color=alt.Color("tier:N", title="service tier", scale=tier_scale(table["tier"])))
+    line = base.mark_line(opacity=0.5, strokeWidth=1).encode(detail="prompt_size:N")
+    points = base.mark_point(filled=True, size=60).encode(
+        shape=alt.Shape("prompt_size:N", title="prompt size", sort=sizes),
+        tooltip=["model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title=load_title(load_unit)),
+                 alt.Tooltip("output_tokens_per_s:Q", title="output tokens/s", format=",.0f")],
+    )
+    return (
+        alt.layer(line, points, data=table).properties(width=420, height=260)
+        .facet(column=alt.Column("model:N", title=None))
+        .properties(title=alt.Title("Output token throughput vs load", subtitle=(
+            "output tokens of the successful requests per second of the cell's run, at each tested load")))
+    )
+
+
+def percentiles_vs_load_chart(table: pd.DataFrame, *, metric: str = "tpot_s",
+                              load_unit: str = "users") -> alt.FacetChart:
+    """Several percentiles of a metric vs load with their 95% intervals: a row per percentile, a column per model.
+
+    ``table`` columns: model, tier, prompt_size, users, percentile ("p50", "p95"), estimate, lo, hi (seconds).
+    Time per output token is drawn in milliseconds (values near 0.01 s read badly).
+    """
+    _check_rows(table, f"percentiles of {metric} vs load")
+    ms = metric == "tpot_s"
+    df = table.copy()
+    if ms:
+        df[["estimate", "lo", "hi"]] = df[["estimate", "lo", "hi"]] * 1000
+    unit = "ms" if ms else "s"
+    y_title = _label(metric).replace("(s)", f"({unit})")
+    y_scale = alt.Scale(zero=True, nice=True)
+    base = alt.Chart(df).encode(x=_tested_load_x(df, load_unit),
+                                color=alt.Color("tier:N", title="service tier", scale=tier_scale(df["tier"])))
+    interval = base.mark_rule(strokeWidth=2, opacity=0.6).encode(
+        y=alt.Y("lo:Q", title=y_title, scale=y_scale, axis=_qaxis()), y2="hi:Q", detail="prompt_size:N")
+    y = alt.Y("estimate:Q", title=y_title, scale=y_scale, axis=_qaxis())
+    line = base.mark_line(opacity=0.5, strokeWidth=1).encode(y=y, detail="prompt_size:N")
+    points = base.mark_point(filled=True, size=60).encode(
+        y=y, shape=alt.Shape("prompt_size:N", title="prompt size", sort=prompt_order(df["prompt_size"])),
+        tooltip=["model:N", "tier:N", "prompt_size:N", "percentile:N",
+                 alt.Tooltip("users:Q", title=load_title(load_unit)),
+                 alt.Tooltip("estimate:Q", title=f"estimate ({unit})", format=".3~f"),
+                 alt.Tooltip("lo:Q", title=f"95% CI low ({unit})", format=".3~f"),
+                 alt.Tooltip("hi:Q", title=f"95% CI high ({unit})", format=".3~f")],
+    )
+    pcts = sorted(df["percentile"].unique(), key=lambda p: float(str(p).lstrip("p") or 0))
+    return (
+        alt.layer(interval, line, points, data=df).properties(width=420, height=200)
+        .facet(row=alt.Row("percentile:N", title=None, sort=pcts), column=alt.Column("model:N", title=None))
+        .resolve_scale(y="independent")
+        .properties(title=alt.Title(f"{_label(metric).removesuffix(' (s)').capitalize()} vs load ("
+                                    + ", ".join(pcts) + ")", subtitle=(
+            "points: estimate at each tested load; vertical lines: 95% distribution-free confidence interval")))
+    )
+
+
+def timeseries_chart(bins: pd.DataFrame, *, metric: str = "ttft_s", cell: str | None = None,
+                     load_unit: str = "users") -> alt.VConcatChart:
+    """Requests/s and latency percentiles in time bins across one cell's run; a menu picks the cell.
+
+    ``bins``: :func:`bedrock_lab.stats.timeseries.time_bins` (model, tier, prompt_size, users, t_s, width_s,
+    ok_rps, error_rps, ``<metric>_p50``, ``<metric>_p95``, bin_s). One chart with a menu, not a panel per
+    cell. ``cell`` (a "config @ load" label) is shown first; default: the first configuration at its highest load.
+    """
+    df = label_records(bins) if "config" not in bins else bins
+    df = df.assign(cell=df["config"] + " @ " + df["users"].map(lambda u: load_text(u, load_unit)),
+                   t_mid=df["t_s"] + df["width_s"] / 2)
+    order = (df.sort_values(["config", "users"])["cell"].drop_duplicates().tolist())
+    if cell is None:
+        first = df.sort_values(["config", "users"]).groupby("config", sort=True)["cell"].last()
+        cell = str(first.iloc[0]) if len(first) else ""
+    if cell not in order:
+        raise ReportError(f"timeseries: unknown cell {cell!r} (allowed: {', '.join(order[:5])}...)")
+    rps = df.melt(id_vars=["cell", "t_mid", "t_s", "width_s"], value_vars=["ok_rps", "error_rps"],
+                  var_name="series", value_name="value")
+    rps["series"] = rps["series"].map({"ok_rps": "successful", "error_rps": "failed"})
+    lat = df.melt(id_vars=["cell", "t_mid", "t_s", "width_s"], value_vars=[f"{metric}_p50", f"{metric}_p95"],
+                  var_name="series", value_name="value").dropna(subset=["value"])
+    lat["series"] = lat["series"].str.rsplit("_", n=1).str[-1]
+    _check_rows(pd.concat([rps, lat]), "throughput and latency over time")
+    pick = alt.param(name="ts_cell", value=cell, bind=alt.binding_select(options=order, name="cell: "))
+    x = alt.X("t_mid:Q", title="time since the cell's first request (s)", scale=alt.Scale(zero=True, nice=True),
+              axis=_qaxis("~g"))
+    tip = [alt.Tooltip("t_s:Q", title="bin start (s)", format=".1f"), alt.Tooltip("width_s:Q", title="bin (s)",
+                                                                                   format=".2~f"), "series:N"]
+    top = (alt.Chart(rps).transform_filter(f"datum.cell == {pick.name}")
+           .mark_line(point=True, strokeWidth=1.5)
+           .encode(x=x, y=alt.Y("value:Q", title="completed requests (requests/s)", scale=alt.Scale(zero=True),
+                                axis=_qaxis()),
+                   color=alt.Color("series:N", title="requests", scale=alt.Scale(
+                       domain=["successful", "failed"], range=["#4c78a8", "#e45756"])),
+                   tooltip=[*tip, alt.Tooltip("value:Q", title="requests/s", format=".2f")])
+           .properties(width=640, height=180))
+    bottom = (alt.Chart(lat).transform_filter(f"datum.cell == {pick.name}")
+              .mark_line(point=True, strokeWidth=1.5)
+              .encode(x=x, y=alt.Y("value:Q", title=_label(metric), scale=alt.Scale(zero=True), axis=_qaxis()),
+                      color=alt.Color("series:N", title="percentile", scale=alt.Scale(
+                          domain=["p50", "p95"], range=["#54a24b", "#f58518"])),
+                      tooltip=[*tip, alt.Tooltip("value:Q", title=_label(metric), format=".3f")])
+              .properties(width=640, height=180))
+    from bedrock_lab.stats.timeseries import MIN_N_P50, MIN_N_P95
+
+    widths = sorted(pd.to_numeric(df["bin_s"], errors="coerce").dropna().unique()) if "bin_s" in df else []
+    span = (f"{widths[0]:g} s" if len(widths) == 1 else f"{widths[0]:g}-{widths[-1]:g} s (per cell, in the tooltip)"
+            if widths else "time")
+    heading = alt.ExprRef(f"'Throughput and {_label(metric).removesuffix(' (s)')} over time: ' + {pick.name}")
+    subtitle = [f"bins of {span}, each request counted in the bin in which it finished (as Locust does)",
+                f"p50 drawn with {MIN_N_P50}+ and p95 with {MIN_N_P95}+ requests in a bin; "
+                "pick the cell in the menu below the chart"]
+    return (alt.vconcat(top, bottom).add_params(pick).resolve_scale(color="independent", x="shared")
+            .properties(title=alt.Title(heading, subtitle=subtitle)))
+
+
+#: SLO metrics the reader can move in the page: (record column, slider label)
+SLO_SLIDERS: tuple[tuple[str, str], ...] = (("ttft_s", "TTFT target (s): "), ("e2e_s", "end-to-end target (s): "),
+                                            ("tpot_s", "time per output token target (s): "))
+
+
+def _slider_range(values: pd.Series, target: float | None) -> tuple[float, float, float]:
+    """(max, step, start value) of a slider from 0: past the data and the target, a step of ~1/100-1/1000."""
+    v = pd.to_numeric(values, errors="coerce")
+    top = float(np.nanmax([v.max() if v.notna().any() else 0.0, (target or 0.0) * 2, 1e-3]))
+    step = float(10 ** np.floor(np.log10(top / 100)))
+    top = float(np.ceil(top / step) * step)
+    return top, step, float(target) if target is not None else top
+
+
+def slo_explorer_chart(requests: pd.DataFrame, *, targets: Mapping[str, float | None], goodput_target: float,
+                       load_unit: str = "users", note: str = "") -> alt.LayerChart | alt.FacetChart:
+    """Goodput and verdict per configuration and load, recomputed in the page from per-request data as the
+    reader moves the SLO sliders (TTFT, end-to-end, time per output token, goodput target).
+
+    ``requests`` columns: config, users, ``fixed_ok`` (1 when the request succeeded and met the thresholds that
+    have no slider), ``err_ok`` (1 when the cell's error rate is within the sweep's limit), and the slider
+    metrics (seconds, null when the request has none: that criterion then passes, as in ``stats.slo``).
+    ``targets``: the analysis' thresholds (None = not checked: the slider starts at its right end, past every
+    value). Goodput = share of the cell's requests that are good (failures count against it); verdict =
+    goodput >= goodput target, the analysis' rule. ``note`` ends the subtitle (e.g. the sampling).
+    """
+    _check_rows(requests, "SLO explorer")
+    params, checks = [], []
+    for metric, name in SLO_SLIDERS:
+        if metric not in requests or not pd.to_numeric(requests[metric], errors="coerce").notna().any():
+            continue
+        top, step, start = _slider_range(requests[metric], targets.get(metric))
+        p = alt.param(name=f"slo_{metric}", value=start,
+                      bind=alt.binding_range(min=0, max=top, step=step, name=name))
+        params.append(p)
+        checks.append(f"(datum.{metric} == null || datum.{metric} <= {p.name})")
+    lo = float(min(0.5, np.floor(goodput_target * 20) / 20))
+    target = alt.param(name="slo_goodput", value=float(goodput_target),
+                       bind=alt.binding_range(min=lo, max=1, step=0.01, name="goodput target (share): "))
+    good = " && ".join(["datum.fixed_ok == 1", *checks])
+    rows = requests.sort_values(["config", "users"])["config"].drop_duplicates().tolist()
+    base = (
+        alt.Chart(requests)
+        .transform_calculate(good=f"({good}) ? 1 : 0")
+        .transform_aggregate(n_good="sum(good)", n="count()", err_ok="min(err_ok)", groupby=["config", "users"])
+        .transform_calculate(goodput="datum.n_good / datum.n")  # k / n exactly as stats.slo (no running mean)
+        .transform_calculate(verdict=f"datum.goodput >= {target.name} && datum.err_ok == 1 ? 'meets' : 'misses'",
+                             label="format(datum.goodput, '.1%') + ' ' + "
+                                   f"(datum.goodput >= {target.name} && datum.err_ok == 1 ? 'meets' : 'misses')")
+        .encode(x=alt.X("users:O", title=load_title(load_unit), sort="ascending"),
+                y=alt.Y("config:N", title=None, sort=rows, axis=alt.Axis(labelLimit=400)))
+    )
+    rect = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("verdict:N", title="verdict", scale=alt.Scale(domain=["meets", "misses"],
+                                                                      range=["#54a24b", "#e45756"])),
+        tooltip=["config:N", alt.Tooltip("users:O", title=load_title(load_unit)),
+                 alt.Tooltip("goodput:Q", title="goodput", format=".1%"), alt.Tooltip("n:Q", title="requests"),
+                 alt.Tooltip("n_good:Q", title="good requests"), "verdict:N"],
+    )
+    text = base.mark_text(fontSize=11, color="white").encode(text="label:N")
+    drawn = [name.split(" target")[0] for metric, name in SLO_SLIDERS if f"slo_{metric}" in {p.name for p in params}]
+    subtitle = [
+        f"goodput: share of all requests (failures count) that succeeded with {', '.join(drawn)} within the sliders",
+        "meets: goodput >= the goodput target, the rule of the analysis (point estimate, no interval)",
+        "sliders start at the analysis' SLOs; one at its right end checks nothing",
+        *([note] if note else []),
+    ]
+    return (
+        alt.layer(rect, text).add_params(*params, target)
+        .properties(width=max(420, 120 * requests["users"].nunique()), height=alt.Step(22),
+                    title=alt.Title("SLO explorer: move the targets, the verdicts follow", subtitle=subtitle))
+    )
+
+
 # ---------------------------------------------------------------- slide set (public examples)
 
 

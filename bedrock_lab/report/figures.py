@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from bedrock_lab import charts
-from bedrock_lab.errors import ReportError
-from bedrock_lab.stats import with_metrics
-from bedrock_lab.stats.analysis import CONFIG, Analysis
+from bedrock_lab.errors import ReportError, StatsError
+from bedrock_lab.stats import SLO, meets_slo, with_metrics
+from bedrock_lab.stats.analysis import CONFIG, KEYS, Analysis, error_rate_max
 from bedrock_lab.stats.rates import wilson_interval
 from bedrock_lab.stats.saturation import usl
+from bedrock_lab.stats.timeseries import NICE_BINS_S, time_bins
 
 
 def percentile_table(analysis: Analysis, metric: str = "ttft_s", percentile: str = "p95") -> pd.DataFrame:
@@ -73,6 +74,76 @@ def rates_table(analysis: Analysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def output_speed_tables(analysis: Analysis) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Output token throughput per cell (``output_tokens_per_s`` of the summary) and the TPOT p50/p95 with their
+    intervals (``tpot_s_p50`` ...), in the long form of :func:`bedrock_lab.charts.percentiles_vs_load_chart`."""
+    s = analysis.summary
+    tokens = pd.DataFrame()
+    if "output_tokens_per_s" in s:
+        tokens = s[[*KEYS, "output_tokens_per_s"]].dropna().reset_index(drop=True)
+        tokens = tokens[tokens["output_tokens_per_s"] > 0]
+    parts = [percentile_table(analysis, "tpot_s", p).assign(percentile=p) for p in ("p50", "p95")]
+    tpot = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(len(p) for p in parts) else \
+        pd.DataFrame()
+    return tokens, tpot
+
+
+def timeseries_table(analysis: Analysis, max_rows: int = charts.MAX_POINTS // 4) -> pd.DataFrame:
+    """Time bins of every cell (:func:`bedrock_lab.stats.timeseries.time_bins`, each cell its own width), with
+    fewer requests a bin allowed only as needed to keep the chart's data (4 series a bin) under altair's limit."""
+    rec = analysis.records
+    bins = time_bins(rec, KEYS)
+    for w in NICE_BINS_S:  # a sweep of very many cells: one common width, coarsened until it fits
+        if len(bins) <= max_rows:
+            break
+        bins = time_bins(rec, KEYS, bin_s=w)
+    return bins.merge(analysis.summary[[*KEYS, "config"]], on=list(KEYS), how="left")
+
+
+#: per-request rows the SLO explorer embeds at most (a seeded sample per cell above that)
+SLO_EXPLORER_MAX_ROWS = charts.MAX_POINTS
+
+
+def slo_requests(analysis: Analysis, max_rows: int = SLO_EXPLORER_MAX_ROWS, seed: int = 0
+                 ) -> tuple[pd.DataFrame, str]:
+    """The per-request data the SLO explorer recomputes goodput from, and a note on what it is.
+
+    Columns: config, users, ``fixed_ok`` (succeeded and met the thresholds the page has no slider for: the
+    inter-chunk gap and output speed, from :func:`bedrock_lab.stats.meets_slo`), ``err_ok`` (the cell's error rate
+    within the sweep file's ``slo.error_rate_max``), and the slider metrics of successful requests. Above
+    ``max_rows`` an equal seeded sample of each cell is kept (the note says so: goodput is then estimated)."""
+    slo = analysis.slo
+    rec = with_metrics(analysis.records)
+    fixed = SLO(ttft_s=None, e2e_s=None, itl_s=slo.itl_s, tpot_s=None, tokens_per_s=slo.tokens_per_s,
+                goodput_target=slo.goodput_target)
+    ok = meets_slo(rec, fixed).to_numpy(bool)
+    cols = [m for m, _ in charts.SLO_SLIDERS if m in rec]
+    out = rec[["config", "users"]].copy()
+    out["fixed_ok"] = ok.astype(int)
+    for m in cols:
+        out[m] = pd.to_numeric(rec[m], errors="coerce").where(ok)
+    limit = error_rate_max(analysis.data)
+    s = analysis.summary[["config", "users", "error_rate"]].copy()
+    s["err_ok"] = 1 if limit is None else (s["error_rate"] <= limit).astype(int)
+    out = out.merge(s[["config", "users", "err_ok"]], on=["config", "users"], how="left")
+    out["err_ok"] = out["err_ok"].fillna(1).astype(int)
+    notes = []
+    if len(out) > max_rows:
+        n_cells = out.groupby(["config", "users"]).ngroups
+        per_cell = max(1, max_rows // n_cells)
+        shuffled = out.sample(frac=1.0, random_state=seed)
+        total = len(out)
+        out = shuffled.groupby(["config", "users"], sort=False).head(per_cell).reset_index(drop=True)
+        notes.append(f"computed from a seeded sample of {len(out)} of {total} requests (at most {per_cell} per "
+                     "cell), so goodput near the target may differ from the tables")
+    fixed_desc = fixed.describe()
+    if fixed_desc != "no thresholds":
+        notes.append(f"fixed: {fixed_desc}")
+    if limit is not None:
+        notes.append(f"cells above the {limit:.1%} error-rate limit miss whatever the sliders")
+    return out.reset_index(drop=True), "; ".join(notes)
+
+
 def report_charts(analysis: Analysis) -> dict[str, alt.TopLevelMixin]:
     """The interactive figures of the report, by name (only those the data supports)."""
     out: dict[str, alt.TopLevelMixin] = {}
@@ -98,6 +169,19 @@ def report_charts(analysis: Analysis) -> dict[str, alt.TopLevelMixin]:
     measured, fit, knees = throughput_tables(analysis)
     if not measured.empty:
         out["throughput_vs_users"] = charts.throughput_chart(measured, fit, knees, load_unit=unit)
+    tokens, tpot = output_speed_tables(analysis)
+    if not tokens.empty:
+        out["output_tokens_vs_users"] = charts.output_tokens_chart(tokens, load_unit=unit)
+    if not tpot.empty:
+        out["tpot_vs_users"] = charts.percentiles_vs_load_chart(tpot, metric="tpot_s", load_unit=unit)
+    with contextlib.suppress(StatsError, ReportError):  # no timed requests: no chart over time
+        out["timeseries"] = charts.timeseries_chart(timeseries_table(analysis), load_unit=unit)
+    requests, note = slo_requests(analysis)
+    if not requests.empty:
+        slo = analysis.slo
+        out["slo_explorer"] = charts.slo_explorer_chart(
+            requests, targets={"ttft_s": slo.ttft_s, "e2e_s": slo.e2e_s, "tpot_s": slo.tpot_s},
+            goodput_target=slo.goodput_target, load_unit=unit, note=note)
     rates = rates_table(analysis)
     if not rates.empty:
         out["error_rates"] = charts.rates_chart(rates, load_unit=unit)
