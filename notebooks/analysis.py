@@ -106,12 +106,45 @@ for name in ("p95_ttft_vs_users", "p95_e2e_vs_users", "heatmap_ttft"):
         display(charts[name])
 
 # %% [markdown]
+# ## Output speed
+#
+# Output tokens per second across each cell (the tokens of its successful requests over its run) and the time
+# per output token (p50 and p95 with their 95% intervals) against load.
+
+# %%
+for name in ("output_tokens_vs_users", "tpot_vs_users"):
+    if name in charts:
+        display(charts[name])
+
+# %% [markdown]
 # ## Throughput, saturation and failures
 
 # %%
 for name in ("throughput_vs_users", "error_rates"):
     if name in charts:
         display(charts[name])
+
+# %% [markdown]
+# ## Over time, cell by cell
+#
+# Completed requests per second and time to first token (p50, p95) in time bins across each cell's run, as in
+# Locust's report: warm-up, drift, stalls and bursts of throttling show here and in no percentile. Pick the cell
+# in the menu below the chart.
+
+# %%
+if "timeseries" in charts:
+    display(charts["timeseries"])
+
+# %% [markdown]
+# ## Move the SLO targets
+#
+# The verdicts of this report use the SLOs of the analysis. Drag the sliders to see which configurations and
+# loads would meet other targets: the page recomputes goodput and the verdicts from the per-request data it
+# embeds, with no network.
+
+# %%
+if "slo_explorer" in charts:
+    display(charts["slo_explorer"])
 
 # %% [markdown]
 # ## Tier comparisons
