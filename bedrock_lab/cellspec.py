@@ -23,18 +23,48 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bedrock_lab.catalog import APIS, TIERS
 from bedrock_lab.errors import ConfigError
 
-Api = Literal["converse", "converse-stream", "invoke", "invoke-stream"]
+Api = Literal["converse", "converse-stream", "invoke", "invoke-stream", "chat-completions"]
 Tier = Literal["priority", "default", "flex", "reserved"]
 Engine = Literal["burst", "locust"]
 Arrival = Literal["poisson", "constant"]
+#: sequential cells (issue #14): off (fixed bounds), verdict (stop once the SLO verdict is settled) or precision
+#: (stop once the percentile is known to ``precision``); see docs/sequential.md
+Sequential = Literal["off", "verdict", "precision"]
+SloMetric = Literal["ttft_s", "e2e_s", "tpot_s"]
 
 #: the model a cell uses when none is named (small, cheap, in the catalog)
 DEFAULT_MODEL = "amazon.nova-lite-v1:0"
+
+#: AWS's limit: up to 4 stop sequences per Converse request (InferenceConfiguration.stopSequences)
+MAX_STOP_SEQUENCES = 4
+
+
+def stop_sequence_list(value: str | None) -> tuple[str, ...]:
+    """``"a|b"`` as the request's stop sequences; blank ones are refused (the service rejects them)."""
+    if not value:
+        return ()
+    parts = tuple(value.split("|"))
+    if any(not p.strip() for p in parts) or len(parts) > MAX_STOP_SEQUENCES:
+        raise ValueError(f"expected 1 to {MAX_STOP_SEQUENCES} non-blank sequences separated by '|', "
+                         f"got {value!r}")  # fmt: skip
+    return parts
+
+
+def guardrail_pair(value: str | None) -> tuple[str, str] | None:
+    """``"id:version"`` as (guardrailIdentifier, guardrailVersion); the identifier may be an ARN (it has colons),
+    so the version is what follows the last one: DRAFT or a number."""
+    if not value:
+        return None
+    ident, sep, version = value.rpartition(":")
+    if not sep or not ident.strip() or not (version == "DRAFT" or version.isdigit()):
+        raise ValueError(f"expected identifier:version with version DRAFT or a number (e.g. gr-abc123:1), "
+                         f"got {value!r}")  # fmt: skip
+    return ident, version
 
 
 class CellSettings(BaseModel):
@@ -59,6 +89,41 @@ class CellSettings(BaseModel):
                                                      "credential or validation errors (0: never)")
     min_success_rate: float = Field(0.5, ge=0, le=1, description="the run is invalid when fewer of its requests "
                                                                  "that were not throttled succeed")
+    # sequential cells: duration_s / requests become the maximum (bedrock_lab.engines.stopping, docs/sequential.md)
+    sequential: Sequential = Field("off", description="stop early: off | verdict (SLO percentile settled above or "
+                                                      "below its target) | precision (percentile known to precision)")
+    slo_metric: SloMetric = Field("ttft_s", description="sequential: the SLO metric watched (ttft_s, e2e_s, tpot_s)")
+    slo_percentile: float = Field(0.95, gt=0, lt=1, description="sequential: the SLO percentile as a fraction")
+    slo_target_s: float | None = Field(None, gt=0, description="sequential: the SLO target in s (None: the "
+                                                               "sweep's slo.<metric>_p95_s)")
+    precision: float = Field(0.05, gt=0, le=1, description="sequential precision: relative half-width to reach")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="sequential: error rate of the always-valid verdict")
+    check_every_s: float = Field(2.0, gt=0, description="sequential: seconds between looks at the records")
+    min_duration_s: float = Field(0.0, ge=0, description="sequential: never stop before this many s of load")
+    min_requests: int = Field(0, ge=0, description="sequential: never stop before this many measured requests")
+    warmup_s: float = Field(0.0, ge=0, description="sequential: requests started in the first s are not used")
+
+    # production features (issue 13): request options and the fallback policy (bedrock_lab/engines/fallback.py)
+    stop_sequences: str | None = Field(None, description="stop sequences of each request, separated by '|' "
+                                                         "(None: not sent)")
+    guardrail: str | None = Field(None, description="guardrail of each request as identifier:version "
+                                                    "(version DRAFT or a number; None: no guardrail)")
+    fallback_model: str | None = Field(None, description="on throttling or a server error, ask this (lighter) "
+                                                         "model once (None: no fallback model)")
+    fallback_tier: Tier | None = Field(None, description="on throttling or a server error, ask this service tier "
+                                                         "once (None: the cell's tier)")
+
+    @field_validator("guardrail")
+    @classmethod
+    def _guardrail_pair(cls, v: str | None) -> str | None:
+        guardrail_pair(v)
+        return v
+
+    @field_validator("stop_sequences")
+    @classmethod
+    def _stop_list(cls, v: str | None) -> str | None:
+        stop_sequence_list(v)
+        return v
 
 
 class CellSpec(CellSettings):
@@ -77,6 +142,8 @@ class CellSpec(CellSettings):
             raise ValueError("set users (closed loop) or rate_rps (open loop), not both")
         if self.engine == "locust" and self.rate_rps is not None:
             raise ValueError("the locust engine runs closed loop only: set users")
+        if self.sequential == "verdict" and self.slo_target_s is None:
+            raise ValueError("sequential verdict cells need slo_target_s (or a sweep slo for slo_metric)")
         return self
 
 
@@ -89,8 +156,18 @@ CLI_FIELDS: dict[str, str] = {
     "max_tokens": "max-tokens", "temperature": "temperature", "seed": "seed", "max_attempts": "max-attempts",
     "connect_timeout_s": "connect-timeout", "read_timeout_s": "read-timeout", "breaker_after": "breaker-after",
     "min_success_rate": "min-success-rate",
+    "sequential": "sequential", "slo_metric": "slo-metric", "slo_percentile": "slo-percentile",
+    "slo_target_s": "slo-target", "precision": "precision", "alpha": "alpha", "check_every_s": "check-every",
+    "min_duration_s": "min-duration", "min_requests": "min-requests", "warmup_s": "warmup",
 }  # fmt: skip
 
+#: the sequential-cell fields (one group in every interface)
+SEQUENTIAL_FIELDS = ("sequential", "slo_metric", "slo_percentile", "slo_target_s", "precision", "alpha",
+                     "check_every_s", "min_duration_s", "min_requests", "warmup_s")
+
+#: the production-feature options (issue 13): request options and the fallback policy
+PRODUCTION_FIELDS: tuple[str, ...] = ("stop_sequences", "guardrail", "fallback_model", "fallback_tier")
+CLI_FIELDS.update({name: name.replace("_", "-") for name in PRODUCTION_FIELDS})
 
 def field_help(name: str) -> str:
     """The description of a :class:`CellSpec` field (the help text every interface shows)."""
@@ -160,11 +237,15 @@ __all__ = [
     "CLI_FIELDS",
     "DEFAULTS",
     "DEFAULT_MODEL",
+    "PRODUCTION_FIELDS",
+    "SEQUENTIAL_FIELDS",
     "CellSettings",
     "CellSpec",
     "config_error",
     "field_help",
     "from_notebook_parameters",
+    "guardrail_pair",
     "notebook_parameters",
     "parse_cell",
+    "stop_sequence_list",
 ]

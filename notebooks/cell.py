@@ -54,6 +54,22 @@ read_timeout_s: float = 120.0  # read timeout (longest silence between bytes), s
 breaker_after: int = 20  # stop after this many consecutive connection/credential/validation errors (0: never)
 min_success_rate: float = 0.5  # the cell fails when fewer of its non-throttled requests succeed
 seed: int = 0  # random seed of the workload and arrivals
+# sequential cell (docs/sequential.md): stop once the answer is settled; duration_s / requests are the maximum
+sequential: str = "off"  # off | verdict (SLO percentile settled above/below target) | precision
+slo_metric: str = "ttft_s"  # sequential: metric watched: ttft_s | e2e_s | tpot_s
+slo_percentile: float = 0.95  # sequential: SLO percentile as a fraction
+slo_target_s: float = 0.0  # sequential: SLO target in s (0: the sweep's slo.<metric>_p95_s)
+precision: float = 0.05  # sequential precision: relative half-width to reach
+alpha: float = 0.05  # sequential: error rate of the always-valid verdict
+check_every_s: float = 2.0  # sequential: seconds between looks at the records
+min_duration_s: float = 0.0  # sequential: never stop before this many s of load
+min_requests: int = 0  # sequential: never stop before this many measured requests
+warmup_s: float = 0.0  # sequential: requests started in the first s are not used
+# production features (docs/engines.md): request options and a fallback on throttling / server errors
+stop_sequences: str = ""  # stop sequences separated by '|' ("": none)
+guardrail: str = ""  # guardrail identifier:version ("": none)
+fallback_model: str = ""  # on throttling or a server error ask this model once ("": no fallback model)
+fallback_tier: str = ""  # on throttling or a server error ask this tier once ("": the cell's tier)
 
 # %%
 from bedrock_lab.cellspec import CellSpec

@@ -90,6 +90,17 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, open_loop: bool = Tru
     g.add_argument("--ramp", type=float, default=0.0, help="seconds to ramp up users (or the rate)")
     for name in ("seed", "max_attempts", "connect_timeout_s", "read_timeout_s", "breaker_after", "min_success_rate"):
         _cell_option(g, name)
+    from bedrock_lab.cellspec import SEQUENTIAL_FIELDS
+
+    g = parser.add_argument_group("sequential cell: stop once the answer is settled (--duration/--requests: the "
+                                  "maximum; docs/sequential.md)")  # fmt: skip
+    for name in SEQUENTIAL_FIELDS:
+        _cell_option(g, name)
+    from bedrock_lab.cellspec import PRODUCTION_FIELDS
+
+    g = parser.add_argument_group("production features: stop sequences, guardrail, fallback (docs/engines.md)")
+    for name in PRODUCTION_FIELDS:
+        _cell_option(g, name)
     g = parser.add_argument_group("output")
     g.add_argument("--run-id", help="run id (default: random)")
     g.add_argument("--cell-id", default="")

@@ -38,6 +38,7 @@ from botocore.eventstream import (
 )
 from yarl import URL
 
+from bedrock_lab.engines.fallback import FallbackPolicy, answer_fields, request_options, restart
 from bedrock_lab.engines.formats import (
     RETRYABLE_CODES,
     RETRYABLE_STATUS,
@@ -50,6 +51,7 @@ from bedrock_lab.engines.formats import (
 from bedrock_lab.engines.health import CircuitBreaker, assess
 from bedrock_lab.engines.measure import Measurement
 from bedrock_lab.engines.spec import BurstResult, BurstSpec
+from bedrock_lab.engines.stopping import StopController, StopRule, bound_reason, watched_value
 from bedrock_lab.engines.target import SIGNING_NAME, Target
 from bedrock_lab.engines.workloads import Conversation, WorkItem, load_workload, validate_answer
 from bedrock_lab.errors import EngineError
@@ -281,6 +283,7 @@ class _Runner:
         self._flushing: asyncio.Future[None] | None = None
         self.rng = random.Random(spec.seed)
         self.breaker = CircuitBreaker(spec.health_policy)
+        self.fallback = FallbackPolicy.of(spec)  #: where a throttled / failed request goes once (None: nowhere)
         self.counts: Counter[str] = Counter()
         self.n = 0
         self.issued = 0
@@ -290,23 +293,40 @@ class _Runner:
         self.progress = progress
         self.mono_to_epoch = time.time() - time.monotonic()
         self.session: aiohttp.ClientSession | None = None
+        # sequential cells: fed in _done (one append), looked at by _watch every check_every_s
+        self.stop_rule = StopRule.from_spec(spec)
+        self.stopper: StopController | None = None
+        self.stop_requested: str | None = None
 
     # -- one request ---------------------------------------------------------------------------------
-    async def request(self, item: WorkItem, worker: str, seq: int, intended_mono: float | None) -> tuple[str, bool]:
+    async def request(self, item: WorkItem, worker: str, seq: int,
+                      intended_mono: float | None) -> tuple[str, bool, list[dict[str, Any]]]:  # fmt: skip
+        """One user request (and its one fallback attempt, :mod:`bedrock_lab.engines.fallback`): its text,
+        whether it succeeded, and the tool calls of the answer."""
         spec = self.spec
-        prep = build_request(spec.api, spec.model_id, item.turns, system=item.system,
-                             max_tokens=item.max_tokens or spec.max_tokens, temperature=spec.temperature,
-                             tier=spec.tier, provider_format=spec.provider_format)  # fmt: skip
+        options = request_options(item, spec.stop_sequences, spec.guardrail)
+        model, tier, fmt = spec.model_id, spec.tier, spec.provider_format
         m = Measurement.begin(intended_mono, self.mono_to_epoch)
-        parser = ResponseParser(spec.api, prep.provider_format)
-        try:
-            await self._send(prep, m, parser)
-        except asyncio.CancelledError:
-            raise
-        if m.end_mono is None:
-            m.finish()
+        fell_back = False
+        while True:
+            prep = build_request(spec.api, model, item.turns, system=item.system,
+                                 max_tokens=item.max_tokens or spec.max_tokens, temperature=spec.temperature,
+                                 tier=tier, provider_format=fmt, options=options)  # fmt: skip
+            parser = ResponseParser(spec.api, prep.provider_format)
+            try:
+                await self._send(prep, m, parser)
+            except asyncio.CancelledError:
+                raise
+            if m.end_mono is None:
+                m.finish()
+            if fell_back or self.fallback is None or not self.fallback.applies(m.error_kind, got_content=bool(m.chunk_mono)):
+                break
+            restart(m)
+            model, tier = self.fallback.route(spec.model_id, spec.tier)
+            fmt = fmt if model == spec.model_id else None
+            fell_back = True
         if m.error_kind is None:
-            code = validate_answer(item, parser.text)
+            code = validate_answer(item, parser.text, parser.tool_uses)
             if code:
                 m.fail("client", code)
         rec = m.to_record(
@@ -314,9 +334,11 @@ class _Runner:
             run_id=spec.run_id, cell_id=spec.cell_id, engine="burst", worker=worker, seq=seq, api=spec.api,
             model_id=spec.model_id, tier_requested=spec.tier, prompt_id=item.prompt_id,
             prompt_size=item.prompt_size, users=spec.users, rate_rps=spec.rate_rps,
+            **answer_fields(item, parser, ok=m.error_kind is None, model_id=model, policy=self.fallback,
+                            fell_back=fell_back),
         )  # fmt: skip
         self._done(rec)
-        return parser.text, m.error_kind is None
+        return parser.text, m.error_kind is None, parser.tool_uses
 
     def _done(self, rec: RequestRecord) -> None:
         self.writer.add(rec)
@@ -332,6 +354,9 @@ class _Runner:
         self.n += 1
         self.counts[rec.error_kind or "ok"] += 1
         self.breaker.observe(rec.error_kind)  # once tripped, no new request starts (see _budget, open_loop)
+        if self.stopper is not None:
+            self.stopper.add(rec.start, watched_value(self.stopper.rule.metric, rec.status, rec.error_kind,
+                                                      rec.ttft_s, rec.e2e_s, rec.tpot_s))  # fmt: skip
         if rec.schedule_lag_s is not None:
             self.max_lag = max(self.max_lag, rec.schedule_lag_s)
             if rec.schedule_lag_s > self.spec.miss_threshold_s:
@@ -437,7 +462,7 @@ class _Runner:
 
     # -- loops -------------------------------------------------------------------------------------------
     def _budget(self, deadline: float | None) -> bool:
-        if self.breaker.tripped:
+        if self.breaker.tripped or self.stop_requested is not None:
             return False
         if self.spec.requests is not None and self.issued >= self.spec.requests:
             return False
@@ -457,8 +482,8 @@ class _Runner:
             seq = 0
             while self._budget(deadline):
                 item = conv.next()
-                text, ok = await self.request(item, f"w{i}", seq, None)
-                conv.observe(item, text, ok)
+                text, ok, tools = await self.request(item, f"w{i}", seq, None)
+                conv.observe(item, text, ok, tools)
                 seq += 1
 
         await asyncio.gather(*(worker(i) for i in range(users)))
@@ -496,12 +521,12 @@ class _Runner:
                     n_conv += 1
                     conv = self.workload.conversation(random.Random(spec.seed * 1_000_003 + n_conv))
                 item = conv.next()
-                text, ok = await self.request(item, "open", seq, intended)
-                conv.observe(item, text, ok)
+                text, ok, tools = await self.request(item, "open", seq, intended)
+                conv.observe(item, text, ok, tools)
                 idle.append(conv)
 
         for seq, offset in enumerate(self.schedule()):
-            if self.breaker.tripped:
+            if self.breaker.tripped or self.stop_requested is not None:
                 break
             intended = t_start + offset
             delay = intended - time.monotonic()
@@ -574,6 +599,10 @@ async def _run(spec: BurstSpec, runner: _Runner, result: BurstResult, monitor: _
     timeout = aiohttp.ClientTimeout(total=None, connect=spec.connect_timeout_s, sock_read=spec.read_timeout_s)
     t_start = time.monotonic()
     deadline = t_start + spec.duration_s if spec.duration_s is not None else None
+    watch_task = None
+    if runner.stop_rule is not None:
+        runner.stopper = StopController(runner.stop_rule, runner.mono_to_epoch + t_start)
+        watch_task = asyncio.create_task(_watch(runner))
     if runner.progress:
         from tqdm.auto import tqdm
 
@@ -600,7 +629,10 @@ async def _run(spec: BurstSpec, runner: _Runner, result: BurstResult, monitor: _
     finally:
         mon_task.cancel()
         gc_task.cancel()
-        await asyncio.gather(mon_task, gc_task, return_exceptions=True)
+        extra = [watch_task] if watch_task is not None else []
+        for task in extra:
+            task.cancel()
+        await asyncio.gather(mon_task, gc_task, *extra, return_exceptions=True)
         if runner._flushing is not None:
             await asyncio.gather(runner._flushing, return_exceptions=True)
         runner.writer.close()
@@ -621,9 +653,29 @@ async def _run(spec: BurstSpec, runner: _Runner, result: BurstResult, monitor: _
         monitor.fill(result)
         if runner.breaker.tripped:
             result.stopped_early = f"{runner.breaker.run} consecutive {runner.breaker.kind} errors"
+        if runner.stop_requested is not None and not runner.breaker.tripped and not result.interrupted:
+            result.stop_reason = runner.stop_requested
+            result.stopped_at_s = runner.stopper.stopped_at_s if runner.stopper is not None else None
+        else:
+            result.stop_reason = bound_reason(interrupted=result.interrupted, breaker_tripped=runner.breaker.tripped,
+                                              issued=runner.issued, requests=spec.requests)  # fmt: skip
+        if runner.stopper is not None:
+            runner.stopper.finish()
+            result.sequential = runner.stopper.summary()
     if not result.interrupted:
         result.health = assess(load_records(out), spec.health_policy)
     return result
+
+
+async def _watch(runner: _Runner) -> None:
+    """The sequential cell's periodic look (bedrock_lab.engines.stopping): off the per-request path; once the
+    answer is settled no new request starts and the run ends when the in-flight ones finish."""
+    stopper = runner.stopper
+    if stopper is None:
+        return
+    while runner.stop_requested is None:
+        await asyncio.sleep(stopper.rule.check_every_s)
+        runner.stop_requested = stopper.look(time.time())
 
 
 async def _full_collections() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from bedrock_lab.engines.health import RunHealth, assess
 from bedrock_lab.engines.spec import BurstSpec
+from bedrock_lab.engines.stopping import StopController, StopRule, bound_reason, watched_value
 from bedrock_lab.engines.target import Target
 from bedrock_lab.errors import ConfigError, EngineError
 from bedrock_lab.records import load_records
@@ -45,6 +46,11 @@ class LocustResult:
     wall_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     health: RunHealth | None = None  #: the verdict on the run, from its records
+    #: why the run ended (bedrock_lab.engines.stopping): settled_above / settled_below / precise for a sequential
+    #: cell that this runner stopped (SIGTERM to Locust), else max_duration / max_requests / circuit_breaker
+    stop_reason: str | None = None
+    stopped_at_s: float | None = None  #: seconds from the first request to the stop decision
+    sequential: dict[str, Any] | None = None  #: a sequential cell's last look: n, estimate, lo, hi, status
 
     @property
     def valid(self) -> bool:
@@ -115,6 +121,8 @@ def locust_options(spec: BurstSpec, target: Target, records_dir: Path, *, per_pr
         "requests": per_process_requests, "keep-chunk-times": int(spec.keep_chunk_times),
         "users-label": spec.users or 0, "pool": (spec.users or 0) + 8,
         "breaker-after": spec.breaker_after, "min-success-rate": spec.min_success_rate,
+        "stop-sequences": spec.stop_sequences or "", "guardrail": spec.guardrail or "",
+        "fallback-model": spec.fallback_model or "", "fallback-tier": spec.fallback_tier or "",
     }  # fmt: skip
     if not target.is_emulator:
         opts["aws-region"] = target.region
@@ -204,6 +212,9 @@ def run_locust(
             with open(log, "wb") as fh:
                 procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=repo))
         limit = duration + spec.read_timeout_s + grace_s + (60 if workers else 0)
+        rule = StopRule.from_spec(spec)
+        if rule is not None:
+            _watch_records(procs[0], rule, spec, records_dir, result, deadline=t0 + limit)
         for p in procs:
             try:
                 p.wait(timeout=max(1.0, limit - (time.monotonic() - t0)))
@@ -241,5 +252,55 @@ def run_locust(
     if bad:
         result.warnings.append(f"Locust exit codes {result.returncodes}; see {result.logs}")
     df = load_records(records_dir)
-    result.health = assess(df[df["run_id"] == spec.run_id], spec.health_policy)  # this run, not stale shards
+    df = df[df["run_id"] == spec.run_id]  # this run, not stale shards
+    result.health = assess(df, spec.health_policy)
+    if result.stop_reason is None:
+        result.stop_reason = bound_reason(interrupted=False, breaker_tripped=result.health.breaker_tripped,
+                                          issued=len(df), requests=spec.requests)  # fmt: skip
+    if rule is not None:
+        final = _controller(rule, df)
+        final.finish()
+        result.sequential = {**final.summary(), "looks": (result.sequential or {}).get("looks", 0)}
     return result
+
+
+def _controller(rule: StopRule, df: Any) -> StopController:
+    """A stop controller fed every finished request of ``df`` (warm-up counted from the first request)."""
+    t0 = float(df["start"].min()) if len(df) else time.time()
+    ctl = StopController(rule, t0)
+    cols = [df[c].tolist() if c in df else [None] * len(df) for c in ("start", "status", "error_kind", "ttft_s",
+                                                                      "e2e_s", "tpot_s")]  # fmt: skip
+    for start, status, kind, ttft, e2e, tpot in zip(*cols, strict=True):
+        ctl.add(float(start), watched_value(rule.metric, status, kind, _num(ttft), _num(e2e), _num(tpot)))
+    return ctl
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or v != v else float(v)
+
+
+def _watch_records(main: subprocess.Popen[bytes], rule: StopRule, spec: BurstSpec, records_dir: Path,
+                   result: LocustResult, *, deadline: float) -> None:  # fmt: skip
+    """A sequential Locust cell: every ``check_every_s`` read the record shards the Locust processes flushed (here,
+    in the parent: nothing on Locust's request path), and SIGTERM the master (or single) process once the answer is
+    settled; Locust's own shutdown then stops the workers and writes its stats (the HTML report is not written on
+    that path). The look lags the requests by up to a shard flush (2 s): it can only stop later, never wrongly."""
+    looks = 0
+    while main.poll() is None and time.monotonic() < deadline:
+        try:
+            main.wait(timeout=rule.check_every_s)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        df = load_records(records_dir)
+        df = df[df["run_id"] == spec.run_id] if len(df) else df
+        if not len(df):
+            continue
+        ctl = _controller(rule, df)
+        looks += 1
+        reason = ctl.look(time.time())
+        if reason is not None:
+            result.stop_reason, result.stopped_at_s = reason, ctl.stopped_at_s
+            result.sequential = {"looks": looks}
+            main.terminate()
+            return

@@ -49,6 +49,22 @@ class BurstSpec:
     read_timeout_s: float = _D["read_timeout_s"]
     breaker_after: int = _D["breaker_after"]  #: consecutive fatal failures (connection, credentials, validation) that end the run
     min_success_rate: float = _D["min_success_rate"]  #: fewer successes among non-throttled requests: invalid
+    # sequential cells (bedrock_lab.engines.stopping): duration_s / requests are then the maximum
+    sequential: str = _D["sequential"]
+    slo_metric: str = _D["slo_metric"]
+    slo_percentile: float = _D["slo_percentile"]
+    slo_target_s: float | None = _D["slo_target_s"]
+    precision: float = _D["precision"]
+    alpha: float = _D["alpha"]
+    check_every_s: float = _D["check_every_s"]
+    min_duration_s: float = _D["min_duration_s"]
+    min_requests: int = _D["min_requests"]
+    warmup_s: float = _D["warmup_s"]
+    # production features (issue 13): request options and the fallback policy (engines/fallback.py)
+    stop_sequences: str | None = _D["stop_sequences"]  #: "a|b"
+    guardrail: str | None = _D["guardrail"]  #: "identifier:version"
+    fallback_model: str | None = _D["fallback_model"]
+    fallback_tier: str | None = _D["fallback_tier"]
     # engine knobs
     provider_format: str | None = None  #: InvokeModel body format; default from the catalog / model id
     prompts_dir: str | None = None
@@ -128,6 +144,11 @@ class BurstResult:
     interrupted: bool = False
     stopped_early: str | None = None  #: why the circuit breaker ended the run (None: it ran to its bound)
     health: RunHealth | None = None  #: the verdict on the run, from its records (None if interrupted)
+    #: why the run ended: settled_above / settled_below / precise (a sequential cell's answer, see
+    #: bedrock_lab.engines.stopping), max_duration / max_requests (its bound), circuit_breaker, interrupted
+    stop_reason: str | None = None
+    stopped_at_s: float | None = None  #: seconds of load when the stop was decided (None: at the bound)
+    sequential: dict[str, Any] | None = None  #: a sequential cell's last look: n, estimate, lo, hi, status
 
     @property
     def valid(self) -> bool:
@@ -168,6 +189,9 @@ class BurstResult:
         lines += [f"  WARNING: {w}" for w in self.warnings]
         if self.health is not None and not self.health.valid:
             lines.append(f"  INVALID RUN: {self.health.reason}")
+        if self.stop_reason is not None and s.sequential != "off":
+            at = f" after {self.stopped_at_s:.1f} s" if self.stopped_at_s is not None else ""
+            lines.append(f"  sequential ({s.sequential}): stopped {self.stop_reason}{at}")
         if self.interrupted:
             lines.append("  interrupted: records so far were written")
         lines.append(f"  records: {self.out_dir}")

@@ -152,7 +152,13 @@ def run_cell(
             "saturated": bool(getattr(result, "saturated", False)),
             "warnings": list(getattr(result, "warnings", []) or []),
             "interrupted": bool(getattr(result, "interrupted", False)),
+            "stop_reason": getattr(result, "stop_reason", None),
+            "stopped_at_s": _finite(getattr(result, "stopped_at_s", None)),
         },
+        # why the cell ended (bedrock_lab.engines.stopping) and, for a sequential cell, its always-valid interval
+        "stop_reason": getattr(result, "stop_reason", None),
+        "stopped_at_s": _finite(getattr(result, "stopped_at_s", None)),
+        "sequential": getattr(result, "sequential", None),
         "valid": health.valid,
         "health": health.to_dict(),
         "stats": summarize_records(df, wall_s=_finite(getattr(result, "wall_s", None))),

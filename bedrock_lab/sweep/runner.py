@@ -187,6 +187,14 @@ def _actual_cost(cell: Cell, summary: Mapping[str, Any]) -> float:
             + float(stats.get("output_tokens") or 0) * cell.price_output_per_1k) / 1000.0  # fmt: skip
 
 
+def _stop_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Why and when a cell's run ended (issue #14), for its manifest entry: the stop reason, the seconds of load
+    when it was decided, the engine's load time and a sequential cell's always-valid interval."""
+    engine = summary.get("engine_result") or {}
+    return {"stop_reason": summary.get("stop_reason"), "stopped_at_s": summary.get("stopped_at_s"),
+            "load_s": engine.get("wall_s"), "sequential": summary.get("sequential")}  # fmt: skip
+
+
 def run_sweep(
     sweep: str | os.PathLike[str] | SweepConfig,
     *,
@@ -559,6 +567,7 @@ def _run_one(
     manifest.update(
         cell.cell_id, status=DONE, finished_at=now(), duration_s=duration, error=None,
         requests=stats.get("requests"), ok=stats.get("ok"), cost_usd=_actual_cost(cell, summary),
+        **_stop_fields(summary),
     )  # fmt: skip
     return True
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "bedrock_lab"
-BASE = {"errors", "_version", "_files", "_notebooks", "_net", "_money", "paths", "tokens"}
+BASE = {"errors", "_version", "_files", "_notebooks", "_net", "_money", "paths", "tokens", "_confseq"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_version": set(),
@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "_money": set(),
     "paths": set(),
     "tokens": set(),
+    "_confseq": {"errors"},
     "prompts": {"errors"},
     "catalog": BASE,
     "cellspec": BASE | {"catalog"},
