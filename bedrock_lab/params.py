@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
+from bedrock_lab._money import DEFAULT_DAYS_PER_MONTH, DEFAULT_REQUESTS_PER_DAY
 from bedrock_lab._net import is_loopback_url, parse_endpoint
 from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
@@ -117,6 +118,30 @@ class SLOConfig(_Strict):
     error_rate_max: float | None = Field(default=None, ge=0, le=1)
 
 
+class TrafficConfig(_Strict):
+    """The production traffic the report projects costs at: stated in the sweep file, else the default (which
+    the report shows as an assumption). ``peak_users``, when given, is the concurrency a recommended
+    configuration must be shown to hold (a tested load of at least that many users meeting the SLOs)."""
+
+    requests_per_day: float = Field(default=float(DEFAULT_REQUESTS_PER_DAY), gt=0, strict=True, allow_inf_nan=False)
+    days_per_month: float = Field(default=DEFAULT_DAYS_PER_MONTH, gt=0, le=31, strict=True)
+    peak_users: StrictInt | None = Field(default=None, ge=1)
+
+
+class SearchConfig(_Strict):
+    """SLO search (issue #14, :mod:`bedrock_lab.sweep.search`): per model x tier x prompt size, the highest load
+    meeting the sequential SLO, by doubling from ``low`` until a level misses (or ``high``), then bisection down to
+    ``resolution``; each level is a sequential verdict cell. The grid's load axes are not used."""
+
+    load: Literal["users", "rate_rps"] = "users"
+    low: float = Field(default=1, gt=0)
+    high: float = Field(default=64, gt=0)
+    #: stop bisecting when the bracket is this narrow (None: 1 user, or 10% of the low rate)
+    resolution: float | None = Field(default=None, gt=0)
+    #: at most this many levels per group (the plan's cost bound)
+    max_levels: StrictInt = Field(default=10, ge=2)
+
+
 class SweepConfig(_Strict):
     """One sweep file, validated. ``source`` is the file it came from (for messages)."""
 
@@ -128,6 +153,10 @@ class SweepConfig(_Strict):
     order: OrderConfig = Field(default_factory=OrderConfig)
     estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
     slo: SLOConfig = Field(default_factory=SLOConfig)
+    #: SLO search instead of a grid of loads (None: the grid)
+    search: SearchConfig | None = None
+    #: expected production traffic: the report's monthly cost projection (and the peak load to hold)
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     #: seconds to wait between cells (lets queues and quotas drain)
     cooldown_s: float = Field(default=0.0, ge=0)
     #: stop before the estimated spend would pass this many USD (None: no cap)
@@ -592,6 +621,9 @@ def estimate_input_tokens(workload: str, size: str, prompts_dir: str | os.PathLi
         instr = str(data.get("instruction", "")).strip()
         counts = [float(count_request(system, [("user", f"{instr}\n\n{d.get('text', '')}".strip())]))
                   for d in data.get("documents") or [] if isinstance(d, dict)]  # fmt: skip
+    elif kind in ("cached", "agent"):  # one question (task) under the system prompt; an agent's first turn only
+        counts = [float(count_request(system, [("user", str(q.get("text", "")).strip())]))
+                  for q in data.get("questions" if kind == "cached" else "tasks") or [] if isinstance(q, dict)]  # fmt: skip
     elif kind == "chat":
         turns = [str(t) for t in data.get("turns") or []]
         answer = min(float(answer_tokens), float(data.get("max_tokens") or answer_tokens))
@@ -741,7 +773,8 @@ def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> Non
                     source=src, key=f"grid.{axis}[{i}]", value=v, allowed="distinct values; use grid.repeats to repeat",
                 )  # fmt: skip
             seen.add(v)
-    if not config.grid.users and not config.grid.rates_rps:
+    _check_sequential(config)
+    if not config.grid.users and not config.grid.rates_rps and config.search is None:
         raise ConfigError(
             "empty grid: no load levels (grid.users and grid.rates_rps are both empty)",
             source=src, key="grid.users", value=[], allowed="a non-empty list of user counts or rates_rps",
@@ -771,6 +804,48 @@ def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> Non
             "target.kind is aws but target.endpoint_url points at loopback (an emulator?)",
             source=src, key="target.kind", value="aws", allowed="emulator (for a local endpoint)",
         )  # fmt: skip
+
+
+#: the sweep's ``slo`` key of each sequential metric (its p95 target)
+SLO_P95_KEYS = {"ttft_s": "ttft_p95_s", "e2e_s": "e2e_p95_s", "tpot_s": "tpot_p95_s"}
+
+
+def sequential_target(config: SweepConfig) -> float | None:
+    """The target of the sweep's sequential cells: ``cell.slo_target_s``, else the sweep's ``slo.<metric>_p95_s``
+    when the percentile is 0.95 (one SLO definition for the cells and the analysis)."""
+    cell = config.cell
+    if cell.slo_target_s is not None:
+        return cell.slo_target_s
+    if abs(cell.slo_percentile - 0.95) < 1e-12:
+        value = getattr(config.slo, SLO_P95_KEYS[cell.slo_metric])
+        return float(value) if value is not None else None
+    return None
+
+
+def _check_sequential(config: SweepConfig) -> None:
+    """Sequential verdict cells and the SLO search need a target; the search its bounds the right way round."""
+    src, cell, search = config.source, config.cell, config.search
+    if (cell.sequential == "verdict" or search is not None) and sequential_target(config) is None:
+        raise ConfigError(
+            f"sequential verdict cells{' (an SLO search)' if search else ''} need a target for p"
+            f"{cell.slo_percentile * 100:g} {cell.slo_metric}",
+            source=src, key="cell.slo_target_s", value=None,
+            allowed=f"cell.slo_target_s: seconds, or slo.{SLO_P95_KEYS[cell.slo_metric]} (with slo_percentile 0.95)",
+        )  # fmt: skip
+    if search is None:
+        return
+    if search.high <= search.low:
+        raise ConfigError("search.high must be above search.low", source=src, key="search.high", value=search.high,
+                          allowed=f"a load > {search.low:g}")  # fmt: skip
+    if search.load == "users" and (search.low != int(search.low) or search.high != int(search.high)):
+        raise ConfigError("a users search needs whole numbers", source=src, key="search.low",
+                          value=[search.low, search.high], allowed="integers >= 1")  # fmt: skip
+    if search.load == "rate_rps" and cell.engine == "locust":
+        raise ConfigError("the locust engine runs closed loop only", source=src, key="search.load",
+                          value="rate_rps", allowed="users, or engine burst")  # fmt: skip
+    if cell.sequential == "precision":
+        raise ConfigError("an SLO search runs verdict cells", source=src, key="cell.sequential", value="precision",
+                          allowed="verdict or off (the search runs verdict cells either way)")  # fmt: skip
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -858,6 +933,8 @@ __all__ = [
     "GridConfig",
     "OrderConfig",
     "SLOConfig",
+    "SLO_P95_KEYS",
+    "SearchConfig",
     "SweepConfig",
     "TargetConfig",
     "apply_env",
@@ -869,6 +946,7 @@ __all__ = [
     "normalize_prefix",
     "parse_duration",
     "parse_sweep",
+    "sequential_target",
     "resolve_model",
     "sample_env_notes",
     "spec_tiers",

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bedrock_lab._money import fmt_usd as money_usd
+from bedrock_lab.stats import decision as stats_decision
 from bedrock_lab.stats.analysis import CONFIG, KEYS, Analysis
 from bedrock_lab.stats.saturation import USL_NMAX_OVERSTATES
 
@@ -84,35 +86,39 @@ def _cfg(row: Mapping[str, Any], with_size: bool = True) -> str:
 # ---------------------------------------------------------------- recommendations
 
 
-def recommendations(analysis: Analysis) -> pd.DataFrame:
-    """Per workload (prompt size): the cheapest configuration meeting the SLOs, with its cost per 1k requests.
+def per_month_label(analysis: Analysis) -> str:
+    """"per month at 100,000 requests/day, assumed" (no "assumed" when the sweep file states its traffic)."""
+    t = analysis.traffic
+    return f"per month at {t.requests_per_day:,.0f} requests/day" + ("" if t.stated else ", assumed")
 
-    A configuration (model, tier) meets the SLOs for a workload when its goodput reaches the SLO target at some
-    tested load; among those the cheapest wins (ties and unknown prices: the one that holds the most users).
-    """
-    cap, s, costs = analysis.capacity, analysis.summary, analysis.costs
+
+def recommendations(analysis: Analysis) -> pd.DataFrame:
+    """Per workload (prompt size): the choice of the decision table (``Analysis.decision``, computed by
+    :mod:`bedrock_lab.stats.decision`: the cheapest configuration whose goodput reaches the SLO target at some
+    tested load), with its cost per 1k requests and per month at the stated traffic, and how many runners-up
+    (configurations that also meet the SLOs, at a higher cost) there are."""
+    s, d = analysis.summary, analysis.decision
+    if d.empty:
+        d = stats_decision.decision_table(s, analysis.capacity, analysis.costs, analysis.slo, analysis.traffic)
+    per_month = per_month_label(analysis)
     rows = []
     for size in sorted(s["prompt_size"].unique()):
-        cands = []
-        for _, r in (cap[cap["prompt_size"] == size].iterrows() if not cap.empty else iter(())):
-            if not np.isfinite(r.get("max_users_meeting_slo", np.nan)):
-                continue
-            u = float(r["max_users_meeting_slo"])
-            at = s[(s["model"] == r["model"]) & (s["tier"] == r["tier"]) & (s["prompt_size"] == size)
-                   & (s["users"] == u)]
-            c = costs[(costs["model"] == r["model"]) & (costs["tier"] == r["tier"]) & (costs["prompt_size"] == size)]
-            cost = float(c["cost_per_1k"].iloc[0]) if len(c) else float("nan")
-            cands.append((r, u, at.iloc[0] if len(at) else None, cost))
-        cands.sort(key=lambda t: (not np.isfinite(t[3]), t[3] if np.isfinite(t[3]) else 0, -t[1]))
-        if not cands:
+        options = d[d["prompt_size"] == size]
+        choice = options[options["role"] == stats_decision.CHOICE]
+        if choice.empty:
             best = s[s["prompt_size"] == size].sort_values(["goodput", "users"], ascending=[False, True]).iloc[0]
             rows.append({"workload": f"{size} prompts", "recommendation": "none meets the SLOs",
                          "holds the SLOs up to": "-",
                          "goodput": f"best: {best['model']} / {best['tier']} at {_users(best['users'], analysis.load_kind)}, "
                                     f"{fmt_pct(best['goodput'])}",
-                         "p95 time to first token": "-", "cost per 1k requests": "-", "alternatives": 0})
+                         "p95 time to first token": "-", "cost per 1k requests": "-", per_month: "-",
+                         "runners-up (also meet the SLOs, cost more)": 0})
             continue
-        r, u, at, cost = cands[0]
+        r = choice.iloc[0]
+        u = float(r["max_users_meeting_slo"])
+        at_rows = s[(s["model"] == r["model"]) & (s["tier"] == r["tier"]) & (s["prompt_size"] == size)
+                    & (s["users"] == u)]
+        at = at_rows.iloc[0] if len(at_rows) else None
         rows.append({
             "workload": f"{size} prompts",
             "recommendation": f"{r['model']} / {r['tier']}",
@@ -120,8 +126,9 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
             "goodput": (f"{fmt_pct(at['goodput'])} {fmt_ci(at['goodput_lo'], at['goodput_hi'], fmt_pct)}"
                         if at is not None else "n/a"),
             "p95 time to first token": fmt_quantile(at, "ttft_s") if at is not None else "n/a",
-            "cost per 1k requests": fmt_usd(cost),
-            "alternatives": len(cands) - 1,
+            "cost per 1k requests": money_usd(r["cost_per_1k"]) if np.isfinite(r["cost_per_1k"]) else "n/a",
+            per_month: money_usd(r["cost_per_month"]) if np.isfinite(r["cost_per_month"]) else "n/a",
+            "runners-up (also meet the SLOs, cost more)": int((options["role"] == stats_decision.RUNNER_UP).sum()),
         })
     return pd.DataFrame(rows)
 
@@ -233,6 +240,9 @@ def executive_summary(analysis: Analysis) -> list[str]:
         else:
             cost = r["cost per 1k requests"]
             cost_text = f" at {cost} per 1k requests" if cost != "n/a" else " (no price in the catalog)"
+            month = r.get(per_month_label(analysis), "n/a")
+            if cost != "n/a" and month != "n/a":
+                cost_text += f" (about {month}/month at {per_month_label(analysis).removeprefix('per month at ')})"
             out.append(f"For {r['workload']}, the cheapest configuration meeting the SLOs is {r['recommendation']}"
                        f"{cost_text}, holding them up to {r['holds the SLOs up to']}; its p95 time to first token "
                        f"there is {r['p95 time to first token']}.")

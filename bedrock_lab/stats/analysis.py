@@ -23,7 +23,6 @@ True
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -44,6 +43,14 @@ from bedrock_lab.stats.censoring import (
     censored_summary,
 )
 from bedrock_lab.stats.compare import compare_grid, verdict_summary
+from bedrock_lab.stats.decision import (
+    Traffic,
+    decision_table,
+    load_catalog_or_reason,
+    price_usd,
+    sweep_cost_table,
+    traffic_from,
+)
 from bedrock_lab.stats.fits import fit_distributions, qq_data
 from bedrock_lab.stats.labels import label_records
 from bedrock_lab.stats.quality import quality_flags, warmup_trim
@@ -164,13 +171,8 @@ def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFram
     ``cost_per_1k`` is NaN (with ``cost_note``) when the catalog is missing or does not know the model: a
     report without prices is still a report. ``catalog`` may be an exception to say why there is none.
     """
-    if catalog is None:
-        try:
-            from bedrock_lab.catalog import load_catalog
-
-            catalog = load_catalog()
-        except Exception as exc:  # catalog missing or invalid: the report still renders
-            catalog = exc
+    if catalog is None:  # catalog missing or invalid: the report still renders, costs n/a with the reason
+        catalog = load_catalog_or_reason()
     if not {"model", "tier", "prompt_size"} <= set(records.columns):
         records = label_records(records)
     if "model_id" not in records:
@@ -179,17 +181,8 @@ def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFram
     rows = []
     for (model_id, model, tier, size), sub in ok.groupby(["model_id", "model", "tier", "prompt_size"], sort=True):
         mean_in, mean_out = _mean(sub, "input_tokens"), _mean(sub, "output_tokens")
-        cost, note = float("nan"), ""
-        if isinstance(catalog, Exception):
-            note = f"no catalog: {catalog}"
-        elif not (math.isfinite(mean_in) and math.isfinite(mean_out)):
-            note = "token counts missing"
-        else:
-            try:
-                spec = catalog.resolve(model_id)
-                cost = 1000 * float(spec.cost_usd(mean_in, mean_out, None if tier == "default" else tier))
-            except Exception as exc:  # an unknown model or tier price: say so in the table
-                note = str(exc)
+        cost, note = price_usd(catalog, model_id, tier, mean_in, mean_out)
+        cost *= 1000
         rows.append({"model_id": model_id, "model": model, "tier": tier, "prompt_size": size,
                      "mean_input_tokens": mean_in, "mean_output_tokens": mean_out, "cost_per_1k": cost,
                      "cost_note": note})
@@ -226,10 +219,16 @@ class Analysis:
     fit_cell: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     compare_by: str = "tier"  #: the column whose levels ``comparisons`` compares
+    #: per workload and configuration: choice, runners-up, cheapest failing, cost per month (stats.decision)
+    decision: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: per cell: the tokens the test used x catalog prices (stats.decision.sweep_cost_table)
+    sweep_cost: pd.DataFrame = field(default_factory=pd.DataFrame)
+    traffic: Traffic = field(default_factory=Traffic)  #: the traffic monthly costs are projected at
 
     #: the tables :func:`write_tables` writes (when not empty)
     TABLES: ClassVar[tuple[str, ...]] = ("summary", "load", "capacity", "comparisons", "verdicts", "costs",
-                                         "quality", "censored", "warmup", "fits", "qq", "ecdf")
+                                         "decision", "sweep_cost", "quality", "censored", "warmup", "fits", "qq",
+                                         "ecdf")
 
     @property
     def records(self) -> pd.DataFrame:
@@ -328,7 +327,8 @@ def _as_slo(data: SweepData, slo: SLO | Mapping[str, Any] | None) -> SLO:
 
 def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None = None, *,
             fit_metric: str = "ttft_s", fit: bool = True, compare_metrics: Sequence[str] = ("ttft_s", "e2e_s"),
-            trim_warmup: bool = False, compare_by: str = "tier", seed: int = 0) -> Analysis:
+            trim_warmup: bool = False, compare_by: str = "tier", seed: int = 0,
+            traffic: Traffic | Mapping[str, Any] | None = None) -> Analysis:
     """Run every statistic of the report on a loaded sweep (:func:`load_sweep_data`) or a records DataFrame.
 
     ``slo``: an :class:`SLO` as it is; a mapping overrides the sweep file's ``slo:`` section (None keeps a
@@ -338,6 +338,8 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
     report shows every request). For an open-loop sweep ``data.records["users"]`` becomes the arrival rate.
     ``compare_by`` names the record column whose levels are compared (:func:`comparison_strata`): "tier" (the
     default), "run_id", "repeat", "model", "prompt_size"...; an unknown column raises :class:`StatsError`.
+    ``traffic``: a :class:`~bedrock_lab.stats.decision.Traffic` as it is, or overrides of the sweep file's
+    ``traffic:`` section (``requests_per_day``, ``days_per_month``, ``peak_users``; None keeps a value).
     """
     data = _as_sweep(data)
     slo = _as_slo(data, slo)
@@ -371,7 +373,9 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
             notes.append(f"comparisons by {compare_by} skipped: {exc}")
     elif compare_by != "tier" and compare_metrics:
         notes.append(f"no comparisons by {compare_by}: every record has the same value")
-    costs = cost_table(rec)
+    catalog = load_catalog_or_reason()
+    costs = cost_table(rec, catalog)
+    traffic = traffic if isinstance(traffic, Traffic) else traffic_from(data.sweep_config, data.plan, traffic)
     try:
         quality = quality_flags(rec, by=list(KEYS), metric="e2e_s")
     except StatsError as exc:
@@ -388,7 +392,10 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
     analysis = Analysis(data=data, slo=slo, summary=summary, load=load, capacity=capacity,
                         comparisons=comparisons, verdicts=verdict_summary(comparisons), costs=costs,
                         quality=quality, censored=censored, warmup=warm, ecdf=_ecdf_table(rec), notes=notes,
-                        load_kind=kind, compare_by=compare_by)
+                        load_kind=kind, compare_by=compare_by, traffic=traffic,
+                        decision=decision_table(summary, capacity, costs, slo, traffic, error_rate_max=max_err,
+                                                catalog=catalog),
+                        sweep_cost=sweep_cost_table(rec, catalog))
     if fit:
         _fit_chosen_cell(analysis, fit_metric, seed)
     return analysis
@@ -474,7 +481,7 @@ def write_tables(analysis: Analysis, folder: str | os.PathLike[str]) -> list[Pat
         table.to_csv(path, index=False)
         written.append(path)
     meta = {"slo": analysis.slo.as_dict(), "by": list(KEYS), "compare_by": analysis.compare_by,
-            "load_kind": analysis.load_kind,
+            "load_kind": analysis.load_kind, "traffic": analysis.traffic.as_dict(),
             "fit_cell": analysis.fit_cell, "notes": analysis.notes, "records": len(analysis.records),
             "tables": [p.stem for p in written], "python": platform.python_version()}
     path = out / "analysis.json"
