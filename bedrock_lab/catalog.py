@@ -28,9 +28,10 @@ from typing import Any
 from bedrock_lab.errors import ConfigError
 
 #: Bedrock Runtime operations the kit drives, by the names records and Locust request names use
-APIS = ("converse", "converse-stream", "invoke", "invoke-stream")
-#: InvokeModel body formats the emulator speaks
-PROVIDER_FORMATS = ("anthropic", "anthropic-text", "titan", "nova", "llama", "mistral")
+#: (``chat-completions``: the OpenAI-compatible ``POST /openai/v1/chat/completions``, streamed; docs/openai.md)
+APIS = ("converse", "converse-stream", "invoke", "invoke-stream", "chat-completions")
+#: InvokeModel body formats the emulator speaks (``openai``: the Chat Completions body of the gpt-oss models)
+PROVIDER_FORMATS = ("anthropic", "anthropic-text", "titan", "nova", "llama", "mistral", "openai")
 #: service tiers of the Bedrock API (ServiceTierType)
 TIERS = ("priority", "default", "flex", "reserved")
 #: cross-region inference profile prefixes

@@ -25,8 +25,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from bedrock_lab.catalog import FAULT_KINDS, TIERS, Catalog, ModelSpec, split_model_id
+from bedrock_lab.emulator import auth, openai_chat
 from bedrock_lab.emulator import eventstream as es
-from bedrock_lab.emulator import sigv4
 from bedrock_lab.emulator.load import (
     MSG_TOO_MANY_TOKENS,
     PRE_FAULT_ERRORS,
@@ -86,6 +86,7 @@ class ServerSettings:
     body_timeout_s: float = 60.0  #: end of the headers -> end of the body
     idle_timeout_s: float = 75.0  #: an idle keep-alive connection (or one that never sends a byte) is closed
     max_json_depth: int = 64  #: deeper JSON bodies are malformed input (400), never a RecursionError
+    api_keys: frozenset[str] | None = None  #: strict mode: the long-term Bedrock API keys accepted (auth.py)
 
 
 @dataclass
@@ -293,11 +294,12 @@ class EmulatorServer:
         return self._scheduler
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    async def listen(self, host: str, port: int, backlog: int = 4096) -> int:
-        """Start serving on host:port (0 = a free port); returns the port. Stop with :meth:`close`."""
+    async def listen(self, host: str, port: int, backlog: int = 4096, ssl_context: Any = None) -> int:
+        """Start serving on host:port (0 = a free port; HTTPS with ``ssl_context``, see tls.py); returns the port.
+        Stop with :meth:`close`."""
         self._runner = web.ServerRunner(_HttpServer(self), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, backlog=backlog)
+        site = web.TCPSite(self._runner, host, port, backlog=backlog, ssl_context=ssl_context)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes no public accessor
         return int(sockets[0].getsockname()[1]) if sockets else port
@@ -354,11 +356,11 @@ class EmulatorServer:
                 req.error_code, req.outcome = req.error_code or "ClientDisconnected", "client_disconnected"
         except ApiError as err:
             req.status, req.error_code, req.outcome = err.status, err.code, "error"
-            resp = _error_response(err, rid, req.arrival_unix)
+            resp = self._error(err, req)
         except _BodyTimeout as exc:
             timeout = ApiError(408, "RequestTimeoutException", str(exc))
             req.status, req.error_code, req.outcome = 408, timeout.code, "body_timeout"
-            resp = _error_response(timeout, rid, req.arrival_unix)
+            resp = self._error(timeout, req)
             resp.force_close()
         except ConnectionError:  # the client went away, or an emulated drop: nothing left to answer
             req.status = 499
@@ -376,11 +378,22 @@ class EmulatorServer:
         except Exception as exc:  # the server must keep serving whatever happens
             log.exception("emulator: unexpected error in %s", request.path)
             req.status, req.error_code, req.outcome = 500, "InternalServerException", "error"
-            resp = _error_response(ApiError(500, "InternalServerException", f"Internal error: {type(exc).__name__}"),
-                                   rid, req.arrival_unix)  # fmt: skip
+            resp = self._error(ApiError(500, "InternalServerException", f"Internal error: {type(exc).__name__}"), req)
         finally:
             self.finished(req)
         return resp
+
+    def _error(self, err: ApiError, req: _Req) -> web.Response:
+        """The error answer in the shape of the request's API: AWS's, or OpenAI's on the Chat Completions path."""
+        if req.op in (openai_chat.OP, openai_chat.OP_STREAM):
+            resp = openai_chat.error_response(err, req.request_id, req.arrival_unix)
+            req.status = resp.status
+            return resp
+        return _error_response(err, req.request_id, req.arrival_unix)
+
+    def authorize(self, request: web.BaseRequest, body: bytes) -> None:
+        """SigV4 or a Bedrock API key (auth.py); strict mode verifies either."""
+        auth.check(request.method, request.raw_path, request.headers, body, self.s.credentials, self.s.api_keys)
 
     def finished(self, req: _Req) -> None:
         """Count the outcome and write the request's one timing-log line (once, however it ended)."""
@@ -427,10 +440,11 @@ class EmulatorServer:
             req.op = "stats"
             out = self.stats()
             if request.query.get("reset"):  # a state change: the same authorization as the operations
-                sigv4.check(request.method, raw, request.headers, await self._read_body(request),
-                            self.s.credentials)  # fmt: skip
+                self.authorize(request, await self._read_body(request))
                 self.emit = EmitStats()
             return web.json_response(out, headers={"x-amzn-RequestId": req.request_id})
+        if path.startswith("/openai/"):  # the OpenAI-compatible Chat Completions API (openai_chat.py)
+            return await openai_chat.handle(self, request, req)
         parts = path.split("/")
         if len(parts) != 4 or parts[1] != "model" or parts[3] not in OPERATIONS or request.method != "POST":
             raise ApiError(404, "UnknownOperationException", f"Unknown operation: {request.method} {path}")
@@ -438,7 +452,7 @@ class EmulatorServer:
         model_raw = urllib.parse.unquote(parts[2])
         req.model_id = model_raw
         body = await self._read_body(request)
-        sigv4.check(request.method, raw, request.headers, body, self.s.credentials)
+        self.authorize(request, body)
         spec = self._resolve(model_raw)
         req.seq = self.seq
         self.seq += 1
@@ -570,7 +584,7 @@ class EmulatorServer:
         if d.pre_fault:
             req.fault = d.pre_fault
             raise PRE_FAULT_ERRORS[d.pre_fault]
-        streaming = req.op in ("converse-stream", "invoke-with-response-stream")
+        streaming = req.op in ("converse-stream", "invoke-with-response-stream", openai_chat.OP_STREAM)
         if d.stream_fault == "drop" and not streaming:
             req.fault, req.error_code = "drop", "EmulatedDrop"
             self._drop(request)
@@ -615,6 +629,8 @@ class EmulatorServer:
                 H_SEQ: str(req.seq),
                 H_ARRIVAL: f"{req.arrival_unix:.6f}",
             }
+            if fmt_name == openai_chat.FORMAT:
+                return await openai_chat.respond(self, request, req, sch, result, headers, admitted, tier, streaming)
             if streaming:
                 return await self._stream(request, req, spec, fmt_name, tier, served_perf, sch, result, headers,
                                           admitted)  # fmt: skip

@@ -1,8 +1,8 @@
 """Authorization checks the way AWS answers them (403 + x-amzn-ErrorType).
 
 Default: the header must be present and shaped like SigV4 (``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=...,
-Signature=...`` plus ``X-Amz-Date``) or be a bearer token. Strict mode also recomputes the signature with
-the configured secret key for the access key in the credential scope.
+Signature=...`` plus ``X-Amz-Date``) or be a bearer token (a Bedrock API key: ``auth.py``). Strict mode also
+recomputes the signature with the configured secret key for the access key in the credential scope.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def check(method: str, raw_path: str, headers: Mapping[str, str], body: bytes,
     auth = headers.get("Authorization")
     if not auth:
         raise _deny("MissingAuthenticationTokenException", "Missing Authentication Token")
-    if auth.startswith("Bearer "):
-        if len(auth) <= 7:
-            raise _deny("UnrecognizedClientException", "The security token included in the request is invalid.")
+    if auth.startswith("Bearer "):  # a Bedrock API key: auth.py (strict mode verifies short-term keys there)
+        from bedrock_lab.emulator.auth import check_bearer  # auth imports this module
+
+        check_bearer(auth[7:].strip(), credentials)
         return
     parts = parse_authorization(auth)
     amz_date = headers.get("X-Amz-Date")
@@ -78,11 +79,16 @@ def check(method: str, raw_path: str, headers: Mapping[str, str], body: bytes,
     canonical = "\n".join([method, canonical_uri, canonical_qs, canonical_headers, ";".join(signed), payload_hash])
     scope = f"{date}/{region}/{service}/{term}"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = ("AWS4" + secret).encode()
-    for part in (date, region, service, term):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = signature(secret, (date, region, service, term), to_sign)
     if not hmac.compare_digest(expected, parts["Signature"]):
         raise _deny("InvalidSignatureException", "The request signature we calculated does not match the signature "
                     "you provided. Check your AWS Secret Access Key and signing method. Consult the service "
                     "documentation for details.")
+
+
+def signature(secret: str, scope: tuple[str, str, str, str], string_to_sign: str) -> str:
+    """SigV4's HMAC chain: the signing key from the secret and the scope (date, region, service, terminator)."""
+    key = ("AWS4" + secret).encode()
+    for part in scope:
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()

@@ -40,7 +40,7 @@ def guess_provider_format(model_id: str) -> str:
     if re.match(r"anthropic\.claude-(v2|instant)", mid):
         return "anthropic-text"
     for prefix, fmt in (("anthropic.", "anthropic"), ("amazon.titan", "titan"), ("amazon.nova", "nova"),
-                        ("meta.", "llama"), ("mistral.", "mistral")):  # fmt: skip
+                        ("meta.", "llama"), ("mistral.", "mistral"), ("openai.", "openai")):  # fmt: skip
         if mid.startswith(prefix):
             return fmt
     raise ConfigError("cannot tell the provider body format of this model id; pass provider_format",
@@ -113,6 +113,25 @@ def converse_body(turns: list[Turn], system: str | None, max_tokens: int, temper
     return body
 
 
+def chat_body(turns: list[Turn], system: str | None, max_tokens: int, temperature: float | None, *,
+              model: str | None = None, stream: bool = False, tier: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """An OpenAI Chat Completions body (the ``chat-completions`` API and the ``openai`` InvokeModel format): the
+    system prompt as a ``developer`` message; streamed with ``stream_options.include_usage`` so usage arrives."""
+    msgs = [{"role": "developer", "content": system}] if system else []
+    body: dict[str, Any] = {"messages": msgs + [{"role": r, "content": t} for r, t in turns],
+                            "max_completion_tokens": max_tokens}  # fmt: skip
+    if model is not None:
+        body = {"model": model, **body}
+    if temperature is not None:
+        body["temperature"] = temperature
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    if tier:
+        body["service_tier"] = tier
+    return body
+
+
 def _flat_prompt(turns: list[Turn], user: str, assistant: str, sep: str) -> str:
     lines = [f"{user if r == 'user' else assistant}{t}" for r, t in turns]
     return sep.join(lines)
@@ -172,6 +191,8 @@ def provider_body(fmt: str, turns: list[Turn], system: str | None, max_tokens: i
             else:
                 prompt += f" {t}</s>"
         return {"prompt": prompt, "max_tokens": max_tokens, **temp}
+    if fmt == "openai":  # the Chat Completions body (gpt-oss); InvokeModel takes it without model / stream
+        return chat_body(turns, system, max_tokens, temperature)
     raise ConfigError("unknown provider format", key="provider_format", value=fmt, allowed=", ".join(PROVIDER_FORMATS))
 
 
