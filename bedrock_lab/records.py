@@ -84,6 +84,14 @@ class RequestRecord:
     server_ttft_s: float | None = None
     server_decode_s: float | None = None
     server_latency_s: float | None = None  #: service-reported latency (metrics.latencyMs / invocation latency)
+    # production features (optional within schema v1: older shards read them as nulls)
+    cache_read_tokens: int | None = None  #: input tokens read from the prompt cache (usage cacheReadInputTokens)
+    cache_write_tokens: int | None = None  #: input tokens written to the prompt cache (cacheWriteInputTokens)
+    stop_reason: str | None = None  #: why the answer ended: end_turn, tool_use, max_tokens, stop_sequence, ...
+    answered_model: str | None = None  #: model id that answered (differs from model_id after a fallback)
+    fallback: bool | None = None  #: True: the primary was throttled / failed and the fallback model or tier was asked
+    task_id: str | None = None  #: agent workload: the task (user session) this turn belongs to
+    turn: int | None = None  #: agent workload: 1-based turn within the task
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def to_row(self) -> dict[str, Any]:
@@ -91,13 +99,17 @@ class RequestRecord:
 
 
 def _arrow_type(name: str) -> pa.DataType:
-    ints = {"seq", "users", "n_chunks", "input_tokens", "output_tokens", "http_status", "retries", "schema_version"}
+    ints = {"seq", "users", "n_chunks", "input_tokens", "output_tokens", "http_status", "retries", "schema_version",
+            "cache_read_tokens", "cache_write_tokens", "turn"}  # fmt: skip
     strings = {
         "run_id", "cell_id", "engine", "worker", "api", "model_id", "tier_requested", "tier_served",
         "prompt_id", "prompt_size", "status", "error_kind", "error_code", "error_message", "server_request_id",
+        "stop_reason", "answered_model", "task_id",
     }  # fmt: skip
     if name in ints:
         return pa.int64()
+    if name == "fallback":
+        return pa.bool_()
     if name in strings:
         return pa.string()
     if name == "chunk_times":
@@ -278,7 +290,7 @@ def load_records(root: str | os.PathLike[str], *, keep_chunk_times: bool = False
             t = pq.read_table(p, columns=[c for c in columns if c in present])
         except Exception as exc:  # pyarrow raises several types
             raise RecordsError(f"cannot read record shard {p}: {exc}") from exc
-        for c in columns:  # optional columns added within schema v1 (error_message) read as nulls from older shards
+        for c in columns:  # optional columns added within schema v1 (error_message, cache_*, ...) read as nulls from older shards
             if c not in present:
                 t = t.append_column(ARROW_SCHEMA.field(c), pa.nulls(len(t), ARROW_SCHEMA.field(c).type))
         tables.append(t.select(columns))

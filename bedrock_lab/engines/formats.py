@@ -98,8 +98,39 @@ def _check(api: str, tier: str | None, fmt: str | None) -> None:
                           allowed=", ".join(PROVIDER_FORMATS))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RequestOptions:
+    """Production features of one request, in AWS's Converse shapes (botocore's bedrock-runtime model):
+    ``inferenceConfig.stopSequences``, ``guardrailConfig`` {guardrailIdentifier, guardrailVersion}, a
+    ``cachePoint`` {type: default} system block after the system prompt, ``toolConfig`` {tools: [{toolSpec}],
+    toolChoice}, and ``messages``: raw Converse messages (toolUse / toolResult blocks) sent instead of the turns'
+    text blocks. InvokeModel bodies carry the stop sequences and the guardrail headers; tools, raw messages and
+    cache points need a Converse API (the anthropic body takes a cache point as ``cache_control``)."""
+
+    stop_sequences: tuple[str, ...] = ()
+    guardrail: tuple[str, str] | None = None  #: (identifier, version)
+    cache_system: bool = False
+    tools: tuple[dict[str, Any], ...] = ()  #: Converse ``tools`` entries ({"toolSpec": {...}})
+    tool_choice: dict[str, Any] | None = None
+    messages: tuple[dict[str, Any], ...] = ()
+
+    def apply_converse(self, body: dict[str, Any]) -> None:
+        if self.messages:
+            body["messages"] = [dict(m) for m in self.messages]
+        if self.stop_sequences:
+            body["inferenceConfig"]["stopSequences"] = list(self.stop_sequences)
+        if self.cache_system and body.get("system"):
+            body["system"].append({"cachePoint": {"type": "default"}})
+        if self.tools:
+            body["toolConfig"] = {"tools": [dict(t) for t in self.tools]}
+            if self.tool_choice:
+                body["toolConfig"]["toolChoice"] = dict(self.tool_choice)
+        if self.guardrail:
+            body["guardrailConfig"] = {"guardrailIdentifier": self.guardrail[0], "guardrailVersion": self.guardrail[1]}
+
+
 def converse_body(turns: list[Turn], system: str | None, max_tokens: int, temperature: float | None,
-                  tier: str | None) -> dict[str, Any]:  # fmt: skip
+                  tier: str | None, options: RequestOptions | None = None) -> dict[str, Any]:  # fmt: skip
     body: dict[str, Any] = {
         "messages": [{"role": r, "content": [{"text": t}]} for r, t in turns],
         "inferenceConfig": {"maxTokens": max_tokens},
@@ -110,7 +141,37 @@ def converse_body(turns: list[Turn], system: str | None, max_tokens: int, temper
         body["system"] = [{"text": system}]
     if tier:
         body["serviceTier"] = {"type": tier}
+    if options is not None:
+        options.apply_converse(body)
     return body
+
+
+#: where each InvokeModel body format takes stop sequences (None: the format has none)
+_INVOKE_STOP: dict[str, tuple[str, ...] | None] = {
+    "anthropic": ("stop_sequences",), "anthropic-text": ("stop_sequences",),
+    "titan": ("textGenerationConfig", "stopSequences"), "nova": ("inferenceConfig", "stopSequences"),
+    "llama": None, "mistral": ("stop",),
+}  # fmt: skip
+
+
+def _apply_invoke_options(fmt: str, body: dict[str, Any], options: RequestOptions) -> None:
+    if options.tools or options.messages:
+        raise ConfigError("tool use (the agent workload) needs a Converse API", key="api", value=f"invoke ({fmt})",
+                          allowed="converse, converse-stream")  # fmt: skip
+    if options.stop_sequences:
+        where = _INVOKE_STOP.get(fmt)
+        if where is None:
+            raise ConfigError("this InvokeModel body format has no stop sequences", key="stop_sequences",
+                              value=fmt, allowed="a Converse API, or another model")  # fmt: skip
+        node = body
+        for key in where[:-1]:
+            node = node.setdefault(key, {})
+        node[where[-1]] = list(options.stop_sequences)
+    if options.cache_system and body.get("system"):
+        if fmt == "anthropic":
+            body["system"] = [{"type": "text", "text": body["system"], "cache_control": {"type": "ephemeral"}}]
+        elif fmt == "nova":
+            body["system"].append({"cachePoint": {"type": "default"}})
 
 
 def chat_body(turns: list[Turn], system: str | None, max_tokens: int, temperature: float | None, *,
@@ -206,8 +267,10 @@ def build_request(
     temperature: float | None = None,
     tier: str | None = None,
     provider_format: str | None = None,
+    options: RequestOptions | None = None,
 ) -> PreparedRequest:
-    """Build one request. ``model_id`` is sent as given: a base id, a prefixed inference profile or an ARN."""
+    """Build one request. ``model_id`` is sent as given: a base id, a prefixed inference profile or an ARN.
+    ``options``: stop sequences, guardrail, cache point, tools (:class:`RequestOptions`)."""
     if isinstance(turns, str):
         turns = [("user", turns)]
     if not turns or turns[-1][0] != "user":
@@ -220,17 +283,22 @@ def build_request(
     path = f"/model/{quote(model_id, safe='')}/{suffix}"
     headers: dict[str, str] = {"Content-Type": "application/json"}
     if api.startswith("converse"):
-        body = converse_body(list(turns), system, max_tokens, temperature, tier)
+        body = converse_body(list(turns), system, max_tokens, temperature, tier, options)
         kwargs: dict[str, Any] = {"modelId": model_id, **body}
         headers["Accept"] = "application/json"
     else:
         body = provider_body(fmt, list(turns), system, max_tokens, temperature)
+        if options is not None:
+            _apply_invoke_options(fmt, body, options)
         kwargs = {"modelId": model_id, "body": json.dumps(body).encode(), "contentType": "application/json",
                   "accept": "application/json"}  # fmt: skip
         headers["X-Amzn-Bedrock-Accept" if api == "invoke-stream" else "Accept"] = "application/json"
         if tier:
             kwargs["serviceTier"] = tier
             headers["X-Amzn-Bedrock-Service-Tier"] = tier
+        if options is not None and options.guardrail:  # InvokeModel: guardrailIdentifier / guardrailVersion headers
+            kwargs["guardrailIdentifier"], kwargs["guardrailVersion"] = options.guardrail
+            headers["X-Amzn-Bedrock-GuardrailIdentifier"], headers["X-Amzn-Bedrock-GuardrailVersion"] = options.guardrail
     raw = json.dumps(body).encode() if api.startswith("converse") else kwargs["body"]
     return PreparedRequest(api, model_id, fmt, path, headers, raw, method, kwargs, tier)
 
@@ -249,6 +317,10 @@ class ResponseParser:
     latency_s: float | None = None
     stop_reason: str | None = None
     completed: bool = False  #: the final event/chunk (messageStop/metadata/invocation metrics) was seen
+    cache_read_tokens: int | None = None  #: usage cacheReadInputTokens (anthropic: cache_read_input_tokens)
+    cache_write_tokens: int | None = None  #: usage cacheWriteInputTokens (anthropic: cache_creation_input_tokens)
+    tool_uses: list[dict[str, Any]] = field(default_factory=list)  #: toolUse blocks: toolUseId, name, input
+    _tool_json: list[str] = field(default_factory=list, repr=False)  #: the streamed input of the open toolUse
 
     @property
     def text(self) -> str:
@@ -262,8 +334,25 @@ class ResponseParser:
 
     # ConverseStream ------------------------------------------------------------------------------
     def feed_converse_event(self, event_type: str, payload: dict[str, Any]) -> str:
+        """The text of one event; a toolUse input fragment is returned too (it is content: the first one is the
+        answer's first token) but kept out of :attr:`text` and gathered into :attr:`tool_uses`."""
         if event_type == "contentBlockDelta":
-            return self._add((payload.get("delta") or {}).get("text"))
+            delta = payload.get("delta") or {}
+            if "toolUse" in delta:
+                part = str((delta.get("toolUse") or {}).get("input") or "")
+                self._tool_json.append(part)
+                return part
+            return self._add(delta.get("text"))
+        if event_type == "contentBlockStart":
+            start = (payload.get("start") or {}).get("toolUse")
+            if start:
+                self._close_tool()
+                self.tool_uses.append({"toolUseId": start.get("toolUseId"), "name": start.get("name"), "input": {}})
+                self._tool_json = []
+            return ""
+        if event_type == "contentBlockStop":
+            self._close_tool()
+            return ""
         if event_type == "messageStop":
             self.stop_reason = payload.get("stopReason")
         elif event_type == "metadata":
@@ -271,10 +360,22 @@ class ResponseParser:
             self.completed = True
         return ""
 
+    def _close_tool(self) -> None:
+        """The open toolUse block ends: its streamed input fragments are one JSON document."""
+        if self.tool_uses and self._tool_json:
+            raw = "".join(self._tool_json)
+            try:
+                self.tool_uses[-1]["input"] = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                self.tool_uses[-1]["input"] = raw  # malformed: kept as sent, the workload decides
+        self._tool_json = []
+
     def _usage_converse(self, payload: dict[str, Any]) -> None:
         usage = payload.get("usage") or {}
         self.input_tokens = usage.get("inputTokens", self.input_tokens)
         self.output_tokens = usage.get("outputTokens", self.output_tokens)
+        self.cache_read_tokens = usage.get("cacheReadInputTokens", self.cache_read_tokens)
+        self.cache_write_tokens = usage.get("cacheWriteInputTokens", self.cache_write_tokens)
         lat = (payload.get("metrics") or {}).get("latencyMs")
         if lat is not None:
             self.latency_s = float(lat) / 1000.0
@@ -285,6 +386,10 @@ class ResponseParser:
     def feed_converse_body(self, body: dict[str, Any]) -> None:
         for block in ((body.get("output") or {}).get("message") or {}).get("content") or []:
             self._add(block.get("text"))
+            if isinstance(block.get("toolUse"), dict):
+                tu = block["toolUse"]
+                self.tool_uses.append({"toolUseId": tu.get("toolUseId"), "name": tu.get("name"),
+                                       "input": tu.get("input", {})})  # fmt: skip
         self.stop_reason = body.get("stopReason")
         self._usage_converse(body)
         self.completed = True
@@ -296,6 +401,8 @@ class ResponseParser:
         if metrics:
             self.input_tokens = metrics.get("inputTokenCount", self.input_tokens)
             self.output_tokens = metrics.get("outputTokenCount", self.output_tokens)
+            self.cache_read_tokens = metrics.get("cacheReadInputTokenCount", self.cache_read_tokens)
+            self.cache_write_tokens = metrics.get("cacheWriteInputTokenCount", self.cache_write_tokens)
             if metrics.get("invocationLatency") is not None:
                 self.latency_s = float(metrics["invocationLatency"]) / 1000.0
             self.completed = True
@@ -307,6 +414,7 @@ class ResponseParser:
             if kind == "message_start":
                 usage = (chunk.get("message") or {}).get("usage") or {}
                 self.input_tokens = usage.get("input_tokens", self.input_tokens)
+                self._usage_anthropic_cache(usage)
             elif kind == "message_delta":
                 self.stop_reason = (chunk.get("delta") or {}).get("stop_reason") or self.stop_reason
                 out = (chunk.get("usage") or {}).get("output_tokens")
@@ -352,6 +460,7 @@ class ResponseParser:
                     self._add(block.get("text"))
             usage = body.get("usage") or {}
             self.input_tokens, self.output_tokens = usage.get("input_tokens"), usage.get("output_tokens")
+            self._usage_anthropic_cache(usage)
             self.stop_reason = body.get("stop_reason")
         elif fmt == "anthropic-text":
             self._add(body.get("completion"))
@@ -378,10 +487,18 @@ class ResponseParser:
                 self.input_tokens = int(h["x-amzn-bedrock-input-token-count"])
             if "x-amzn-bedrock-output-token-count" in h:
                 self.output_tokens = int(h["x-amzn-bedrock-output-token-count"])
+            if "x-amzn-bedrock-cache-read-input-token-count" in h:
+                self.cache_read_tokens = int(h["x-amzn-bedrock-cache-read-input-token-count"])
+            if "x-amzn-bedrock-cache-write-input-token-count" in h:
+                self.cache_write_tokens = int(h["x-amzn-bedrock-cache-write-input-token-count"])
             if "x-amzn-bedrock-invocation-latency" in h:
                 self.latency_s = float(h["x-amzn-bedrock-invocation-latency"]) / 1000.0
             if h.get("x-amzn-bedrock-service-tier"):
                 self.tier_served = h["x-amzn-bedrock-service-tier"]
+
+    def _usage_anthropic_cache(self, usage: dict[str, Any]) -> None:
+        self.cache_read_tokens = usage.get("cache_read_input_tokens", self.cache_read_tokens)
+        self.cache_write_tokens = usage.get("cache_creation_input_tokens", self.cache_write_tokens)
 
     def apply_headers(self, headers: dict[str, str]) -> None:
         h = {k.lower(): v for k, v in headers.items()}

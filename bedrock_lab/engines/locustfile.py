@@ -50,6 +50,13 @@ from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, LocalRunner, WorkerRunner
 
+from bedrock_lab.engines.fallback import (
+    FallbackPolicy,
+    FallbackSettings,
+    answer_fields,
+    request_options,
+    restart,
+)
 from bedrock_lab.engines.formats import (
     ResponseParser,
     build_request,
@@ -260,6 +267,15 @@ def _warm_up(environment: Any, **_: Any) -> None:
         gevent.get_hub().loop.update_now()
 
 
+def _fallback(env: Any) -> FallbackPolicy | None:
+    """This process's fallback policy (``--bl-fallback-model`` / ``--bl-fallback-tier``), the burst engine's."""
+    if "fallback" not in _STATE:
+        spec = FallbackSettings(_opt(env, "model"), _opt(env, "tier") or None, _opt(env, "fallback-model") or None,
+                                _opt(env, "fallback-tier") or None)  # fmt: skip
+        _STATE["fallback"] = FallbackPolicy.of(spec)
+    return _STATE["fallback"]
+
+
 def _breaker(env: Any) -> CircuitBreaker:
     """This process's breaker, built on first use (a worker gets its options from the master's spawn message)."""
     if "breaker" not in _STATE:
@@ -300,6 +316,7 @@ def _reset(**_: Any) -> None:
     """Each test (another start from the web UI) gets a fresh breaker and request count."""
     _STATE.update(count=0, done=0, quit=False)
     _STATE.pop("breaker", None)
+    _STATE.pop("fallback", None)
 
 
 @events.test_stop.add_listener
@@ -367,24 +384,70 @@ class BedrockUser(User):
             _STATE["count"] += 1
         try:
             item = self.conv.next()
-            text, ok = self.send(item)
-            self.conv.observe(item, text, ok)
+            text, ok, tools = self.send(item)
+            self.conv.observe(item, text, ok, tools)
         finally:
             _STATE["done"] += 1
             if limit and _STATE["done"] >= limit:
                 _quit_soon(env, f"{limit} requests done")
 
-    def send(self, item: Any) -> tuple[str, bool]:
+    def send(self, item: Any) -> tuple[str, bool, list[dict[str, Any]]]:
+        """One user request, and its one fallback attempt (:mod:`bedrock_lab.engines.fallback`, the policy the
+        burst engine uses too): its text, whether it succeeded, and the answer's tool calls."""
         env = self.environment
         api, model = _opt(env, "api"), _opt(env, "model")
         tier = _opt(env, "tier") or None
         temp = _opt(env, "temperature")
-        prep = build_request(api, model, item.turns, system=item.system,
-                             max_tokens=item.max_tokens or _opt(env, "max-tokens"),
-                             temperature=float(temp) if temp else None, tier=tier,
-                             provider_format=_opt(env, "provider-format") or None)  # fmt: skip
-        parser = ResponseParser(api, prep.provider_format)
+        options = request_options(item, _opt(env, "stop-sequences") or None, _opt(env, "guardrail") or None)
+        policy = _fallback(env)
+        asked, asked_tier, fmt = model, tier, _opt(env, "provider-format") or None
         m = Measurement.begin()
+        fell_back = False
+        while True:
+            prep = build_request(api, asked, item.turns, system=item.system,
+                                 max_tokens=item.max_tokens or _opt(env, "max-tokens"),
+                                 temperature=float(temp) if temp else None, tier=asked_tier,
+                                 provider_format=fmt, options=options)  # fmt: skip
+            parser = ResponseParser(api, prep.provider_format)
+            self._call(api, prep, parser, m)
+            if fell_back or policy is None or not policy.applies(m.error_kind, got_content=bool(m.chunk_mono)):
+                break
+            restart(m)
+            asked, asked_tier = policy.route(model, tier)
+            fmt = fmt if asked == model else None
+            fell_back = True
+        if m.error_kind is None:
+            code = validate_answer(item, parser.text, parser.tool_uses)
+            if code:
+                m.fail("client", code)
+        users = _opt(env, "users-label") or getattr(env.parsed_options, "num_users", None)
+        rec = m.to_record(
+            parser, streaming=prep.streaming, keep_chunk_times=bool(_opt(env, "keep-chunk-times")),
+            run_id=_opt(env, "run-id"), cell_id=_opt(env, "cell-id"), engine="locust", worker=self.worker_name,
+            seq=self.seq, api=api, model_id=model, tier_requested=tier, prompt_id=item.prompt_id,
+            prompt_size=item.prompt_size, users=int(users) if users else None, rate_rps=None,
+            **answer_fields(item, parser, ok=m.error_kind is None, model_id=asked, policy=policy,
+                            fell_back=fell_back),
+        )  # fmt: skip
+        self.seq += 1
+        writer = _writer(env)
+        if writer is not None:
+            writer.add(rec)
+        breaker = _breaker(env)
+        if breaker.observe(m.error_kind):  # users check it before each request; the process quits
+            _quit_soon(env, f"circuit breaker: {breaker.run} consecutive {breaker.kind} errors", logging.WARNING)
+        exc_obj = BedrockFailure(f"{m.error_kind}: {m.error_code}") if m.error_kind else None
+        env.events.request.fire(
+            request_type=api, name=request_name(model, tier, item.prompt_size),
+            response_time=(rec.e2e_s or 0.0) * 1000.0, response_length=len(parser.text), exception=exc_obj,
+            context={"ttft_ms": _ms(rec.ttft_s), "tpot_ms": _ms(rec.tpot_s), "output_tokens": rec.output_tokens,
+                     "tokens_per_s": tokens_per_s(rec.output_tokens, rec.e2e_s, rec.ttft_s),
+                     "error_kind": m.error_kind, "retries": m.retries},
+        )  # fmt: skip
+        return parser.text, m.error_kind is None, parser.tool_uses
+
+    def _call(self, api: str, prep: Any, parser: ResponseParser, m: Measurement) -> None:
+        """One attempt with boto3: the answer into ``parser``, clock readings and the outcome into ``m``."""
         try:
             resp = getattr(self.client, prep.boto3_method)(**prep.boto3_kwargs)
             meta = resp.get("ResponseMetadata", {})
@@ -434,30 +497,3 @@ class BedrockUser(User):
             name = type(exc).__name__
             kind = "timeout" if "Timeout" in name else ("stream" if m.http_status == 200 else "client")
             m.fail(kind, name, message=str(exc))
-        if m.error_kind is None:
-            code = validate_answer(item, parser.text)
-            if code:
-                m.fail("client", code)
-        users = _opt(env, "users-label") or getattr(env.parsed_options, "num_users", None)
-        rec = m.to_record(
-            parser, streaming=prep.streaming, keep_chunk_times=bool(_opt(env, "keep-chunk-times")),
-            run_id=_opt(env, "run-id"), cell_id=_opt(env, "cell-id"), engine="locust", worker=self.worker_name,
-            seq=self.seq, api=api, model_id=model, tier_requested=tier, prompt_id=item.prompt_id,
-            prompt_size=item.prompt_size, users=int(users) if users else None, rate_rps=None,
-        )  # fmt: skip
-        self.seq += 1
-        writer = _writer(env)
-        if writer is not None:
-            writer.add(rec)
-        breaker = _breaker(env)
-        if breaker.observe(m.error_kind):  # users check it before each request; the process quits
-            _quit_soon(env, f"circuit breaker: {breaker.run} consecutive {breaker.kind} errors", logging.WARNING)
-        exc_obj = BedrockFailure(f"{m.error_kind}: {m.error_code}") if m.error_kind else None
-        env.events.request.fire(
-            request_type=api, name=request_name(model, tier, item.prompt_size),
-            response_time=(rec.e2e_s or 0.0) * 1000.0, response_length=len(parser.text), exception=exc_obj,
-            context={"ttft_ms": _ms(rec.ttft_s), "tpot_ms": _ms(rec.tpot_s), "output_tokens": rec.output_tokens,
-                     "tokens_per_s": tokens_per_s(rec.output_tokens, rec.e2e_s, rec.ttft_s),
-                     "error_kind": m.error_kind, "retries": m.retries},
-        )  # fmt: skip
-        return parser.text, m.error_kind is None

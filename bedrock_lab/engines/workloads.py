@@ -1,11 +1,17 @@
 """Workloads: what each request asks. Built-ins come from ``params/prompts/*.yaml`` and are selected by file name.
 
-Every YAML file there with a ``kind`` (single, mix, chat, summarise) is a workload named after the file, so a
+Every YAML file there with a ``kind`` (single, mix, chat, summarise, cached, agent) is a workload named after the file, so a
 new prompt set is a new file, not new code (a path to the AWS sample's ``prompts.json`` is a ``single`` workload
 too: every prompt file is read by :func:`bedrock_lab.prompts.read_prompt_file`). A workload hands each worker a :class:`Conversation` (state such as
 a growing chat history lives there, never shared between workers) and validates each answer: a 200 without
 content is a failure with error_kind ``"client"`` and error_code ``"EmptyResponse"`` (the service answered, but
 the client cannot use the answer), and a summarisation that must be JSON but is not gives ``"InvalidJSON"``.
+
+Production workloads (issue 13): ``cached`` sends one long shared system prompt behind a ``cachePoint`` and a
+varying question (the first request writes the cache, later ones read it); ``agent`` runs tasks as loops: the
+prompt with a tool (``toolConfig``), the model's ``toolUse``, the engine's ``toolResult``, the final answer. Each
+turn is a record with the task's ``task_id`` and its ``turn``; a tool call whose input misses a required field of
+the tool's schema is a ``client`` failure ``InvalidToolInput`` (a structured-output client would fail there).
 """
 
 from __future__ import annotations
@@ -13,15 +19,16 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bedrock_lab.engines.formats import Turn
+from bedrock_lab.engines.formats import RequestOptions, Turn
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.prompts import is_prompt_path, read_prompt_file
 
-KINDS = ("single", "mix", "chat", "summarise")
+KINDS = ("single", "mix", "chat", "summarise", "cached", "agent")
 
 
 def default_prompts_dir() -> Path:
@@ -42,10 +49,16 @@ class WorkItem:
     system: str | None = None
     max_tokens: int | None = None  #: overrides the run's max_tokens when set
     require_json: bool = False
+    options: RequestOptions | None = None  #: cache point, tools, raw Converse messages (agent turns > 1)
+    task_id: str | None = None  #: agent: the task this turn belongs to
+    turn: int | None = None  #: agent: 1-based turn within the task
 
 
-def validate_answer(item: WorkItem, text: str) -> str | None:
-    """error_code when a successful response is unusable, else None."""
+def validate_answer(item: WorkItem, text: str, tool_uses: list[dict[str, Any]] | None = None) -> str | None:
+    """error_code when a successful response is unusable, else None. A tool call is an answer: its input must be
+    an object with the required fields of the tool's input schema (what structured-output clients parse)."""
+    if tool_uses:
+        return _check_tool_input(item, tool_uses)
     if not text.strip():
         return "EmptyResponse"
     if item.require_json:
@@ -70,7 +83,8 @@ class Conversation:
     def next(self) -> WorkItem:
         return self.workload.draw(self.rng)
 
-    def observe(self, item: WorkItem, text: str | None, ok: bool) -> None:
+    def observe(self, item: WorkItem, text: str | None, ok: bool,
+                tool_uses: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
         pass
 
 
@@ -90,12 +104,91 @@ class ChatConversation(Conversation):
         return WorkItem(f"chat-turn{self.turn + 1}", "chat", [*self.history, ("user", user)],
                         self.workload.system, self.workload.data.get("max_tokens"))  # fmt: skip
 
-    def observe(self, item: WorkItem, text: str | None, ok: bool) -> None:
+    def observe(self, item: WorkItem, text: str | None, ok: bool,
+                tool_uses: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
         if ok and text:
             self.history = [*item.turns, ("assistant", text)]
             self.turn += 1
         else:  # a failed turn is asked again; the history stays consistent
             pass
+
+
+def _check_tool_input(item: WorkItem, tool_uses: list[dict[str, Any]]) -> str | None:
+    """"InvalidToolInput" when a tool call names no offered tool, or its input is not an object with the
+    required fields (and basic JSON types) of that tool's input schema."""
+    specs = {t["toolSpec"]["name"]: t["toolSpec"] for t in (item.options.tools if item.options else ())}
+    for use in tool_uses:
+        spec = specs.get(str(use.get("name")))
+        data = use.get("input")
+        if spec is None or not isinstance(data, dict):
+            return "InvalidToolInput"
+        schema = (spec.get("inputSchema") or {}).get("json") or {}
+        if any(k not in data for k in schema.get("required") or []):
+            return "InvalidToolInput"
+        for key, prop in (schema.get("properties") or {}).items():
+            want = _JSON_TYPES.get(str(prop.get("type")))
+            if key in data and want is not None and not isinstance(data[key], want):
+                return "InvalidToolInput"
+            if key in data and "enum" in prop and data[key] not in prop["enum"]:
+                return "InvalidToolInput"
+    return None
+
+
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "number": (int, float),
+                                                    "boolean": bool, "object": dict, "array": list}  # fmt: skip
+
+
+class AgentConversation(Conversation):
+    """A user session as a loop of turns: the task's prompt with the tools; each ``toolUse`` answered with the
+    tool's ``toolResult`` (the YAML's ``result`` template filled from the call's input); the task ends with a
+    text answer, at ``max_turns``, or at a failed turn (the task then failed: a user would start over)."""
+
+    def __init__(self, workload: Workload, rng: random.Random) -> None:
+        super().__init__(workload, rng)
+        self.n_tasks = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.task: WorkItem | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.turns: list[Turn] = []
+        self.turn = 0
+
+    def next(self) -> WorkItem:
+        w = self.workload
+        if self.task is None:
+            self.task = w.draw(self.rng)
+            self.n_tasks += 1
+            self.task_id = f"{self.rng.getrandbits(40):010x}-{self.n_tasks}"
+            self.turns = list(self.task.turns)
+            self.messages = [{"role": "user", "content": [{"text": t}]} for _, t in self.turns]
+        self.turn += 1
+        first = self.turn == 1
+        choice = w.data.get("first_tool_choice") if first else None
+        options = RequestOptions(tools=w.tools, tool_choice={str(choice): {}} if choice else None,
+                                 messages=() if first else tuple(self.messages))  # fmt: skip
+        return WorkItem(self.task.prompt_id, "agent", list(self.turns), w.system, self.task.max_tokens,
+                        options=options, task_id=self.task_id, turn=self.turn)  # fmt: skip
+
+    def observe(self, item: WorkItem, text: str | None, ok: bool,
+                tool_uses: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
+        max_turns = int(self.workload.data.get("max_turns") or 4)
+        if not ok or not tool_uses or self.turn >= max_turns:
+            self._reset()  # a final answer, a failed turn, or the turn budget: the task is over
+            return
+        content: list[dict[str, Any]] = [{"text": text}] if text and text.strip() else []
+        content += [{"toolUse": {"toolUseId": u["toolUseId"], "name": u["name"], "input": u["input"]}}
+                    for u in tool_uses]  # fmt: skip
+        results = [self.workload.tool_result(u) for u in tool_uses]
+        self.messages += [
+            {"role": "assistant", "content": content},
+            {"role": "user", "content": [{"toolResult": {"toolUseId": u["toolUseId"], "content": [{"text": r}],
+                                                         "status": "success"}} for u, r in zip(tool_uses, results,
+                                                                                               strict=True)]},
+        ]  # fmt: skip
+        # the same turns as text, for the local token estimate (roles and JSON framing are free there)
+        self.turns += [("assistant", " ".join([text or "", *(json.dumps(u["input"]) for u in tool_uses)]).strip()),
+                       ("user", "\n".join(results))]  # fmt: skip
 
 
 @dataclass
@@ -131,6 +224,56 @@ class Workload:
             ]
         elif self.kind == "chat" and not self.data.get("turns"):
             raise ConfigError("needs at least one turn", source=self.source, key="turns")
+        elif self.kind == "cached":
+            self._cached()
+        elif self.kind == "agent":
+            self._agent()
+
+    def _texts(self, key: str) -> list[WorkItem]:
+        """``key``: a list of {id, text} (the questions of ``cached``, the tasks of ``agent``)."""
+        entries = self.data.get(key) or []
+        if not entries:
+            raise ConfigError(f"needs at least one entry in {key}", source=self.source, key=key)
+        out = []
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict) or not str(e.get("text", "")).strip():
+                raise ConfigError("each entry needs an id and a non-empty text", source=self.source,
+                                  key=f"{key}[{i}]", value=e, allowed="{id: ..., text: ...}")  # fmt: skip
+            out.append(WorkItem(str(e.get("id", i)), self.kind, [("user", str(e["text"]).strip())], self.system,
+                                e.get("max_tokens", self.data.get("max_tokens"))))  # fmt: skip
+        return out
+
+    def _cached(self) -> None:
+        if not self.system:
+            raise ConfigError("needs the long shared system prompt that is cached", source=self.source, key="system")
+        self._items = self._texts("questions")
+        for item in self._items:
+            item.options = RequestOptions(cache_system=True)
+
+    def _agent(self) -> None:
+        tools = self.data.get("tools") or []
+        if not tools:
+            raise ConfigError("needs at least one tool", source=self.source, key="tools")
+        specs = []
+        for i, t in enumerate(tools):
+            schema = t.get("input_schema") if isinstance(t, dict) else None
+            if not isinstance(schema, dict) or not t.get("name"):
+                raise ConfigError("each tool needs a name and an input_schema (JSON schema object)",
+                                  source=self.source, key=f"tools[{i}]", value=t,
+                                  allowed="{name, description, input_schema, result}")  # fmt: skip
+            specs.append({"toolSpec": {"name": str(t["name"]), "description": str(t.get("description") or t["name"]),
+                                       "inputSchema": {"json": schema}}})  # fmt: skip
+        self.tools: tuple[dict[str, Any], ...] = tuple(specs)
+        self._results = {str(t["name"]): str(t.get("result") or "{}") for t in tools}
+        self._items = self._texts("tasks")
+
+    def tool_result(self, use: dict[str, Any]) -> str:
+        """The tool's answer to one call: its ``result`` template with each ``{field}`` replaced by the call's input
+        (``unknown`` when the call has none), so the answer is deterministic."""
+        template = self._results.get(str(use.get("name")), "no such tool")
+        data = use.get("input")
+        values = data if isinstance(data, dict) else {}
+        return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), "unknown")), template)
 
     def _sized(self, size: str, *, data: dict[str, Any] | None = None, source: str | None = None) -> list[WorkItem]:
         prompts = (data or self.data).get("prompts") or {}
@@ -169,6 +312,8 @@ class Workload:
         return rng.choice(self._items)
 
     def conversation(self, rng: random.Random) -> Conversation:
+        if self.kind == "agent":
+            return AgentConversation(self, rng)
         return ChatConversation(self, rng) if self.kind == "chat" else Conversation(self, rng)
 
 

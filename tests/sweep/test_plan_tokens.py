@@ -63,7 +63,7 @@ def test_demo_plan_input_tokens_are_what_the_emulator_bills(demo_plan: Plan, emu
 
 @pytest.mark.parametrize(("workload", "size"), [
     ("single", "small"), ("single", "medium"), ("single", "large"), ("summarise", "small"), ("mix", "small"),
-    ("chat", "small"),
+    ("chat", "small"), ("cached", "small"), ("agent", "small"),
 ])  # fmt: skip
 def test_the_local_estimate_counts_the_requests_the_engines_build(workload: str, size: str) -> None:
     """params reads the prompt files, the engines build the requests: both give the same mean token count."""
