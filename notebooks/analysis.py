@@ -33,6 +33,8 @@ write_tables: bool = True  # write CSV tables to OUT/tables/
 write_figures: bool = True  # write the slide figures as PNG and SVG to OUT/figures/
 chart_fallback: str = "png"  # static image shown inside each interactive chart until it draws: png or svg
 seed: int = 0  # seed of bootstraps and subsampling
+requests_per_day: float = 0.0  # traffic for the monthly cost; 0: the sweep file's traffic:, else 100,000
+peak_users: int = 0  # concurrent users the choice must hold; 0: the sweep file's traffic.peak_users, if any
 
 # %%
 import warnings
@@ -40,7 +42,7 @@ import warnings
 from IPython.display import HTML, display
 
 from bedrock_lab.paths import resolve
-from bedrock_lab.report import figures, summary
+from bedrock_lab.report import decision, figures, summary
 from bedrock_lab.report.offline import enable_offline_renderer
 from bedrock_lab.stats import analysis as an
 
@@ -49,7 +51,8 @@ enable_offline_renderer(fallback=chart_fallback)  # type: ignore[arg-type]
 data = an.load_sweep_data(resolve(sweep_dir), records_dir=resolve(records_dir) if records_dir else None)
 slo = an.slo_from(data, {"ttft_s": slo_ttft_s or None, "e2e_s": slo_e2e_s or None, "itl_s": slo_itl_s or None,
                          "tokens_per_s": slo_tokens_per_s or None, "goodput_target": goodput_target or None})
-result = an.analyze(data, slo, fit_metric=fit_metric, compare_metrics=("ttft_s",), seed=seed)
+result = an.analyze(data, slo, fit_metric=fit_metric, compare_metrics=("ttft_s",), seed=seed,
+                    traffic={"requests_per_day": requests_per_day or None, "peak_users": peak_users or None})
 out = resolve(out_dir or sweep_dir)
 if write_tables:
     an.write_tables(result, out / "tables")
@@ -65,6 +68,21 @@ display(HTML(f"<h1>Load test report: {summary.html.escape(data.name)}</h1>" + su
 display(HTML(summary.html_list(summary.executive_summary(result))))
 
 # %% [markdown]
+# ## Decision: which model, which tier, how many users, what cost
+#
+# Per workload (prompt size): the choice, the runners-up and the cheapest configuration that fails the SLOs,
+# with the highest tested load each holds, its cost per 1,000 requests (mean measured tokens x catalog prices)
+# and per month at the stated traffic. Computed by `bedrock_lab.stats.decision`; `tables/decision.csv` has
+# every configuration.
+
+# %%
+display(HTML(summary.html_list([*decision.decision_sentences(result), decision.traffic_sentence(result)])
+             + f"<p>{summary.html.escape(decision.OPTIONS_EXPLAINED)}</p>"
+             + summary.html_table(decision.decision_table(result))
+             + f"<p><b>What this test cost.</b> {summary.html.escape(decision.sweep_cost_sentence(result))} "
+             "Per cell: <code>tables/sweep_cost.csv</code> and the appendix.</p>"))
+
+# %% [markdown]
 # ## Failed cells
 #
 # Cells whose run could not succeed (target unreachable, credentials or requests rejected, too few successes)
@@ -73,15 +91,6 @@ display(HTML(summary.html_list(summary.executive_summary(result))))
 # %%
 failed = summary.failed_cells(result)
 display(HTML(summary.html_table(failed) if len(failed) else "<p>None: every cell of the sweep ran.</p>"))
-
-# %% [markdown]
-# ## Recommendation
-#
-# Per workload, the cheapest configuration whose goodput meets the SLO target at some tested load, with its
-# cost per 1,000 requests at the mean token counts measured (prices from the model catalog).
-
-# %%
-display(HTML(summary.html_table(summary.recommendations(result))))
 
 # %% [markdown]
 # ## Latency distributions
@@ -181,3 +190,11 @@ display(HTML(summary.html_definitions(summary.environment(result))))
 
 # %%
 display(HTML(summary.html_table(summary.cell_appendix(result))))
+
+# %% [markdown]
+# ## Appendix: what each cell cost
+#
+# The tokens each cell's records report x catalog prices (on the emulator: what they would have cost on AWS).
+
+# %%
+display(HTML(summary.html_table(decision.sweep_cost_by_config(result))))
