@@ -36,7 +36,7 @@ from bedrock_lab.errors import StatsError
 from bedrock_lab.stats._data import groups, metric_values, ok_mask, require_columns
 
 #: bin widths a reader can read (seconds); :func:`bin_width` picks the smallest that fits
-NICE_BINS_S: tuple[float, ...] = (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+NICE_BINS_S: tuple[float, ...] = (0.1, 0.2, 0.25, 0.5, 1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 MIN_N_P50 = 3  #: values a bin needs for its median
 MIN_N_P95 = 10  #: values a bin needs for its p95 (below that it is close to the bin's maximum)
 

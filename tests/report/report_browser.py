@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ class PageReport:
     requests: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     screenshot: Path | None = None
+    results: list[Any] = field(default_factory=list)  #: the value of each step, in order
 
     @property
     def external_requests(self) -> list[str]:
@@ -107,8 +109,12 @@ async def _drain(stream: asyncio.StreamReader | None) -> None:
         pass
 
 
-async def inspect_page(chromium: str, html: Path, screenshot: Path, *, timeout: float = 90) -> PageReport:
-    """Load ``html`` headless, wait until every chart drew (or errored, or ``timeout``), screenshot it."""
+async def inspect_page(chromium: str, html: Path, screenshot: Path, *, timeout: float = 90,
+                       steps: Sequence[str] = ()) -> PageReport:
+    """Load ``html`` headless, wait until every chart drew (or errored, or ``timeout``), run ``steps`` (JavaScript
+    expressions, awaited when they return a promise: what a reader does, e.g. pick a menu entry, and what the page
+    then shows, as JSON values in :attr:`PageReport.results`), then screenshot it. Requests and console errors
+    of the steps are recorded like those of the load."""
     profile = Path(tempfile.mkdtemp(prefix="bl-chromium-"))
     proc = await asyncio.create_subprocess_exec(
         chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank",
@@ -136,6 +142,13 @@ async def inspect_page(chromium: str, html: Path, screenshot: Path, *, timeout: 
                 if all(c["drawn"] or c["error"] for c in report.charts) or loop.time() > deadline:
                     break
                 await asyncio.sleep(0.2)
+            for step in steps:
+                res = await cdp.send("Runtime.evaluate", {"expression": step, "returnByValue": True,
+                                                          "awaitPromise": True}, session=sid, timeout=timeout)
+                if "exceptionDetails" in res:
+                    d = res["exceptionDetails"]
+                    raise RuntimeError(f"step failed: {d.get('exception', {}).get('description') or d.get('text')}")
+                report.results.append(res["result"].get("value"))
             metrics = await cdp.send("Page.getLayoutMetrics", session=sid)
             size = metrics.get("cssContentSize") or metrics["contentSize"]
             shot = await cdp.send("Page.captureScreenshot", {

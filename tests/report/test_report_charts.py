@@ -199,3 +199,97 @@ def test_heatmap_numbers_are_white_on_dark_cells() -> None:
     svg = vlc.vegalite_to_svg(charts.heatmap_chart(table).to_dict())
     fills = dict((v, f) for f, v in re.findall(r'<text[^>]*fill="([^"]*)"[^>]*>(\d\.\d\d)</text>', svg))
     assert fills == {"0.10": "black", "0.20": "black", "0.70": "white", "0.80": "white"}
+
+
+# ---------------------------------------------------------------- issue #17: over time, output speed, SLO explorer
+
+
+def _params(spec: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {p["name"]: p for p in _find(spec, "params")[0]} if _find(spec, "params") else {}  # type: ignore[index]
+
+
+def test_report_has_the_new_figures(analysis) -> None:  # type: ignore[no-untyped-def]
+    assert {"timeseries", "output_tokens_vs_users", "tpot_vs_users", "slo_explorer"} <= set(
+        figures.report_charts(analysis))
+
+
+def test_timeseries_is_one_chart_with_a_cell_menu_and_the_title_follows_it(analysis) -> None:  # type: ignore[no-untyped-def]
+    bins = figures.timeseries_table(analysis)
+    chart = charts.timeseries_chart(bins)
+    spec = chart.to_dict()
+    menu = _params(spec)["ts_cell"]
+    options = menu["bind"]["options"]  # type: ignore[index]
+    assert len(options) == len(analysis.summary) and menu["value"] in options  # one entry per cell, no panels
+    assert all("datum.cell == ts_cell" in str(f) for f in _find(spec, "filter"))
+    assert "ts_cell" in spec["title"]["text"]["expr"]
+    other = next(o for o in options if o != menu["value"])
+    first = _titles_drawn(spec)
+    _params(spec)["ts_cell"]["value"] = other  # what picking another cell in the menu does
+    assert any(t.endswith(other) for t in _titles_drawn(spec)) and not any(t.endswith(other) for t in first)
+    fields = {e["y"]["title"] for e in _find(spec, "encoding") if isinstance(e, dict) and "y" in e}
+    assert fields == {"completed requests (requests/s)", "time to first token (s)"}
+
+
+def test_output_speed_charts_use_the_summary_columns(analysis) -> None:  # type: ignore[no-untyped-def]
+    tokens, tpot = figures.output_speed_tables(analysis)
+    s = analysis.summary.set_index(["model", "tier", "prompt_size", "users"])
+    row = tokens.iloc[0]
+    key = (row["model"], row["tier"], row["prompt_size"], row["users"])
+    assert row["output_tokens_per_s"] == s.loc[key, "output_tokens_per_s"]
+    assert set(tpot["percentile"]) == {"p50", "p95"}
+    p95 = tpot[tpot["percentile"] == "p95"].iloc[0]
+    assert p95["estimate"] == s.loc[(p95["model"], p95["tier"], p95["prompt_size"], p95["users"]), "tpot_s_p95"]
+    spec = charts.percentiles_vs_load_chart(tpot, metric="tpot_s").to_dict()
+    assert "time per output token (ms)" in _axis_titles(spec)
+    drawn = spec["datasets"][next(iter(spec["datasets"]))]
+    assert max(r["estimate"] for r in drawn) == pytest.approx(tpot["estimate"].max() * 1000)  # ms, not s
+    for one in (spec, charts.output_tokens_chart(tokens).to_dict()):
+        ticks = [v for v in _find(one, "values") if isinstance(v, list)]
+        assert ticks and [float(v) for v in ticks[0]] == [1.0, 4.0, 16.0]  # tested loads only
+
+
+def _verdicts_drawn(spec: dict[str, object]) -> list[tuple[float, str]]:
+    import re
+
+    return sorted((float(g), v) for g, v in re.findall(r"(\d+(?:\.\d)?)% (meets|misses)", " ".join(_titles_drawn(spec))))
+
+
+def test_slo_explorer_starts_at_the_analysis_verdicts_and_the_sliders_change_them(analysis) -> None:  # type: ignore[no-untyped-def]
+    from bedrock_lab.stats import SLO, goodput
+
+    spec = figures.report_charts(analysis)["slo_explorer"].to_dict()
+    params = _params(spec)
+    assert {"slo_ttft_s", "slo_e2e_s", "slo_tpot_s", "slo_goodput"} <= set(params)
+    for name in ("slo_ttft_s", "slo_e2e_s", "slo_tpot_s", "slo_goodput"):
+        assert params[name]["bind"]["input"] == "range", name  # type: ignore[index]
+    assert params["slo_ttft_s"]["value"] == analysis.slo.ttft_s and params["slo_e2e_s"]["value"] == analysis.slo.e2e_s
+    assert params["slo_goodput"]["value"] == analysis.slo.goodput_target
+    # no TPOT target in the sweep: the slider starts at its right end, past every value (checks nothing)
+    assert params["slo_tpot_s"]["value"] == params["slo_tpot_s"]["bind"]["max"]  # type: ignore[index]
+    drawn = _verdicts_drawn(spec)
+    s = analysis.summary
+    assert len(drawn) == len(s)
+    assert [v for _, v in drawn].count("meets") == int(s["meets_target"].sum())
+    assert [g for g, _ in drawn] == pytest.approx(sorted(s["goodput"] * 100), abs=0.051)
+    # the reader drags TTFT and end-to-end to their right ends: only failures count against goodput
+    params["slo_ttft_s"]["value"] = params["slo_ttft_s"]["bind"]["max"]  # type: ignore[index]
+    params["slo_e2e_s"]["value"] = params["slo_e2e_s"]["bind"]["max"]  # type: ignore[index]
+    loose = goodput(analysis.records, SLO(ttft_s=None, e2e_s=None, goodput_target=analysis.slo.goodput_target),
+                    by=["model", "tier", "prompt_size", "users"])
+    moved = _verdicts_drawn(spec)
+    assert [v for _, v in moved].count("meets") == int(loose["meets_target"].sum()) > int(s["meets_target"].sum())
+    params["slo_goodput"]["value"] = 1.0  # and asks for every request: only flawless cells meet
+    assert [v for _, v in _verdicts_drawn(spec)].count("meets") == int((loose["goodput"] >= 1.0).sum())
+
+
+def test_slo_explorer_samples_large_sweeps_per_cell_and_says_so(analysis) -> None:  # type: ignore[no-untyped-def]
+    full, note = figures.slo_requests(analysis)
+    assert len(full) == len(analysis.records) and "sample" not in note
+    small, note = figures.slo_requests(analysis, max_rows=360, seed=1)
+    per_cell = small.groupby(["config", "users"]).size()
+    assert len(per_cell) == len(analysis.summary) and (per_cell == 10).all()  # 360 rows / 36 cells
+    assert "seeded sample of 360 of 2880 requests" in note
+    again, _ = figures.slo_requests(analysis, max_rows=360, seed=1)
+    pd.testing.assert_frame_equal(small, again)  # seeded
+    chart = charts.slo_explorer_chart(small, targets={"ttft_s": 1.0}, goodput_target=0.95, note=note)
+    assert note in chart.to_dict()["title"]["subtitle"]
