@@ -72,6 +72,7 @@ from bedrock_lab.stats.saturation import USLFit, fit_usl, knee, load_table, satu
 from bedrock_lab.stats.slo import SLO, goodput, meets_slo
 from bedrock_lab.stats.summary import summarize
 from bedrock_lab.stats.synthetic import synthetic_records
+from bedrock_lab.stats.timeseries import bin_width, time_bins
 
 __all__ = [
     "CONFIG_COLUMNS", "DEFAULT_DISTS", "DEFAULT_QUANTILES", "DIST_NAMES", "HIGHER_IS_BETTER", "KEYS", "METRICS",
@@ -87,5 +88,6 @@ __all__ = [
     "mser_truncation", "outcome_rates", "qq_data", "quality_flags", "quantile_ci", "quantile_table",
     "saturation", "short_model", "slo_from", "smallest_detectable_effect", "summarize", "summary_table",
     "synthetic_records", "tokens_per_second", "vargha_delaney_a", "verdict_summary", "warmup_trim",
+    "bin_width", "time_bins",
     "wilson_interval", "with_metrics", "write_tables",
 ]
