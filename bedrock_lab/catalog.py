@@ -47,6 +47,12 @@ FAULT_KINDS = (
     "drop",  # connection closed without a response / mid-stream
     "stall",  # one extra pause of ``stall_ms`` inside the response
 )
+#: Converse features a model may lack (AWS user guide, "Supported models and model features"); a request using
+#: one the model's ``features`` list omits is a ValidationException in the emulator, as on AWS
+FEATURES = ("system", "tools", "tool_streaming", "images", "documents", "reasoning")
+#: prompt-cache TTLs of botocore's CacheTTL enum, in seconds
+CACHE_TTLS = {"5m": 300.0, "1h": 3600.0}
+
 
 DEFAULT_CATALOG_ENV = "BEDROCK_LAB_CATALOG"
 _ARN_RE = re.compile(r"^arn:aws(?:-[a-z-]+)?:bedrock:[a-z0-9-]*:(\d{12})?:([a-z-]+)/(.+)$")
@@ -103,6 +109,32 @@ class FaultProfile:
 
 
 @dataclass(frozen=True)
+class CacheProfile:
+    """Prompt caching of one model (AWS user guide, "Prompt caching for faster model inference"; prices relative
+    to the input price from https://aws.amazon.com/bedrock/pricing/: Anthropic reads ~0.1x and writes ~1.25x,
+    Amazon Nova reads ~0.25x and writes at no extra charge)."""
+
+    min_tokens: int = 1024  #: minimum prefix tokens per cache checkpoint
+    max_checkpoints: int = 4  #: cache points per request
+    read_multiplier: float = 0.1  #: cache-read price / input price
+    write_multiplier: float = 1.25  #: cache-write price / input price
+    ttls: tuple[str, ...] = ("5m",)  #: accepted ``cachePoint.ttl`` values (CACHE_TTLS keys)
+    fields: tuple[str, ...] = ("system", "messages", "tools")  #: where a cachePoint may stand
+
+
+@dataclass(frozen=True)
+class GuardrailSpec:
+    """A guardrail the emulator knows (the catalog's ``guardrails:`` section): how often it intervenes (a seeded
+    draw per request) and the latency it adds before the first token."""
+
+    guardrail_id: str
+    versions: tuple[str, ...] = ("DRAFT", "1")
+    intervention_rate: float = 0.0
+    latency_ms: float = 150.0
+    blocked_message: str = "Sorry, the model cannot answer this question."
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One base model. Planning code needs only ``model_id``, ``provider_format``, ``tiers``, ``price``,
     ``cost_usd``, ``tpm_quota`` and ``max_output_tokens``; the rest drives the emulator."""
@@ -121,6 +153,8 @@ class ModelSpec:
     latency: LatencyProfile = field(default_factory=LatencyProfile)
     faults: FaultProfile = field(default_factory=FaultProfile)
     display_name: str = ""
+    features: frozenset[str] = frozenset(FEATURES)  #: Converse features the model supports (FEATURES)
+    cache: CacheProfile | None = None  #: prompt caching; None = the model has none
 
     def supports_tier(self, tier: str | None) -> bool:
         return tier is None or tier in self.tiers
@@ -133,10 +167,17 @@ class ModelSpec:
                               allowed=", ".join(self.tiers))
         return self.prices[t]
 
-    def cost_usd(self, input_tokens: float, output_tokens: float, tier: str | None = None) -> float:
-        """Illustrative cost of one request (or of token totals) in USD."""
+    def cost_usd(self, input_tokens: float, output_tokens: float, tier: str | None = None, *,
+                 cache_read_tokens: float = 0.0, cache_write_tokens: float = 0.0) -> float:  # fmt: skip
+        """Illustrative cost of one request (or of token totals) in USD. ``input_tokens`` are the uncached ones;
+        cache reads and writes are priced at the model's cache multipliers of the input price."""
         p = self.price(tier)
-        return input_tokens / 1000.0 * p.input_per_1k + output_tokens / 1000.0 * p.output_per_1k
+        cost = input_tokens / 1000.0 * p.input_per_1k + output_tokens / 1000.0 * p.output_per_1k
+        if cache_read_tokens or cache_write_tokens:
+            c = self.cache or CacheProfile()
+            cost += (cache_read_tokens * c.read_multiplier + cache_write_tokens * c.write_multiplier) / 1000.0 \
+                * p.input_per_1k
+        return cost
 
 
 def split_model_id(model_id: str) -> tuple[str, str]:
@@ -165,6 +206,7 @@ class Catalog:
 
     models: Mapping[str, ModelSpec]
     source: str = "<memory>"
+    guardrails: Mapping[str, GuardrailSpec] = field(default_factory=dict)  #: by guardrail id
 
     def resolve(self, model_id: str) -> ModelSpec:
         """The spec for a base id, a prefixed id (us., eu., apac., jp., au., us-gov., global.) or an ARN.
@@ -189,7 +231,7 @@ class Catalog:
 
     def replace_models(self, **changes: Any) -> Catalog:
         """A copy with ``dataclasses.replace(spec, **changes)`` applied to every model."""
-        return Catalog({k: replace(v, **changes) for k, v in self.models.items()}, self.source)
+        return Catalog({k: replace(v, **changes) for k, v in self.models.items()}, self.source, self.guardrails)
 
     def __contains__(self, model_id: object) -> bool:
         return isinstance(model_id, str) and self.get(model_id) is not None
@@ -289,8 +331,10 @@ class _Reader:
 _MODEL_KEYS = {
     "provider_format", "display_name", "tiers", "prices", "tier_price_multipliers", "tpm_quota",
     "max_output_tokens", "context_window", "output_quota_burn", "latency_optimized", "tier_speed",
-    "latency", "faults",
+    "latency", "faults", "features", "prompt_cache",
 }  # fmt: skip
+_CACHE_KEYS = {"min_tokens", "max_checkpoints", "read_multiplier", "write_multiplier", "ttls", "fields"}
+_GUARDRAIL_KEYS = {"versions", "intervention_rate", "latency_ms", "blocked_message"}
 
 
 def parse_catalog(data: object, *, source: str = "<memory>") -> Catalog:
@@ -298,8 +342,8 @@ def parse_catalog(data: object, *, source: str = "<memory>") -> Catalog:
     r = _Reader(source)
     top = r.mapping("<top>", data)
     for k in top:
-        if k not in ("version", "defaults", "models"):
-            raise r.fail(k, "unknown top-level key", k, allowed="version, defaults, models")
+        if k not in ("version", "defaults", "models", "guardrails"):
+            raise r.fail(k, "unknown top-level key", k, allowed="version, defaults, models, guardrails")
     if top.get("version", 1) != 1:
         raise r.fail("version", "unsupported catalog version", top.get("version"), allowed="1")
     defaults = r.mapping("defaults", top.get("defaults"))
@@ -328,7 +372,55 @@ def parse_catalog(data: object, *, source: str = "<memory>") -> Catalog:
             else:
                 m[k] = v
         models[mid] = _parse_model(r, key, mid, m)
-    return Catalog(models, source)
+    guardrails = {gid: _parse_guardrail(r, gid, g) for gid, g in r.mapping("guardrails", top.get("guardrails")).items()}
+    return Catalog(models, source, guardrails)
+
+
+_GUARDRAIL_ID = re.compile(r"[a-z0-9]+")
+
+
+def _parse_guardrail(r: _Reader, gid: object, raw: object) -> GuardrailSpec:
+    key = f"guardrails.{gid}"
+    if not isinstance(gid, str) or _GUARDRAIL_ID.fullmatch(gid) is None:
+        raise r.fail(key, "a guardrail id is lowercase letters and digits (botocore's GuardrailIdentifier)", gid)
+    g = r.mapping(key, raw)
+    for k in g:
+        if k not in _GUARDRAIL_KEYS:
+            raise r.fail(f"{key}.{k}", "unknown key", k, allowed=", ".join(sorted(_GUARDRAIL_KEYS)))
+    versions = g.get("versions", ["DRAFT", 1])
+    if not isinstance(versions, list) or not versions or not all(
+            str(v) == "DRAFT" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1) for v in versions):
+        raise r.fail(f"{key}.versions", "must be a list of versions", versions, allowed="DRAFT or integers >= 1")
+    msg = g.get("blocked_message", GuardrailSpec.blocked_message)
+    if not isinstance(msg, str) or not msg.strip():
+        raise r.fail(f"{key}.blocked_message", "must be a non-empty string", msg)
+    return GuardrailSpec(gid, tuple(str(v) for v in versions),
+                         r.number(f"{key}.intervention_rate", g.get("intervention_rate", 0.0), hi=1.0),
+                         r.number(f"{key}.latency_ms", g.get("latency_ms", GuardrailSpec.latency_ms)), msg)
+
+
+def _parse_cache(r: _Reader, key: str, raw: object) -> CacheProfile | None:
+    if raw is None or raw is False:
+        return None
+    c = r.mapping(key, raw)
+    for k in c:
+        if k not in _CACHE_KEYS:
+            raise r.fail(f"{key}.{k}", "unknown key", k, allowed=", ".join(sorted(_CACHE_KEYS)))
+    base = CacheProfile()
+    ttls = c.get("ttls", list(base.ttls))
+    if not isinstance(ttls, list) or not ttls or any(t not in CACHE_TTLS for t in ttls):
+        raise r.fail(f"{key}.ttls", "must be a non-empty list of TTLs", ttls, allowed=", ".join(CACHE_TTLS))
+    where = c.get("fields", list(base.fields))
+    if not isinstance(where, list) or not where or any(f not in base.fields for f in where):
+        raise r.fail(f"{key}.fields", "must be a non-empty list of fields", where, allowed=", ".join(base.fields))
+    return CacheProfile(
+        min_tokens=int(r.number(f"{key}.min_tokens", c.get("min_tokens", base.min_tokens), lo=1, integer=True)),
+        max_checkpoints=int(r.number(f"{key}.max_checkpoints", c.get("max_checkpoints", base.max_checkpoints),
+                                     lo=1, integer=True)),
+        read_multiplier=r.number(f"{key}.read_multiplier", c.get("read_multiplier", base.read_multiplier)),
+        write_multiplier=r.number(f"{key}.write_multiplier", c.get("write_multiplier", base.write_multiplier)),
+        ttls=tuple(ttls), fields=tuple(where))  # fmt: skip
+
 
 
 def _parse_model(r: _Reader, key: str, mid: str, m: dict[str, Any]) -> ModelSpec:
@@ -369,6 +461,9 @@ def _parse_model(r: _Reader, key: str, mid: str, m: dict[str, Any]) -> ModelSpec
         if t not in TIERS:
             raise r.fail(f"{key}.tier_speed.{t}", "unknown tier", t, allowed=", ".join(TIERS))
     burn = r.number(f"{key}.output_quota_burn", m.get("output_quota_burn", 1.0), lo=0.0, lo_open=True)
+    feats = m.get("features", list(FEATURES))
+    if not isinstance(feats, list) or any(f not in FEATURES for f in feats):
+        raise r.fail(f"{key}.features", "must be a list of features", feats, allowed=", ".join(FEATURES))
     lo = m.get("latency_optimized", False)
     if not isinstance(lo, bool):
         raise r.fail(f"{key}.latency_optimized", "must be true or false", lo, allowed="true, false")
@@ -389,16 +484,22 @@ def _parse_model(r: _Reader, key: str, mid: str, m: dict[str, Any]) -> ModelSpec
         latency=r.dataclass_(f"{key}.latency", LatencyProfile, m.get("latency"), LatencyProfile()),
         faults=r.dataclass_(f"{key}.faults", FaultProfile, m.get("faults"), FaultProfile()),
         display_name=str(m.get("display_name", mid)),
+        features=frozenset(feats),
+        cache=_parse_cache(r, f"{key}.prompt_cache", m.get("prompt_cache")),
     )
 
 
 __all__ = [
+    "CACHE_TTLS",
     "FAULT_KINDS",
+    "FEATURES",
     "PROVIDER_FORMATS",
     "REGION_PREFIXES",
     "TIERS",
+    "CacheProfile",
     "Catalog",
     "FaultProfile",
+    "GuardrailSpec",
     "LatencyProfile",
     "ModelSpec",
     "TierPrice",

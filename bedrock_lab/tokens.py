@@ -22,6 +22,12 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN_RE.findall(text)) if text else 0
 
 
+def token_starts(text: str) -> list[int]:
+    """Where each token of ``text`` starts (character offsets): a stream cuts a text between tokens, so its
+    chunks carry exactly the tokens it bills."""
+    return [m.start() for m in _TOKEN_RE.finditer(text)] if text else []
+
+
 def count_texts(texts: Iterable[str]) -> int:
     """Tokens of several texts (a request's system prompt and message texts), with no per-message overhead."""
     return sum(count_tokens(t) for t in texts)
@@ -33,4 +39,4 @@ def count_request(system: str | None, turns: Iterable[tuple[str, str]]) -> int:
     return count_tokens(system or "") + count_texts(text for _, text in turns)
 
 
-__all__ = ["count_request", "count_tokens", "count_texts"]
+__all__ = ["count_request", "count_texts", "count_tokens", "token_starts"]

@@ -75,16 +75,28 @@ def draw(seed: int, n: int, faults: FaultProfile) -> Draw:
 
 
 def plan(d: Draw, spec: ModelSpec, lat: LatencyProfile, *, input_tokens: int, max_tokens: int, tier: str,
-         busy_fraction: float, time_scale: float, optimized: bool, stall_ms: float) -> Schedule:  # fmt: skip
-    """Sample the schedule of an admitted request."""
+         busy_fraction: float, time_scale: float, optimized: bool, stall_ms: float, cached_tokens: int = 0,
+         extra_ttft_ms: float = 0.0, fixed_output: int | None = None, extra_output: int = 0) -> Schedule:  # fmt: skip
+    """Sample the schedule of an admitted request.
+
+    Production features (providers.Shape, caching, guardrails): ``cached_tokens`` of the input are read from the
+    prompt cache and skip prefill; ``extra_ttft_ms`` (a guardrail) is paid before the first token;
+    ``fixed_output`` replaces the sampled answer length (a tool call, a blocked text) and ``extra_output``
+    (reasoning) streams before the answer; both count against maxTokens. The random draws are the same either way.
+    """
     rng = d.rng
     if lat.output_median_tokens <= 0:
         natural = max_tokens
     else:
         natural = max(1, round(lat.output_median_tokens * math.exp(lat.output_sigma * rng.gauss(0.0, 1.0))))
+    if fixed_output is not None:
+        natural = fixed_output
+    natural += extra_output
     out = min(natural, max_tokens)
     finished = natural <= max_tokens
-    ttft_ms = (lat.ttft_ms + lat.prefill_ms_per_1k * input_tokens / 1000.0) * math.exp(lat.ttft_sigma * rng.gauss(0, 1))
+    prefill = max(0, input_tokens - cached_tokens)
+    ttft_ms = (lat.ttft_ms + lat.prefill_ms_per_1k * prefill / 1000.0) * math.exp(lat.ttft_sigma * rng.gauss(0, 1))
+    ttft_ms += extra_ttft_ms
     tps = lat.tokens_per_s * spec.tier_speed.get(tier, 1.0) / (1.0 + lat.contention * min(1.0, busy_fraction))
     if optimized:
         ttft_ms *= 0.75

@@ -25,8 +25,9 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from bedrock_lab.catalog import FAULT_KINDS, TIERS, Catalog, ModelSpec, split_model_id
-from bedrock_lab.emulator import auth, openai_chat
+from bedrock_lab.emulator import auth, guardrails, openai_chat
 from bedrock_lab.emulator import eventstream as es
+from bedrock_lab.emulator.caching import CacheUse, PromptCache
 from bedrock_lab.emulator.load import (
     MSG_TOO_MANY_TOKENS,
     PRE_FAULT_ERRORS,
@@ -42,11 +43,18 @@ from bedrock_lab.emulator.providers import (
     ApiError,
     Prompt,
     Result,
+    Shape,
+    anthropic_stream_events,
     converse_body,
     converse_stop,
+    converse_stream_events,
+    converse_usage,
     count_tokens_input,
     cut_chunks,
+    finish_answer,
     parse_converse,
+    response_fields,
+    shape_answer,
     stop_cut,
     validation,
 )
@@ -62,6 +70,8 @@ H_DECODE = "x-bedrock-lab-decode-ms"
 H_SEQ = "x-bedrock-lab-seq"
 H_ARRIVAL = "x-bedrock-lab-arrival-unix"
 H_RESPONSE = "x-bedrock-lab-response-unix"
+H_CACHE_READ = "x-bedrock-lab-cache-read-tokens"  #: prompt tokens read from the prompt cache (ground truth)
+H_CACHE_WRITE = "x-bedrock-lab-cache-write-tokens"  #: prompt tokens written to it
 OPERATIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream", "count-tokens")
 STATS_PATH = "/_bedrock_lab/stats"
 SHUTDOWN_GRACE_S = 1.0  #: in-flight requests get this long to finish when the server stops
@@ -283,6 +293,7 @@ class EmulatorServer:
         self._log: IO[str] | None = open(settings.timing_log, "a", buffering=1) if settings.timing_log else None  # noqa: SIM115
         self.active_streams = 0
         self.max_active_streams = 0
+        self.prompt_cache = PromptCache()  #: prompt-cache entries of every model (caching.py)
         self._scheduler: FrameScheduler | None = None
         self._runner: web.BaseRunner | None = None
         self._inflight: set[_Req] = set()  #: requests whose line is not written yet (written at shutdown)
@@ -467,7 +478,7 @@ class EmulatorServer:
                 n = count_tokens_input(doc, spec, self._b64json)
                 req.input_tokens = n
                 return web.json_response({"inputTokens": n}, headers={"x-amzn-RequestId": req.request_id})
-            prompt = parse_converse(doc, spec)
+            prompt = parse_converse(doc, spec, streaming=req.op == "converse-stream")
             tier = self._tier(spec, (doc.get("serviceTier") or {}).get("type") if isinstance(
                 doc.get("serviceTier"), dict) else doc.get("serviceTier"), request.headers)
             perf = (doc.get("performanceConfig") or {}).get("latency") if isinstance(
@@ -493,6 +504,8 @@ class EmulatorServer:
         if prompt.input_tokens > spec.context_window:
             raise validation(f"Input is too long for requested model. The prompt has {prompt.input_tokens} tokens; "
                              f"the limit of {spec.model_id} is {spec.context_window}.")
+        if prompt.features is not None and prompt.features.guardrail is not None:  # unknown ids fail validation
+            guardrails.resolve(self.s.catalog, prompt.features.guardrail)
         req.tier, req.input_tokens, req.max_tokens = tier, prompt.input_tokens, prompt.max_tokens
         optimized = perf == "optimized" and spec.latency_optimized
         served_perf = ("optimized" if optimized else "standard") if perf is not None else None
@@ -600,10 +613,15 @@ class EmulatorServer:
             st.bucket.give_back(reserve)
             raise
         try:
+            feats = prompt.features
+            use, gd, shape = self._features(spec, prompt, req, loop.time())
             sch = plan(d, spec, spec.latency, input_tokens=prompt.input_tokens, max_tokens=prompt.max_tokens,
                        tier=tier, busy_fraction=st.capacity.busy_fraction, time_scale=self.s.time_scale,
-                       optimized=optimized, stall_ms=spec.faults.stall_ms)  # fmt: skip
-            cut = stop_cut(sch.text_offset, sch.output_tokens, prompt.stop_sequences)
+                       optimized=optimized, stall_ms=spec.faults.stall_ms, cached_tokens=use.read,
+                       extra_ttft_ms=gd.latency_ms if gd else 0.0, fixed_output=shape.fixed_tokens if shape else None,
+                       extra_output=shape.reasoning_tokens if shape else 0)  # fmt: skip
+            structured = shape is not None and (shape.fixed is not None or shape.reasoning_tokens > 0)
+            cut = None if structured else stop_cut(sch.text_offset, sch.output_tokens, prompt.stop_sequences)
             if cut is not None:  # the answer ends before the stop sequence: fewer tokens, fewer chunks
                 ct, co = cut_chunks(sch.chunk_tokens, sch.chunk_offsets, cut[0])
                 sch = replace(sch, output_tokens=cut[0], finished=True, chunk_tokens=ct, chunk_offsets=co,
@@ -617,9 +635,18 @@ class EmulatorServer:
             refund = (prompt.max_tokens - sch.output_tokens) * spec.output_quota_burn
             admitted = loop.time()
             req.pre_s = pre = max(0.0, admitted - req.arrival)  # the schedule starts here, not at arrival
-            result = Result(req.model_id, req.request_id, prompt.input_tokens, sch.output_tokens, sch.finished)
+            result = Result(req.model_id, req.request_id, prompt.input_tokens - use.read - use.write,
+                            sch.output_tokens, sch.finished)  # fmt: skip
             if cut is not None:
                 result.text, result.stop_sequence = cut[1], cut[2]
+            if feats is not None:  # production features: cache usage, guardrail trace, blocks, response fields
+                result.cached, result.cache_read, result.cache_write, result.cache_ttl = (
+                    bool(feats.cache_points), use.read, use.write, use.ttl)
+                result.trace = gd.trace if gd else None
+                if structured and shape is not None:
+                    finish_answer(result, feats, shape, sch.text_offset, self.s.seed)
+                if feats.response_paths:
+                    result.response_fields = response_fields(result, feats.response_paths, spec)
             headers = {
                 "x-amzn-RequestId": req.request_id,
                 H_QUEUE: f"{req.queue_s * 1000:.3f}",
@@ -629,6 +656,8 @@ class EmulatorServer:
                 H_SEQ: str(req.seq),
                 H_ARRIVAL: f"{req.arrival_unix:.6f}",
             }
+            if result.cached:
+                headers[H_CACHE_READ], headers[H_CACHE_WRITE] = str(use.read), str(use.write)
             if fmt_name == openai_chat.FORMAT:
                 return await openai_chat.respond(self, request, req, sch, result, headers, admitted, tier, streaming)
             if streaming:
@@ -639,6 +668,25 @@ class EmulatorServer:
             st.capacity.release()
             if refund > 0:
                 st.bucket.give_back(refund)
+
+    def _features(self, spec: ModelSpec, prompt: Prompt, req: _Req, now: float,
+                  ) -> tuple[CacheUse, guardrails.GuardrailDecision | None, Shape | None]:  # fmt: skip
+        """Prompt cache lookup, guardrail decision and the answer's shape of a request (providers.Features)."""
+        f = prompt.features
+        if f is None:
+            return CacheUse(), None, None
+        use = CacheUse()
+        if f.cache_points and spec.cache is not None:
+            use = self.prompt_cache.use(spec.model_id, f.cache_points, spec.cache, now, self.s.time_scale)
+        gd = None
+        if f.guardrail is not None:
+            gd = guardrails.decide(guardrails.resolve(self.s.catalog, f.guardrail), f.guardrail, self.s.seed,
+                                   req.seq, 4 * prompt.input_tokens)  # fmt: skip
+        shape = shape_answer(f, self.s.seed, req.seq, gd.spec.blocked_message if gd and gd.intervened else None)
+        req.extra.update(cache_read_tokens=use.read, cache_write_tokens=use.write)
+        if gd is not None:
+            req.extra["guardrail_intervened"] = gd.intervened
+        return use, gd, shape
 
     @staticmethod
     def _drop(request: web.BaseRequest) -> None:
@@ -652,7 +700,7 @@ class EmulatorServer:
         delay = admitted + sch.chunk_offsets[-1] - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        if result.stop_sequence is None:
+        if result.stop_sequence is None and not result.blocks:
             result.text = generated_text(sch.text_offset, sch.output_tokens)
         latency_ms = int(round((loop.time() - req.arrival) * 1000))
         if fmt_name == "converse":
@@ -670,6 +718,9 @@ class EmulatorServer:
             })  # fmt: skip
             if served_perf:
                 headers["X-Amzn-Bedrock-PerformanceConfig-Latency"] = served_perf
+            if result.cached:
+                headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(result.cache_read)
+                headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(result.cache_write)
         headers["Content-Type"] = _JSON
         data = json.dumps(body).encode()
         req.response_unix = _time()
@@ -711,9 +762,12 @@ class EmulatorServer:
 
     @staticmethod
     def _metrics(result: Result, req: _Req, first_byte_ms: int, loop: asyncio.AbstractEventLoop) -> dict[str, int]:
-        return {"inputTokenCount": result.input_tokens, "outputTokenCount": result.output_tokens,
-                "invocationLatency": int(round((loop.time() - req.arrival) * 1000)),
-                "firstByteLatency": first_byte_ms}  # fmt: skip
+        m = {"inputTokenCount": result.input_tokens, "outputTokenCount": result.output_tokens,
+             "invocationLatency": int(round((loop.time() - req.arrival) * 1000)),
+             "firstByteLatency": first_byte_ms}  # fmt: skip
+        if result.cached:
+            m.update(cacheReadInputTokenCount=result.cache_read, cacheWriteInputTokenCount=result.cache_write)
+        return m
 
 
 _MAX_BUFFERED = 4 << 20  # a client this far behind is treated as gone (bounded memory per stream)
@@ -790,6 +844,9 @@ class _StreamJob:
         k = sch.chunk_tokens[i]
         last = i == self.n - 1
         result, fmt = self.result, self.fmt
+        if result.blocks:  # a structured answer (reasoning, a tool call, a blocked text): providers builds the events
+            self._emit_blocks(i, k, last, now)
+            return
         if last and result.stop_sequence is not None:  # the cut may fall inside a word: the rest of the cut text
             text = result.text[len(generated_text(sch.text_offset, self.tokens)):]
         else:
@@ -822,18 +879,52 @@ class _StreamJob:
         self.i = i + 1
         self.sched.at(self.admitted + sch.chunk_offsets[i + 1], self._tick)
 
-    def _converse_tail(self, now: float) -> list[bytes]:
+    def _emit_blocks(self, i: int, k: int, last: bool, now: float) -> None:
+        result, fmt, req = self.result, self.fmt, self.req
+        start = self.tokens
+        self.tokens += k
+        frames: list[bytes] = []
+        if fmt is None:
+            if i == 0:
+                self.first_byte_ms = int(round((now - req.arrival) * 1000))
+                frames.append(es.event_frame("messageStart", b'{"role":"assistant"}'))
+            frames += [es.event_frame(name, json.dumps(p).encode())
+                       for name, p in converse_stream_events(result, start, k, last)]  # fmt: skip
+            if last:
+                frames += self._converse_tail(now, block_stop=False)
+        else:
+            objs: list[dict[str, Any]] = []
+            if i == 0:
+                self.first_byte_ms = int(round((now - req.arrival) * 1000))
+                objs += fmt.stream_head(result, self.spec)
+            objs += anthropic_stream_events(result, start, k, last)
+            if last:
+                objs += fmt.stream_tail(result)
+                objs[-1]["amazon-bedrock-invocationMetrics"] = EmulatorServer._metrics(result, req,
+                                                                                      self.first_byte_ms, self.loop)
+            frames += [self._chunk(c) for c in objs]
+        self._send(b"".join(frames))
+        if last:
+            self._finish(True)
+            return
+        self.i = i + 1
+        self.sched.at(self.admitted + self.sch.chunk_offsets[i + 1], self._tick)
+
+    def _converse_tail(self, now: float, block_stop: bool = True) -> list[bytes]:
         r = self.result
         meta: dict[str, Any] = {
-            "usage": {"inputTokens": r.input_tokens, "outputTokens": r.output_tokens,
-                      "totalTokens": r.input_tokens + r.output_tokens},
+            "usage": converse_usage(r),
             "metrics": {"latencyMs": int(round((now - self.req.arrival) * 1000))},
             "serviceTier": {"type": self.tier}}  # fmt: skip
         if self.served_perf:
             meta["performanceConfig"] = {"latency": self.served_perf}
-        stop = converse_stop(r)
-        return [es.event_frame("contentBlockStop", b'{"contentBlockIndex":0}'),
-                es.event_frame("messageStop", b'{"stopReason":"%s"}' % stop.encode()),
+        if r.trace is not None:
+            meta["trace"] = r.trace
+        stop: dict[str, Any] = {"stopReason": converse_stop(r)}
+        if r.response_fields is not None:
+            stop["additionalModelResponseFields"] = r.response_fields
+        return [*([es.event_frame("contentBlockStop", b'{"contentBlockIndex":0}')] if block_stop else []),
+                es.event_frame("messageStop", json.dumps(stop).encode()),
                 es.event_frame("metadata", json.dumps(meta).encode())]  # fmt: skip
 
     def _fault(self) -> None:
@@ -881,7 +972,7 @@ def apply_overrides(catalog: Catalog, *, capacity: int | None = None, tpm_quota:
         fl = replace(spec.faults, **faults) if faults else spec.faults
         models[mid] = replace(spec, latency=lat, faults=fl,
                               tpm_quota=tpm_quota if tpm_quota is not None else spec.tpm_quota)
-    return Catalog(models, catalog.source)
+    return Catalog(models, catalog.source, catalog.guardrails)
 
 
 __all__ = ["FAULT_KINDS", "H_DECODE", "H_QUEUE", "H_SEQ", "H_TTFT", "EmulatorServer", "ServerSettings",
