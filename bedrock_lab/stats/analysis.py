@@ -70,6 +70,8 @@ ANALYSIS_COLUMNS: tuple[str, ...] = (
     *KEYS, "model_id", "tier_requested", "cell_id", "api", "rate_rps", "status", "error_kind", "retries", "start",
     "intended_start", "schedule_lag_s", "ttft_s", "e2e_s", "tpot_s", "itl_mean_s", "input_tokens", "output_tokens",
     "server_ttft_s",
+    # production features (stats.production): empty columns in older records
+    "cache_read_tokens", "cache_write_tokens", "stop_reason", "answered_model", "fallback", "task_id", "turn",
 )
 
 
@@ -224,11 +226,17 @@ class Analysis:
     #: per cell: the tokens the test used x catalog prices (stats.decision.sweep_cost_table)
     sweep_cost: pd.DataFrame = field(default_factory=pd.DataFrame)
     traffic: Traffic = field(default_factory=Traffic)  #: the traffic monthly costs are projected at
+    #: production features (stats.production; empty when the records have none): prompt cache hits, TTFT and
+    #: cost; agent tasks and turns; the fallback's share of answers and its goodput gain
+    cache: pd.DataFrame = field(default_factory=pd.DataFrame)
+    agent: pd.DataFrame = field(default_factory=pd.DataFrame)
+    turns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fallback: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     #: the tables :func:`write_tables` writes (when not empty)
     TABLES: ClassVar[tuple[str, ...]] = ("summary", "load", "capacity", "comparisons", "verdicts", "costs",
                                          "decision", "sweep_cost", "quality", "censored", "warmup", "fits", "qq",
-                                         "ecdf")
+                                         "ecdf", "cache", "agent", "turns", "fallback")
 
     @property
     def records(self) -> pd.DataFrame:
@@ -396,6 +404,7 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
                         decision=decision_table(summary, capacity, costs, slo, traffic, error_rate_max=max_err,
                                                 catalog=catalog),
                         sweep_cost=sweep_cost_table(rec, catalog))
+    _production(analysis, rec, catalog)
     if fit:
         _fit_chosen_cell(analysis, fit_metric, seed)
     return analysis
@@ -432,6 +441,19 @@ def _apply_error_rate_max(summary: pd.DataFrame, capacity: pd.DataFrame, max_err
         sub = summary[(summary["model"] == row["model"]) & (summary["tier"] == row["tier"])
                       & (summary["prompt_size"] == row["prompt_size"]) & summary["meets_target"].astype(bool)]
         capacity.at[i, "max_users_meeting_slo"] = float(sub["users"].max()) if len(sub) else float("nan")
+
+
+def _production(analysis: Analysis, rec: pd.DataFrame, catalog: Any) -> None:
+    """The production-feature tables (:mod:`bedrock_lab.stats.production`), each only when the records have it."""
+    from bedrock_lab.stats import production  # imports KEYS from here
+
+    try:
+        analysis.cache = production.cache_table(rec, None if isinstance(catalog, Exception) else catalog)
+        analysis.agent = production.agent_table(rec)
+        analysis.turns = production.turn_table(rec)
+        analysis.fallback = production.fallback_table(rec, analysis.slo)
+    except (StatsError, KeyError, ValueError) as exc:
+        analysis.notes.append(f"production-feature tables skipped: {exc}")
 
 
 def _fit_chosen_cell(analysis: Analysis, metric: str, seed: int) -> None:
