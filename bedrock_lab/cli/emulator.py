@@ -58,7 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stream_throttle, stream_error, drop, stall (probability) or stall_ms")
     parser.add_argument("--latency", type=_kv, action="append", default=[], metavar="KNOB=VALUE",
                         help="latency knob for every model (ttft_ms, tokens_per_s, chunk_tokens, ...)")
-    parser.add_argument("--strict-auth", action="store_true", help="verify SigV4 signatures")
+    parser.add_argument("--strict-auth", action="store_true",
+                        help="verify SigV4 signatures and Bedrock API keys (short-term keys against "
+                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; a long-term key must equal "
+                             "AWS_BEARER_TOKEN_BEDROCK)")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a certificate made at start (botocore sends API keys only over "
+                             "HTTPS); prints how to trust its CA bundle on stderr")
+    parser.add_argument("--tls-dir", default=None, metavar="DIR",
+                        help="with --tls: write the CA bundle (bedrock-lab-emulator-ca.pem) here (default: a new "
+                             "temporary folder)")
     parser.add_argument("--timing-log", default=None, help="write one JSON line per request to this file")
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="asyncio",
                         help="asyncio (default, lowest emit lag), uvloop (less CPU; must be installed) or auto")
@@ -114,14 +123,23 @@ async def _serve(cfg: EmulatorConfig, parent_pid: int | None = None) -> None:
     from bedrock_lab.emulator.server import EmulatorServer
 
     server = EmulatorServer(cfg.settings())
+    material = None
+    if cfg.tls:
+        from bedrock_lab.emulator.tls import make_tls
+
+        material = make_tls(cfg.host, cfg.tls_dir)
     try:
-        port = await server.listen(cfg.host, cfg.port)
+        port = await server.listen(cfg.host, cfg.port, ssl_context=material.context if material else None)
     except BaseException:
         await server.close()
         raise
     _tune_gc(asyncio.get_running_loop())
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-    print(f"listening on http://{host}:{port}", flush=True)
+    print(f"listening on {'https' if material else 'http'}://{host}:{port}", flush=True)
+    if material is not None:
+        from bedrock_lab.emulator.tls import trust_hint
+
+        print(f"bedrock-lab emulator: {trust_hint(material.ca_bundle)}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -145,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         faults=dict(args.fault), latency=dict(args.latency), strict_auth=args.strict_auth,
         timing_log=args.timing_log, max_body_bytes=args.max_body_bytes, event_loop=args.event_loop,
         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout, idle_timeout_s=args.idle_timeout,
-        max_json_depth=args.max_json_depth,
+        max_json_depth=args.max_json_depth, tls=args.tls, tls_dir=args.tls_dir,
     )  # fmt: skip
     cfg.validate()
     from bedrock_lab.emulator import beyond_loopback, close_loop, new_event_loop

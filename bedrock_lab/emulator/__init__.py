@@ -21,11 +21,12 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,11 @@ class EmulatorConfig:
     latency: Mapping[str, float] = field(default_factory=dict)  #: override LatencyProfile knobs of every model
     strict_auth: bool = False  #: verify SigV4 signatures against ``credentials``
     credentials: Mapping[str, str] | None = None  #: access key -> secret key (default: env AWS_* or testing)
+    #: strict mode: the long-term Bedrock API keys accepted as bearer tokens (default: env AWS_BEARER_TOKEN_BEDROCK
+    #: when it holds a long-term key); short-term keys are verified against ``credentials`` (emulator/auth.py)
+    api_keys: Sequence[str] | None = None
+    tls: bool = False  #: serve HTTPS with a certificate made at start; trust ``Emulator.ca_bundle`` (emulator/tls.py)
+    tls_dir: str | os.PathLike[str] | None = None  #: folder for the CA bundle (default: a new temporary folder)
     timing_log: str | os.PathLike[str] | None = None  #: JSON-lines file, one line per request
     max_body_bytes: int = 25_000_000
     event_loop: str = "asyncio"  #: "asyncio" (lowest emit lag), "uvloop" (less CPU) or "auto" (uvloop if installed)
@@ -86,6 +92,9 @@ class EmulatorConfig:
             if h.replace(".", "").isdigit() or not h or any(c in h for c in " /\\:@"):
                 raise ConfigError("not an IP address or host name", key="host", value=self.host,
                                   allowed="127.0.0.1 (default), ::1, localhost, or an interface address") from None
+        if self.tls_dir is not None and not Path(self.tls_dir).is_dir():
+            raise ConfigError("the TLS folder does not exist", key="tls_dir", value=str(self.tls_dir),
+                              allowed="an existing folder")
         if self.timing_log is not None and not Path(self.timing_log).resolve().parent.is_dir():
             raise ConfigError(f"the folder of the timing log does not exist: {Path(self.timing_log).parent}",
                               key="timing_log", value=str(self.timing_log), allowed="a file in an existing folder")
@@ -137,11 +146,20 @@ class EmulatorConfig:
             creds = dict(self.credentials) if self.credentials else {
                 os.environ.get("AWS_ACCESS_KEY_ID", "testing"): os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")}
         return ServerSettings(catalog=self.load(), seed=self.seed, time_scale=self.time_scale,
-                              max_queue_ms=self.max_queue_ms, credentials=creds,
+                              max_queue_ms=self.max_queue_ms, credentials=creds, api_keys=self.strict_api_keys(),
                               timing_log=str(self.timing_log) if self.timing_log else None,
                               max_body_bytes=self.max_body_bytes, header_timeout_s=float(self.header_timeout_s),
                               body_timeout_s=float(self.body_timeout_s), idle_timeout_s=float(self.idle_timeout_s),
                               max_json_depth=self.max_json_depth)  # fmt: skip
+
+    def strict_api_keys(self) -> frozenset[str] | None:
+        """The long-term API keys a strict emulator accepts (None when not strict)."""
+        if not self.strict_auth:
+            return None
+        if self.api_keys:
+            return frozenset(self.api_keys)
+        env = os.environ.get("AWS_BEARER_TOKEN_BEDROCK", "")
+        return frozenset([env]) if env and not env.startswith("bedrock-api-key-") else frozenset()
 
     def cli_args(self) -> list[str]:
         """The ``bedrock-lab emulator`` arguments for the same settings (subprocess mode)."""
@@ -150,6 +168,9 @@ class EmulatorConfig:
         if self.credentials:
             raise ConfigError("subprocess mode takes strict-auth credentials from the environment only",
                               key="credentials")
+        if self.api_keys:
+            raise ConfigError("subprocess mode takes API keys from the environment only (AWS_BEARER_TOKEN_BEDROCK)",
+                              key="api_keys")
         args = ["--host", self.host, "--port", str(self.port), "--seed", str(self.seed),
                 "--time-scale", repr(self.time_scale), "--max-queue-ms", repr(self.max_queue_ms),
                 "--max-body-bytes", str(self.max_body_bytes), "--header-timeout", repr(self.header_timeout_s),
@@ -167,6 +188,10 @@ class EmulatorConfig:
             args += ["--latency", f"{k}={v}"]
         if self.strict_auth:
             args.append("--strict-auth")
+        if self.tls:
+            args.append("--tls")
+        if self.tls_dir is not None:
+            args += ["--tls-dir", str(self.tls_dir)]
         if self.timing_log:
             args += ["--timing-log", str(self.timing_log)]
         args += ["--event-loop", self.event_loop]
@@ -224,21 +249,28 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self.ca_bundle: str | None = None  #: with ``tls=True``: the CA file clients trust (AWS_CA_BUNDLE / verify=)
+        self._ssl: Any = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.config.tls else 'http'}://{host}:{self.port}"
 
     def stats(self, reset: bool = False) -> dict[str, Any]:
         """Server counters: requests, outcomes, emit-lag quantiles, queue state per model. ``reset=True`` also
         clears the emit-lag histogram (a signed request, with this emulator's credentials)."""
         creds = dict(self.config.credentials) if self.config.credentials else None
-        return fetch_stats(self.url, reset=reset, credentials=creds)
+        return fetch_stats(self.url, reset=reset, credentials=creds, ca_bundle=self.ca_bundle)
 
     # -- thread mode --------------------------------------------------------------------------------
     def _start_thread(self) -> None:
         settings = self.config.settings()
+        if self.config.tls:
+            from bedrock_lab.emulator.tls import make_tls
+
+            material = make_tls(self.config.host, self.config.tls_dir)
+            self._ssl, self.ca_bundle = material.context, material.ca_bundle
         ready: queue.Queue[tuple[int, BaseException | None]] = queue.Queue()
 
         def main() -> None:
@@ -265,7 +297,7 @@ class Emulator:
     async def _serve(self, settings: ServerSettings, ready: queue.Queue[tuple[int, BaseException | None]]) -> None:
         self.server = server = EmulatorServer(settings)
         try:
-            port = await server.listen(self.config.host, self.config.port)
+            port = await server.listen(self.config.host, self.config.port, ssl_context=self._ssl)
             self._stop = asyncio.Event()
             ready.put((port, None))
             await self._stop.wait()
@@ -274,7 +306,16 @@ class Emulator:
 
     # -- subprocess mode ----------------------------------------------------------------------------
     def _start_subprocess(self) -> None:
-        cmd = [sys.executable, "-m", "bedrock_lab", "emulator", *self.config.cli_args(),
+        extra: list[str] = []
+        if self.config.tls:  # the child writes its CA bundle where this process will look for it
+            from bedrock_lab.emulator.tls import CA_FILE
+
+            folder = self.config.tls_dir
+            if folder is None:
+                folder = tempfile.mkdtemp(prefix="bedrock-lab-tls-")
+                extra = ["--tls-dir", folder]
+            self.ca_bundle = os.path.join(folder, CA_FILE)
+        cmd = [sys.executable, "-m", "bedrock_lab", "emulator", *self.config.cli_args(), *extra,
                "--exit-with-parent", str(os.getpid())]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -309,8 +350,8 @@ class Emulator:
                 err = "".join(self.stderr_tail).strip()[-2000:]
                 self.stop()
                 raise EmulatorError(f"emulator subprocess exited before it was ready: {err}")
-            if line.startswith("listening on http://"):
-                hostport = line.strip().removeprefix("listening on http://")
+            if line.startswith(("listening on http://", "listening on https://")):
+                hostport = line.strip().split("://", 1)[1]
                 self.port = int(hostport.rsplit(":", 1)[1])
                 return
 
@@ -354,11 +395,17 @@ class Emulator:
         self.stop()
 
 
-def fetch_stats(url: str, reset: bool = False, credentials: Mapping[str, str] | None = None) -> dict[str, Any]:
+def fetch_stats(url: str, reset: bool = False, credentials: Mapping[str, str] | None = None,
+                ca_bundle: str | None = None) -> dict[str, Any]:  # fmt: skip
     """``GET /_bedrock_lab/stats`` of the emulator at ``url``. Reading needs nothing; ``reset=True`` changes
     state, so it is SigV4-signed like an operation: with the first of ``credentials`` (access -> secret), else
     env AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else testing/testing (what a strict emulator accepts)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    handlers: list[Any] = [urllib.request.ProxyHandler({})]  # loopback: never a proxy
+    if ca_bundle:  # an HTTPS emulator (tls=True): trust its CA
+        import ssl
+
+        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_bundle)))
+    opener = urllib.request.build_opener(*handlers)
     target = url + STATS_PATH + ("?reset=1" if reset else "")
     headers: dict[str, str] = {}
     if reset:
@@ -412,7 +459,7 @@ def config_dict(cfg: EmulatorConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(cfg):
         v = getattr(cfg, f.name)
-        if f.name == "credentials":
+        if f.name in ("credentials", "api_keys"):  # secrets never go into manifests
             continue
         if isinstance(v, Catalog):
             v = v.source
