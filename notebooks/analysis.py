@@ -173,6 +173,21 @@ for name in ("qq", "ttft_vs_itl"):
         display(charts[name])
 display(HTML(summary.html_table(summary.fit_table(result))))
 
+# %%
+# Production features (prompt caching, agent tasks, fallback): shown only when the records have them
+from bedrock_lab.report import production
+
+if production.has_production(result):
+    display(HTML("<h2>Production features</h2>" + summary.html_list(production.production_sentences(result))))
+    for title, table in (("Prompt cache", production.cache_display(result)),
+                         ("Agent tasks", production.agent_display(result)),
+                         ("Agent turns", production.turns_display(result)),
+                         ("Fallback", production.fallback_display(result))):  # fmt: skip
+        if len(table):
+            display(HTML(f"<h3>{title}</h3>" + summary.html_table(table)))
+    for chart in production.production_charts(result).values():
+        display(chart)
+
 # %% [markdown]
 # ## Methods and caveats
 

@@ -107,3 +107,22 @@ def test_analysis_of_a_real_fallback_run_shows_the_gain(tmp_path: Path) -> None:
     row = a.fallback.iloc[0]
     assert row["fallback_share"] > 0.2 and row["goodput_gain"] > 0.1
     assert row["goodput"] == pytest.approx(a.summary.iloc[0]["goodput"])  # the same goodput as the summary
+
+
+def test_the_report_section_says_what_the_tables_hold() -> None:
+    from bedrock_lab.report import production as rp
+
+    rec = _rows(12, prompt_size="agent", task_id=[f"t{i // 2}" for i in range(12)], turn=[1, 2] * 6,
+                cache_read_tokens=[0] + [100] * 11, ttft_s=[0.8] + [0.2] * 11,
+                fallback=[False] * 10 + [True] * 2, answered_model="amazon.nova-micro-v1:0")  # fmt: skip
+    a = analyze(rec, fit=False, compare_metrics=())
+    assert rp.has_production(a)
+    text = " ".join(rp.production_sentences(a))
+    assert "92% of answers read the cache" in text or "91.7% of answers read the cache" in text
+    assert "6 tasks succeeded" in text and "16.7% of requests went to the fallback" in text
+    for table in (rp.cache_display(a), rp.agent_display(a), rp.turns_display(a), rp.fallback_display(a)):
+        assert len(table) >= 1
+    charts = rp.production_charts(a)
+    assert set(charts) == {"cache_ttft", "agent_tasks", "fallback_goodput"}
+    assert all(c.to_dict()["data"] for c in charts.values())
+    assert not rp.has_production(analyze(_rows(6), fit=False, compare_metrics=()))
