@@ -615,7 +615,10 @@ class EmulatorServer:
         try:
             feats = prompt.features
             use, gd, shape = self._features(spec, prompt, req, loop.time())
-            sch = plan(d, spec, spec.latency, input_tokens=prompt.input_tokens, max_tokens=prompt.max_tokens,
+            cap = prompt.max_tokens  # a guardrail's blocked message is never cut by maxTokens
+            if shape is not None and shape.stop == "guardrail_intervened" and shape.fixed is not None:
+                cap = max(cap, shape.fixed.tokens)
+            sch = plan(d, spec, spec.latency, input_tokens=prompt.input_tokens, max_tokens=cap,
                        tier=tier, busy_fraction=st.capacity.busy_fraction, time_scale=self.s.time_scale,
                        optimized=optimized, stall_ms=spec.faults.stall_ms, cached_tokens=use.read,
                        extra_ttft_ms=gd.latency_ms if gd else 0.0, fixed_output=shape.fixed_tokens if shape else None,
