@@ -53,7 +53,6 @@ FEATURES = ("system", "tools", "tool_streaming", "images", "documents", "reasoni
 #: prompt-cache TTLs of botocore's CacheTTL enum, in seconds
 CACHE_TTLS = {"5m": 300.0, "1h": 3600.0}
 
-
 DEFAULT_CATALOG_ENV = "BEDROCK_LAB_CATALOG"
 _ARN_RE = re.compile(r"^arn:aws(?:-[a-z-]+)?:bedrock:[a-z0-9-]*:(\d{12})?:([a-z-]+)/(.+)$")
 
@@ -134,6 +133,36 @@ class GuardrailSpec:
     blocked_message: str = "Sorry, the model cannot answer this question."
 
 
+#: shapes of the background demand of other customers (:class:`BackgroundProfile`)
+BACKGROUND_PATTERNS = ("none", "constant", "daily", "bursts")
+
+
+@dataclass(frozen=True)
+class BackgroundProfile:
+    """Demand from other customers that shares a model's capacity (emulator only; docs/emulator.md).
+
+    Offered load is a fraction of the model's capacity: ``level`` 0.8 keeps on average 80% of the slots busy
+    when nothing else runs. Background requests queue with the test's own requests in tier order and give up
+    after the emulator's ``max_queue_ms``. Times are scaled by the emulator's ``time_scale``.
+    """
+
+    pattern: str = "none"  #: none, constant, daily (sine cycle) or bursts (seeded, on top of ``level``)
+    level: float = 0.0  #: mean offered load, fraction of capacity (may exceed 1: overload)
+    amplitude: float = 0.5  #: daily: load = level x (1 + amplitude x sin(2 pi (t + phase_s) / period_s))
+    period_s: float = 86_400.0  #: daily: cycle length
+    phase_s: float = 0.0  #: daily: where in the cycle the emulator starts
+    burst_level: float = 1.0  #: bursts: extra load during a burst, fraction of capacity
+    burst_every_s: float = 600.0  #: bursts: mean time between burst starts (exponential)
+    burst_s: float = 60.0  #: bursts: length of one burst
+    hold_ms: float = 0.0  #: slot time of one background request; 0 = the model's TTFT + median output at its speed
+    priority_share: float = 0.1  #: fraction of background requests in the priority tier
+    flex_share: float = 0.3  #: fraction in flex (the rest: default)
+
+    @property
+    def active(self) -> bool:
+        return self.pattern != "none" and (self.level > 0 or self.pattern == "bursts")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One base model. Planning code needs only ``model_id``, ``provider_format``, ``tiers``, ``price``,
@@ -153,6 +182,7 @@ class ModelSpec:
     latency: LatencyProfile = field(default_factory=LatencyProfile)
     faults: FaultProfile = field(default_factory=FaultProfile)
     display_name: str = ""
+    background: BackgroundProfile = field(default_factory=BackgroundProfile)  #: other customers' demand
     features: frozenset[str] = frozenset(FEATURES)  #: Converse features the model supports (FEATURES)
     cache: CacheProfile | None = None  #: prompt caching; None = the model has none
 
@@ -320,18 +350,40 @@ class _Reader:
         for k, v in data.items():
             if k not in names:
                 raise self.fail(f"{key}.{k}", "unknown key", k, allowed=", ".join(names))
-            default = getattr(base, k)
+            default = getattr(cls(), k)  # the declared type: a base built with ints stays float
             integer = isinstance(default, int) and not isinstance(default, bool)
             hi = 1.0 if cls is FaultProfile and k != "stall_ms" else math.inf
             lo_open = k in ("tokens_per_s", "chunk_tokens", "capacity")
             out[k] = self.number(f"{key}.{k}", v, integer=integer, hi=hi, lo_open=lo_open)
         return replace(base, **out)
 
+    def background(self, key: str, value: object, base: BackgroundProfile) -> BackgroundProfile:
+        data = self.mapping(key, value)
+        names = [f.name for f in fields(BackgroundProfile)]
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            if k not in names:
+                raise self.fail(f"{key}.{k}", "unknown key", k, allowed=", ".join(names))
+            if k == "pattern":
+                if v not in BACKGROUND_PATTERNS:
+                    raise self.fail(f"{key}.pattern", "unknown background pattern", v,
+                                    allowed=", ".join(BACKGROUND_PATTERNS))
+                out[k] = v
+                continue
+            hi = 1.0 if k in ("amplitude", "priority_share", "flex_share") else math.inf
+            lo_open = k in ("period_s", "burst_every_s", "burst_s")
+            out[k] = self.number(f"{key}.{k}", v, hi=hi, lo_open=lo_open)
+        bg = replace(base, **out)
+        if bg.priority_share + bg.flex_share > 1.0:
+            raise self.fail(f"{key}.flex_share", "priority_share + flex_share must be <= 1",
+                            bg.priority_share + bg.flex_share, allowed="a sum <= 1")
+        return bg
+
 
 _MODEL_KEYS = {
     "provider_format", "display_name", "tiers", "prices", "tier_price_multipliers", "tpm_quota",
     "max_output_tokens", "context_window", "output_quota_burn", "latency_optimized", "tier_speed",
-    "latency", "faults", "features", "prompt_cache",
+    "latency", "faults", "features", "prompt_cache", "background",
 }  # fmt: skip
 _CACHE_KEYS = {"min_tokens", "max_checkpoints", "read_multiplier", "write_multiplier", "ttls", "fields"}
 _GUARDRAIL_KEYS = {"versions", "intervention_rate", "latency_ms", "blocked_message"}
@@ -422,7 +474,6 @@ def _parse_cache(r: _Reader, key: str, raw: object) -> CacheProfile | None:
         ttls=tuple(ttls), fields=tuple(where))  # fmt: skip
 
 
-
 def _parse_model(r: _Reader, key: str, mid: str, m: dict[str, Any]) -> ModelSpec:
     fmt = m.get("provider_format")
     if fmt not in PROVIDER_FORMATS:
@@ -486,16 +537,93 @@ def _parse_model(r: _Reader, key: str, mid: str, m: dict[str, Any]) -> ModelSpec
         display_name=str(m.get("display_name", mid)),
         features=frozenset(feats),
         cache=_parse_cache(r, f"{key}.prompt_cache", m.get("prompt_cache")),
+        background=r.background(f"{key}.background", m.get("background"), BackgroundProfile()),
     )
 
 
+# -- overlays ------------------------------------------------------------------------------------------
+
+#: what an overlay may set per model (the behaviour, never formats, tiers or prices)
+OVERLAY_KEYS = ("latency", "faults", "tier_speed", "background", "tpm_quota", "output_quota_burn")
+
+
+def load_overlay(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an overlay file (``bedrock-lab calibrate`` writes them) as a mapping; ConfigError if unreadable."""
+    import yaml
+
+    src = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read overlay: {exc.strerror}", source=src, key="overlay", value=src) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=src, key="overlay") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("an overlay is a mapping with 'models:'", source=src, key="<top>", value=type(data).__name__)
+    return data
+
+
+def apply_overlay(catalog: Catalog, overlay: str | os.PathLike[str] | Mapping[str, Any], *,
+                  source: str | None = None) -> Catalog:  # fmt: skip
+    """The catalog with an overlay merged on: per model, only the knobs the overlay names change.
+
+    Layout: ``version: 1``, optional ``meta:`` (free provenance, e.g. what a calibration was fitted on) and
+    ``models:`` id -> any of :data:`OVERLAY_KEYS`; mappings merge one level deep (``latency: {ttft_ms: 380}``
+    keeps every other latency knob). Values are validated by the catalog's own rules (ConfigError with the
+    overlay file and key path). Model ids may carry a region prefix; they must be in the catalog.
+    """
+    if isinstance(overlay, Mapping):
+        data, src = dict(overlay), source or "<overlay>"
+    else:
+        data, src = load_overlay(overlay), source or str(overlay)
+    r = _Reader(src)
+    for k in data:
+        if k not in ("version", "meta", "models"):
+            raise r.fail(k, "unknown top-level key", k, allowed="version, meta, models")
+    if data.get("version", 1) != 1:
+        raise r.fail("version", "unsupported overlay version", data.get("version"), allowed="1")
+    models = dict(catalog.models)
+    for mid, raw in r.mapping("models", data.get("models")).items():
+        key = f"models.{mid}"
+        spec = catalog.get(str(mid))
+        if spec is None:
+            raise r.fail(key, "model not in the catalog the overlay is applied to", mid,
+                         allowed=", ".join(catalog.ids()))
+        ch: dict[str, Any] = {}
+        for k, v in r.mapping(key, raw).items():
+            if k == "latency":
+                ch[k] = r.dataclass_(f"{key}.latency", LatencyProfile, v, spec.latency)
+            elif k == "faults":
+                ch[k] = r.dataclass_(f"{key}.faults", FaultProfile, v, spec.faults)
+            elif k == "background":
+                ch[k] = r.background(f"{key}.background", v, spec.background)
+            elif k == "tier_speed":
+                sp = dict(spec.tier_speed)
+                for t, x in r.mapping(f"{key}.tier_speed", v).items():
+                    if t not in TIERS:
+                        raise r.fail(f"{key}.tier_speed.{t}", "unknown tier", t, allowed=", ".join(TIERS))
+                    sp[t] = r.number(f"{key}.tier_speed.{t}", x, lo_open=True)
+                ch[k] = sp
+            elif k == "tpm_quota":
+                ch[k] = int(r.number(f"{key}.tpm_quota", v, lo=1, integer=True))
+            elif k == "output_quota_burn":
+                ch[k] = r.number(f"{key}.output_quota_burn", v, lo_open=True)
+            else:
+                raise r.fail(f"{key}.{k}", "an overlay cannot set this key", k, allowed=", ".join(OVERLAY_KEYS))
+        models[spec.model_id] = replace(spec, **ch)
+    return replace(catalog, models=models, source=f"{catalog.source} + {src}")
+
+
 __all__ = [
+    "BACKGROUND_PATTERNS",
     "CACHE_TTLS",
     "FAULT_KINDS",
     "FEATURES",
+    "OVERLAY_KEYS",
     "PROVIDER_FORMATS",
     "REGION_PREFIXES",
     "TIERS",
+    "BackgroundProfile",
     "CacheProfile",
     "Catalog",
     "FaultProfile",
@@ -503,8 +631,10 @@ __all__ = [
     "LatencyProfile",
     "ModelSpec",
     "TierPrice",
+    "apply_overlay",
     "default_catalog_path",
     "load_catalog",
+    "load_overlay",
     "parse_catalog",
     "split_model_id",
 ]

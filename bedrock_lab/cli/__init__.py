@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "burst": ("bedrock_lab.cli.burst", "fire an asyncio load burst (closed or open loop) and record every request"),
     "locust": ("bedrock_lab.cli.locust", "run one headless Locust cell (optionally distributed) and collect records"),
     "sweep": ("bedrock_lab.cli.sweep", "run a params/sweeps/*.yaml grid through papermill, resumably"),
+    "calibrate": ("bedrock_lab.cli.calibrate", "fit the emulator's latency profiles to measured records (overlay)"),
     "analyze": ("bedrock_lab.cli.analyze", "run the statistical analysis of a sweep or records folder"),
     "report": ("bedrock_lab.cli.report", "write the offline stakeholder HTML report of a sweep"),
     "demo": ("bedrock_lab.cli.demo", "the main job: demo sweep on the emulator -> analysis -> HTML report"),

@@ -29,6 +29,8 @@ examples:
   bedrock-lab emulator --port 8765
   bedrock-lab emulator --port 0 --seed 7 --time-scale 0.1 --capacity 8 --timing-log timing.jsonl
   bedrock-lab emulator --fault error_503=0.02 --fault stream_throttle=0.01 --tpm-quota 100000
+  bedrock-lab emulator --overlay outputs/fit/overlay.yaml        # replay a calibrated service (bedrock-lab calibrate)
+  bedrock-lab emulator --background pattern=constant --background level=0.9   # other customers share capacity
 """
 
 
@@ -40,6 +42,17 @@ def _kv(text: str) -> tuple[str, float]:
         return key.strip(), float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a number") from None
+
+
+def _kv_any(text: str) -> tuple[str, float | str]:
+    """NAME=VALUE where VALUE is a number or (``pattern=daily``) a word."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        return key.strip(), value.strip()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stream_throttle, stream_error, drop, stall (probability) or stall_ms")
     parser.add_argument("--latency", type=_kv, action="append", default=[], metavar="KNOB=VALUE",
                         help="latency knob for every model (ttft_ms, tokens_per_s, chunk_tokens, ...)")
+    parser.add_argument("--overlay", action="append", default=[], metavar="FILE",
+                        help="catalog overlay merged onto the catalog (repeatable; `bedrock-lab calibrate` writes one)")
+    parser.add_argument("--background", type=_kv_any, action="append", default=[], metavar="KNOB=VALUE",
+                        help="other customers' demand on every model: pattern=none|constant|daily|bursts, level "
+                             "(fraction of capacity), amplitude, period_s, burst_level, burst_every_s, burst_s, "
+                             "hold_ms, priority_share, flex_share (docs/emulator.md, Shared capacity)")
     parser.add_argument("--strict-auth", action="store_true",
                         help="verify SigV4 signatures and Bedrock API keys (short-term keys against "
                              "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; a long-term key must equal "
@@ -161,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, seed=args.seed, catalog=args.catalog, time_scale=args.time_scale,
         capacity=args.capacity, tpm_quota=args.tpm_quota, max_queue_ms=args.max_queue_ms,
         faults=dict(args.fault), latency=dict(args.latency), strict_auth=args.strict_auth,
+        overlay=list(args.overlay) or None, background=dict(args.background),
         timing_log=args.timing_log, max_body_bytes=args.max_body_bytes, event_loop=args.event_loop,
         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout, idle_timeout_s=args.idle_timeout,
         max_json_depth=args.max_json_depth, tls=args.tls, tls_dir=args.tls_dir,

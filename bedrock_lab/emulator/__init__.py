@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_lab._net import is_loopback_host
-from bedrock_lab.catalog import FAULT_KINDS, Catalog, LatencyProfile, load_catalog
+from bedrock_lab.catalog import FAULT_KINDS, Catalog, LatencyProfile, apply_overlay, load_catalog
 from bedrock_lab.emulator.server import (
     H_ARRIVAL,
     H_DECODE,
@@ -68,6 +68,10 @@ class EmulatorConfig:
     max_queue_ms: float = 30_000.0  #: longest admission wait before ThrottlingException (keep < 60 s)
     faults: Mapping[str, float] = field(default_factory=dict)  #: override fault rates of every model
     latency: Mapping[str, float] = field(default_factory=dict)  #: override LatencyProfile knobs of every model
+    #: catalog overlay file(s) merged onto the catalog in order (``bedrock-lab calibrate`` writes one)
+    overlay: str | os.PathLike[str] | list[str] | tuple[str, ...] | None = None
+    #: BackgroundProfile knobs for every model (other customers' demand), e.g. {"pattern": "constant", "level": 0.9}
+    background: Mapping[str, Any] = field(default_factory=dict)
     strict_auth: bool = False  #: verify SigV4 signatures against ``credentials``
     credentials: Mapping[str, str] | None = None  #: access key -> secret key (default: env AWS_* or testing)
     #: strict mode: the long-term Bedrock API keys accepted as bearer tokens (default: env AWS_BEARER_TOKEN_BEDROCK
@@ -132,8 +136,20 @@ class EmulatorConfig:
             if not isinstance(v, int | float) or isinstance(v, bool) or v < 0 or (positive and v <= 0):
                 raise ConfigError(f"must be a number {'> 0' if positive else '>= 0'}", key=f"latency.{k}", value=v)
 
+    def overlays(self) -> list[str]:
+        if self.overlay is None:
+            return []
+        return [str(self.overlay)] if isinstance(self.overlay, str | os.PathLike) else [str(o) for o in self.overlay]
+
     def load(self) -> Catalog:
         cat = self.catalog if isinstance(self.catalog, Catalog) else load_catalog(self.catalog)
+        for path in self.overlays():
+            cat = apply_overlay(cat, path)
+        if self.background:
+            if not isinstance(self.background, Mapping):
+                raise ConfigError("must be a mapping of background knobs", key="background", value=self.background)
+            cat = apply_overlay(cat, {"models": {m: {"background": dict(self.background)} for m in cat.ids()}},
+                                source="background override")  # fmt: skip
         lat = {k: (int(v) if k in ("chunk_tokens", "capacity", "output_median_tokens") else float(v))
                for k, v in self.latency.items()}  # fmt: skip
         return apply_overrides(cat, capacity=self.capacity, tpm_quota=self.tpm_quota, faults=dict(self.faults),
@@ -186,6 +202,10 @@ class EmulatorConfig:
             args += ["--fault", f"{k}={v}"]
         for k, v in self.latency.items():
             args += ["--latency", f"{k}={v}"]
+        for path in self.overlays():
+            args += ["--overlay", path]
+        for k, v in self.background.items():
+            args += ["--background", f"{k}={v}"]
         if self.strict_auth:
             args.append("--strict-auth")
         if self.tls:

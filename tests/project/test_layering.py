@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "engines": BASE | {"catalog", "cellspec", "records", "emulator", "prompts"},
     "sweep": BASE | {"plan", "params", "catalog", "cellspec", "emulator", "records", "store", "engines"},
     "stats": BASE | {"records", "store", "catalog"},
+    "calibrate": BASE | {"records", "store", "catalog", "emulator"},
     "charts": BASE | {"stats", "records", "catalog"},
     "report": BASE | {"charts", "stats", "records", "store", "catalog"},
     "cli": {"*"},
