@@ -601,7 +601,8 @@ def slo_explorer_chart(requests: pd.DataFrame, *, targets: Mapping[str, float | 
 
     ``requests`` columns: config, users, ``fixed_ok`` (1 when the request succeeded and met the thresholds that
     have no slider), ``err_ok`` (1 when the cell's error rate is within the sweep's limit), and the slider
-    metrics (seconds, null when the request has none: that criterion then passes, as in ``stats.slo``).
+    metrics (seconds, null when the request has none: that criterion then passes, as in ``stats.slo``; embedded
+    rounded to the microsecond).
     ``targets``: the analysis' thresholds (None = not checked: the slider starts at its right end, past every
     value). Goodput = share of the cell's requests that are good (failures count against it); verdict =
     goodput >= goodput target, the analysis' rule. ``note`` ends the subtitle (e.g. the sampling).
@@ -621,10 +622,18 @@ def slo_explorer_chart(requests: pd.DataFrame, *, targets: Mapping[str, float | 
                        bind=alt.binding_range(min=lo, max=1, step=0.01, name="goodput target (share): "))
     good = " && ".join(["datum.fixed_ok == 1", *checks])
     rows = requests.sort_values(["config", "users"])["config"].drop_duplicates().tolist()
+    # small page: per request only a cell number, the fixed flag and the metrics to the microsecond; the cell's
+    # labels and error-rate flag are looked up once per cell after the aggregate
+    cells = requests[["config", "users", "err_ok"]].drop_duplicates(["config", "users"]).reset_index(drop=True)
+    cells["c"] = np.arange(len(cells))
+    metrics = [m for m, _ in SLO_SLIDERS if m in requests]
+    compact = requests.merge(cells[["config", "users", "c"]], on=["config", "users"])[["c", "fixed_ok", *metrics]]
+    compact[metrics] = compact[metrics].astype(float).round(6)
     base = (
-        alt.Chart(requests)
+        alt.Chart(compact)
         .transform_calculate(good=f"({good}) ? 1 : 0")
-        .transform_aggregate(n_good="sum(good)", n="count()", err_ok="min(err_ok)", groupby=["config", "users"])
+        .transform_aggregate(n_good="sum(good)", n="count()", groupby=["c"])
+        .transform_lookup(lookup="c", from_=alt.LookupData(data=cells, key="c", fields=["config", "users", "err_ok"]))
         .transform_calculate(goodput="datum.n_good / datum.n")  # k / n exactly as stats.slo (no running mean)
         .transform_calculate(verdict=f"datum.goodput >= {target.name} && datum.err_ok == 1 ? 'meets' : 'misses'",
                              label="format(datum.goodput, '.1%') + ' ' + "

@@ -106,6 +106,9 @@ def _title_of(spec: dict[str, Any]) -> str:
     title = spec.get("title")
     if isinstance(title, dict):
         title = title.get("text")
+    if isinstance(title, dict):  # a title that follows a menu ({"expr": "'Distribution of ... at ' + ..."})
+        m = re.match(r"""\s*(["'])(.*?)\1""", str(title.get("expr", "")))
+        title = m.group(2).strip() if m else None
     if isinstance(title, list):
         title = " ".join(map(str, title))
     return str(title) if title else "chart"

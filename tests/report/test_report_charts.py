@@ -293,3 +293,11 @@ def test_slo_explorer_samples_large_sweeps_per_cell_and_says_so(analysis) -> Non
     pd.testing.assert_frame_equal(small, again)  # seeded
     chart = charts.slo_explorer_chart(small, targets={"ttft_s": 1.0}, goodput_target=0.95, note=note)
     assert note in chart.to_dict()["title"]["subtitle"]
+
+
+def test_fallback_image_of_a_menu_title_has_readable_alt_text() -> None:
+    from bedrock_lab.report.offline import _title_of
+
+    records = pd.DataFrame({"model": "m", "tier": "default", "prompt_size": "small", "users": [4] * 20 + [24] * 20,
+                            "status": "ok", "ttft_s": [0.01 * i for i in range(40)]})
+    assert _title_of(charts.ecdf_chart(records).to_dict()) == "Distribution of time to first token (s) at"
