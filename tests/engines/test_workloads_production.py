@@ -89,7 +89,7 @@ def test_invoke_takes_stop_sequences_and_guardrail_headers_but_not_tools() -> No
 
 def test_parser_reads_tool_use_and_cache_usage_from_stream_events_and_bodies() -> None:
     p = ResponseParser("converse-stream", "converse")
-    events = [("messageStart", {"role": "assistant"}),
+    events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"}),
               ("contentBlockStart", {"start": {"toolUse": {"toolUseId": "t1", "name": "get_weather"}},
                                      "contentBlockIndex": 0}),
               ("contentBlockDelta", {"delta": {"toolUse": {"input": '{"city": "Os'}}, "contentBlockIndex": 0}),
