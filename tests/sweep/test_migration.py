@@ -135,7 +135,7 @@ def test_flags_override_the_file_and_the_environment(tmp_path: Path) -> None:
     config, out, _ = _config(demo, "--user-counts", "2,3", env={"USER_COUNTS": "7", "SERVICE_TIERS": "flex"})
     assert config.grid.users == [2, 3]  # flag over environment over file
     assert config.grid.tiers == ["flex"]  # environment over file
-    assert config.grid.prompt_sizes == ["small", "large"] and config.name == "demo" and out == "outputs"
+    assert config.grid.prompt_sizes == ["small"] and config.name == "demo" and out == "outputs"
     config, _, _ = _config(demo, "--name", "mine", "--out", str(tmp_path))
     assert config.name == "mine"
 

@@ -30,7 +30,11 @@ def emu() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def demo_plan() -> Plan:
-    return build_plan(load_sweep_config(DEMO, env={}))
+    """The demo sweep's cell settings (workload, API, max_tokens) on the grid these tests pin: one Nova model
+    with small and large prompts (the demo itself compares two Claude models on small prompts)."""
+    cfg = load_sweep_config(DEMO, env={})
+    grid = cfg.grid.model_copy(update={"models": ["amazon.nova-2-lite-v1:0"], "prompt_sizes": ["small", "large"]})
+    return build_plan(cfg.model_copy(update={"grid": grid}))
 
 
 def _per_size(plan: Plan) -> dict[tuple[str, str], float]:
