@@ -27,7 +27,7 @@ def _stated(synthetic_sweep: Path, tmp_path: Path, traffic: str) -> an.Analysis:
     return an.analyze(an.load_sweep_data(root), fit=False, compare_metrics=())
 
 
-def test_without_a_stated_traffic_the_assumption_is_shown(analysis) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_stated_traffic_the_assumption_is_shown(analysis: an.Analysis) -> None:
     assert not analysis.traffic.stated
     sentence = decision.traffic_sentence(analysis)
     assert "assume 100,000 requests/day x 30 days a month" in sentence and "traffic:" in sentence
@@ -75,7 +75,7 @@ def test_a_stated_traffic_gives_the_monthly_arithmetic(synthetic_sweep: Path, tm
                                             "peak of 4 users")
 
 
-def test_what_the_test_cost_is_stated(analysis) -> None:  # type: ignore[no-untyped-def]
+def test_what_the_test_cost_is_stated(analysis: an.Analysis) -> None:
     text = decision.sweep_cost_sentence(analysis)
     total = float(analysis.sweep_cost["cost_usd"].sum())
     assert np.isfinite(total) and total > 0
