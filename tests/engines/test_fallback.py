@@ -110,3 +110,37 @@ def test_locust_uses_the_same_fallback_policy(tmp_path: Path) -> None:
     assert (fell.loc[fell["status"] == "ok", "answered_model"] == LIGHT).all()
     answered = df.loc[df["status"] == "ok", "answered_model"].value_counts()
     assert answered.get(LIGHT, 0) > 10 and answered.sum() >= 1.5 * answered.get(PRIMARY, 0), answered.to_dict()
+
+
+@pytest.mark.slow
+def test_a_seeded_sweep_with_a_fallback_has_higher_goodput_than_without(tmp_path: Path) -> None:
+    """The issue's acceptance test: two one-cell sweeps (papermill, the cell notebook, the sweep's own emulator
+    under a tight quota), the same seed, with and without ``cell.fallback_model``; the analysis of each."""
+    import yaml
+
+    from bedrock_lab.stats.analysis import analyze, load_sweep_data
+    from bedrock_lab.sweep import run_sweep
+
+    def sweep(name: str, **cell: Any) -> Any:
+        data = {
+            "name": name,
+            "target": {"kind": "emulator", "emulator_seed": 1,
+                       "emulator_overrides": {"tpm_quota": TIGHT_TPM, "latency": FAST, "capacity": 512}},
+            "grid": {"models": [PRIMARY], "tiers": ["default"], "prompt_sizes": ["small"], "users": [4]},
+            "cell": {"requests": 150, "max_tokens": 32, **cell},
+            "slo": {"ttft_p95_s": 1.0, "e2e_p95_s": 5.0},
+            "order": {"seed": 3},
+        }  # fmt: skip
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        result = run_sweep(path, out=tmp_path / "out", yes=True, progress=False, echo=lambda _: None)
+        assert not result.failed, result
+        return analyze(load_sweep_data(tmp_path / "out" / name), fit=False, compare_metrics=())
+
+    without, with_fb = sweep("nofallback"), sweep("fallback", fallback_model=LIGHT)
+    g_without, g_with = float(without.summary["goodput"].iloc[0]), float(with_fb.summary["goodput"].iloc[0])
+    assert g_with >= 1.5 * g_without, (g_without, g_with)
+    assert without.fallback.empty
+    row = with_fb.fallback.iloc[0]
+    assert row["goodput"] == pytest.approx(g_with) and row["goodput_without"] < g_with
+    assert row["fallback_model"] == LIGHT
