@@ -146,6 +146,14 @@ class CellSpec(CellSettings):
             raise ValueError("sequential verdict cells need slo_target_s (or a sweep slo for slo_metric)")
         return self
 
+    @model_validator(mode="after")
+    def _fallback_elsewhere(self) -> CellSpec:
+        if (self.fallback_model or self.fallback_tier) and (self.fallback_model or self.model_id,
+                                                            self.fallback_tier or self.tier) == (self.model_id, self.tier):
+            raise ValueError("the fallback is the cell's own model and tier: name another (lighter) fallback_model "
+                             "and/or another fallback_tier")  # fmt: skip
+        return self
+
 
 #: every field's default, by name (what notebooks/cell.py and the CLI must show)
 DEFAULTS: dict[str, Any] = {name: f.default for name, f in CellSpec.model_fields.items()}
