@@ -24,10 +24,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from bedrock_lab._confseq import quantile_cs_band
 from bedrock_lab._money import fmt_usd
 from bedrock_lab.cellspec import CellSpec, notebook_parameters, parse_cell
 from bedrock_lab.errors import ConfigError
-from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, split_prefix
+from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, sequential_target, split_prefix
 
 #: where a cell's input tokens per request come from (see the module docstring)
 INPUT_SWEEP_FILE = "sweep file estimates.input_tokens"
@@ -56,6 +57,10 @@ class Cell:
     est_cost_usd: float
     est_wall_s: float  #: load time + notebook overhead (cooldown not included)
     input_tokens_source: str = "local estimate"  #: one of INPUT_SOURCES: where input_tokens_per_request comes from
+    #: a sequential cell (issue #14): the fewest requests it may stop after and their cost (None: a fixed cell,
+    #: which sends expected_requests); expected_requests / est_cost_usd are then its maximum
+    min_requests_expected: float | None = None
+    est_cost_min_usd: float | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name in CellSpec.model_fields:  # only reached for names the dataclass itself lacks
@@ -110,6 +115,21 @@ class Plan:
     @property
     def total_cost_usd(self) -> float:
         return sum(c.est_cost_usd for c in self.cells)
+
+    @property
+    def sequential(self) -> bool:
+        """True when the cells may stop early (sequential cells: the totals are a maximum)."""
+        return any(c.min_requests_expected is not None for c in self.cells)
+
+    @property
+    def total_requests_min(self) -> float:
+        """The fewest requests the sweep may send (sequential cells stopping as early as they can)."""
+        return sum(c.expected_requests if c.min_requests_expected is None else c.min_requests_expected
+                   for c in self.cells)  # fmt: skip
+
+    @property
+    def total_cost_min_usd(self) -> float:
+        return sum(c.est_cost_usd if c.est_cost_min_usd is None else c.est_cost_min_usd for c in self.cells)
 
     @property
     def wall_time_s(self) -> float:
@@ -189,6 +209,8 @@ class Plan:
                 "output_tokens": self.total_output_tokens,
                 "cost_usd": self.total_cost_usd,
                 "cost_usd_by_tier": self.cost_by_tier(),
+                "requests_min": self.total_requests_min,
+                "cost_usd_min": self.total_cost_min_usd,
                 "wall_time_s": self.wall_time_s,
             },
             "cells": [c.to_dict() for c in self.cells],
@@ -211,12 +233,18 @@ class Plan:
             f"  target      : {where}",
             f"  engine/api  : {cfg.cell.engine} / {cfg.cell.api}, max_tokens {cfg.cell.max_tokens}",
             f"  cells       : {len(self.cells)} ({'random order, seed ' + str(cfg.order.seed) if cfg.order.randomize else 'grid order'})",
-            f"  requests    : ~{self.total_requests:,.0f} expected",
+            (f"  requests    : ~{self.total_requests_min:,.0f}..{self.total_requests:,.0f} (sequential cells stop "
+             "once settled; the maximum is a fixed-duration sweep's)" if self.sequential
+             else f"  requests    : ~{self.total_requests:,.0f} expected"),
             f"  tokens      : ~{self.total_input_tokens:,.0f} input, <= {self.total_output_tokens:,.0f} output",
             *self._input_lines(),
             f"  est. cost   : {fmt_usd(self.total_cost_usd)}"
             + (" (list prices; the emulator itself costs nothing)" if t.kind == "emulator" else " (list prices)"),
         ]
+        if self.sequential:
+            lines.append(f"  est. range  : {fmt_usd(self.total_cost_min_usd)}..{fmt_usd(self.total_cost_usd)} "
+                         f"({'/'.join(sorted({c.sequential for c in self.cells} - {'off'}))} cells stop once "
+                         "settled; the budget check uses the maximum)")  # fmt: skip
         for tier, cost in sorted(self.cost_by_tier().items()):
             lines.append(f"      {tier:<10}: {fmt_usd(cost)}")
         if cfg.budget_usd is not None:
@@ -231,7 +259,9 @@ class Plan:
         lines.append(header)
         for i, c in enumerate(self.cells[:max_rows]):
             load = f"{c.users} users" if c.users else f"{c.rate_rps:g} rps"
-            lines.append(f"  {i + 1:>3} {c.cell_id:<{w}} {load:>10} {c.expected_requests:>9,.0f} "
+            n = (f"{c.expected_requests:,.0f}" if c.min_requests_expected is None
+                 else f"{c.min_requests_expected:,.0f}..{c.expected_requests:,.0f}")  # fmt: skip
+            lines.append(f"  {i + 1:>3} {c.cell_id:<{w}} {load:>10} {n:>9} "
                          f"{c.est_cost_usd:>9.4f} {_fmt_s(c.est_wall_s):>7}")  # fmt: skip
         if len(self.cells) > max_rows:
             lines.append(f"  ... and {len(self.cells) - max_rows} more cells")
@@ -382,45 +412,134 @@ def _cost(requests: float, in_tokens: float, out_tokens: float, pin: float, pout
     return requests * (in_tokens * pin + out_tokens * pout) / 1000.0
 
 
-def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
-    """Expand the grid into ordered cells with estimates (prices from ``catalog``, default params/catalog.yaml);
-    input tokens are the local estimate until :meth:`Plan.with_input_tokens` replaces them with counts."""
+def _settle_min_n(p: float, alpha: float) -> int:
+    """The fewest measured requests after which a sequential verdict can settle (the always-valid band's first
+    finite bound; a clear miss settles there, a pass needs the upper bound, later)."""
+    import numpy as np
+
+    t = np.arange(1, 2001)
+    a, _ = quantile_cs_band(p, t, alpha)
+    hit = np.flatnonzero(a > 0)
+    return int(t[hit[0]]) if hit.size else 2000
+
+
+def _sequential_min(config: SweepConfig, spec: CellSpec, users: int | None, rate: float | None, e2e_s: float,
+                    n_max: float) -> float | None:
+    """A sequential cell's fewest requests (None for a fixed cell): the warm-up's, then at least the minimum
+    duration (or one look) and enough measured requests to settle."""
+    if spec.sequential == "off":
+        return None
+    per_s = rate if rate else (users or 1) / e2e_s
+    early_s = spec.warmup_s + max(spec.min_duration_s, spec.check_every_s)
+    measured = max(float(spec.min_requests), float(_settle_min_n(spec.slo_percentile, spec.alpha)))
+    n = max(per_s * early_s, per_s * spec.warmup_s + measured)
+    return float(min(n, n_max))
+
+
+def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: str, users: int | None,
+              rate: float | None, rep: int = 1, grid_index: int = 0, catalog: Any = None,
+              specs: dict[str, Any] | None = None, sequential: str | None = None) -> Cell:  # fmt: skip
+    """One cell of ``config`` with its estimates (the grid's cells and the SLO search's levels,
+    :mod:`bedrock_lab.sweep.search`). ``sequential`` overrides the sweep's ``cell.sequential``."""
     catalog = catalog if catalog is not None else default_catalog()
+    specs = specs if specs is not None else {}
     g, cell, est = config.grid, config.cell, config.estimates
     out_tokens = float(est.output_tokens if est.output_tokens is not None else cell.max_tokens)
-    loads: list[tuple[int | None, float | None]] = [(u, None) for u in g.users] + [(None, r) for r in g.rates_rps]
+    given_prefix, base = split_prefix(model)
+    model_id = prefix + model
+    if model_id not in specs:
+        index = g.models.index(model) if model in g.models else 0
+        specs[model_id] = resolve_model(catalog, model_id, source=config.source, key=f"grid.models[{index}]")
+    pin, pout = tier_prices(specs[model_id], tier)
+    e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens)
+    n = _expected_requests(config, users, rate, e2e_s)
+    if size in est.input_tokens:
+        in_tokens, in_source = float(est.input_tokens[size]), INPUT_SWEEP_FILE
+    else:
+        in_tokens, in_source = float(config.input_tokens(size)), INPUT_LOCAL
+    cost = _cost(n, in_tokens, out_tokens, pin, pout)
+    cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats)
+    settings = cell.model_dump(exclude={"timeout_s"})
+    settings["duration_s"] = cell.duration_s or None
+    if sequential is not None:
+        settings["sequential"] = sequential
+    if settings["sequential"] != "off":  # one SLO definition: the sweep's slo section, unless the cell names one
+        settings["slo_target_s"] = sequential_target(config)
+    spec = parse_cell({**settings, "model_id": model_id, "tier": tier, "prompt_size": size, "users": users,
+                       "rate_rps": rate, "seed": cell_seed(config.order.seed, cid)}, source=config.source)
+    n_min = _sequential_min(config, spec, users, rate, e2e_s, n)
+    return Cell(
+        cell_id=cid, grid_index=grid_index, base_model=base, region_prefix=prefix or given_prefix, repeat=rep,
+        spec=spec, expected_requests=n,
+        input_tokens_per_request=in_tokens, output_tokens_per_request=out_tokens,
+        price_input_per_1k=pin, price_output_per_1k=pout, est_cost_usd=cost,
+        est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s, input_tokens_source=in_source,
+        min_requests_expected=n_min,
+        est_cost_min_usd=None if n_min is None else _cost(n_min, in_tokens, out_tokens, pin, pout),
+    )  # fmt: skip
+
+
+def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
+    """Expand the grid into ordered cells with estimates (prices from ``catalog``, default params/catalog.yaml);
+    input tokens are the local estimate until :meth:`Plan.with_input_tokens` replaces them with counts.
+    An SLO search (``config.search``) plans its levels instead: :func:`bedrock_lab.sweep.search.search_plan`."""
+    catalog = catalog if catalog is not None else default_catalog()
+    g, est = config.grid, config.estimates
     cells: list[Cell] = []
     specs: dict[str, Any] = {}
+    if config.search is not None:
+        return _search_plan(config, catalog, specs)
+    loads: list[tuple[int | None, float | None]] = [(u, None) for u in g.users] + [(None, r) for r in g.rates_rps]
     for i, (model, prefix, tier, size, (users, rate), rep) in enumerate(
         itertools.product(g.models, g.region_prefixes, g.tiers, g.prompt_sizes, loads, range(1, g.repeats + 1))
     ):
-        given_prefix, base = split_prefix(model)
-        model_id = prefix + model
-        if model_id not in specs:
-            specs[model_id] = resolve_model(catalog, model_id, source=config.source,
-                                            key=f"grid.models[{g.models.index(model)}]")  # fmt: skip
-        pin, pout = tier_prices(specs[model_id], tier)
-        e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens)
-        n = _expected_requests(config, users, rate, e2e_s)
-        if size in est.input_tokens:
-            in_tokens, in_source = float(est.input_tokens[size]), INPUT_SWEEP_FILE
-        else:
-            in_tokens, in_source = float(config.input_tokens(size)), INPUT_LOCAL
-        cost = _cost(n, in_tokens, out_tokens, pin, pout)
-        cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats)
-        settings = cell.model_dump(exclude={"timeout_s"})
-        settings["duration_s"] = cell.duration_s or None
-        spec = parse_cell({**settings, "model_id": model_id, "tier": tier, "prompt_size": size, "users": users,
-                           "rate_rps": rate, "seed": cell_seed(config.order.seed, cid)}, source=config.source)
-        cells.append(Cell(
-            cell_id=cid, grid_index=i, base_model=base, region_prefix=prefix or given_prefix, repeat=rep,
-            spec=spec, expected_requests=n,
-            input_tokens_per_request=in_tokens, output_tokens_per_request=out_tokens,
-            price_input_per_1k=pin, price_output_per_1k=pout, est_cost_usd=cost,
-            est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s, input_tokens_source=in_source,
-        ))  # fmt: skip
+        cells.append(make_cell(config, model=model, prefix=prefix, tier=tier, size=size, users=users, rate=rate,
+                               rep=rep, grid_index=i, catalog=catalog, specs=specs))  # fmt: skip
     if config.order.randomize:
         random.Random(config.order.seed).shuffle(cells)
+    return Plan(config, cells, est.cell_overhead_s, plan_notes(config, cells, specs))
+
+
+def search_ladder(low: float, high: float, *, integer: bool) -> list[float]:
+    """The SLO search's bracketing levels: ``low`` doubled until ``high`` (which ends the ladder)."""
+    out: list[float] = []
+    level = float(low)
+    while level < high:
+        out.append(float(math.floor(level)) if integer else level)
+        level *= 2
+    out.append(float(high))
+    return out
+
+
+def search_groups(config: SweepConfig) -> list[tuple[str, str, str, str]]:
+    """What an SLO search searches separately: (model, region prefix, tier, prompt size), in grid order."""
+    g = config.grid
+    return list(itertools.product(g.models, g.region_prefixes, g.tiers, g.prompt_sizes))
+
+
+def _search_plan(config: SweepConfig, catalog: Any, specs: dict[str, Any]) -> Plan:
+    """An SLO search's plan: each group's doubling ladder, up to ``max_levels`` (an estimate: the levels the search
+    tests depend on the verdicts; bisection levels replace the ones above the first miss)."""
+    search = config.search
+    if search is None:
+        raise ConfigError("internal: not a search", source=config.source, key="search")
+    integer = search.load == "users"
+    ladder = search_ladder(search.low, search.high, integer=integer)[: search.max_levels]
+    cells: list[Cell] = []
+    for i, (model, prefix, tier, size) in enumerate(search_groups(config)):
+        for load in ladder:
+            users, rate = (int(load), None) if integer else (None, float(load))
+            cells.append(make_cell(config, model=model, prefix=prefix, tier=tier, size=size, users=users, rate=rate,
+                                   grid_index=i, catalog=catalog, specs=specs, sequential="verdict"))  # fmt: skip
+    notes = [f"SLO search over {search.load} {search.low:g}..{search.high:g}: up to {search.max_levels} sequential "
+             f"levels per model x tier x prompt size; listed: the doubling ladder (bisection levels replace those above "
+             "the first miss)", *plan_notes(config, cells, specs)]  # fmt: skip
+    return Plan(config, cells, config.estimates.cell_overhead_s, notes)
+
+
+def plan_notes(config: SweepConfig, cells: list[Cell], specs: Mapping[str, Any]) -> list[str]:
+    """What the estimates assume, in words."""
+    cell, est = config.cell, config.estimates
     notes = []
     flat = sorted({f for spec in specs.values() if (f := getattr(spec, "provider_format", None)) in _FLAT_FORMATS})
     if cell.api.startswith("invoke") and flat and any(c.input_tokens_source == INPUT_LOCAL for c in cells):
@@ -428,8 +547,9 @@ def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
                      "local input estimate leaves out (the emulator and CountTokens count them)")  # fmt: skip
     if est.output_tokens is None:
         notes.append("output tokens assumed = max_tokens per request (an upper bound)")
-    return Plan(config, cells, est.cell_overhead_s, notes)
+    return notes
 
 
 __all__ = ["INPUT_COUNTED", "INPUT_LOCAL", "INPUT_SOURCES", "INPUT_SWEEP_FILE", "Cell", "Plan", "build_plan",
-           "cell_seed", "make_cell_id", "tier_prices"]
+           "cell_seed", "make_cell", "make_cell_id", "plan_notes", "search_groups", "search_ladder",
+           "tier_prices"]

@@ -92,6 +92,23 @@ display(HTML(summary.html_list([*decision.decision_sentences(result), decision.t
 failed = summary.failed_cells(result)
 display(HTML(summary.html_table(failed) if len(failed) else "<p>None: every cell of the sweep ran.</p>"))
 
+# %% [markdown] tags=["remove_cell"]
+# Sequential cells and the SLO search (issue #14; `bedrock_lab.report.sequential`): shown only when the sweep ran
+# them. Why each cell stopped, the always-valid interval it was judged by, the cost against a fixed-duration
+# sweep of the same cells, and the highest load meeting the SLO with its bracket.
+
+# %%
+from bedrock_lab.report import sequential as seq_report
+
+if seq_report.has_sequential(result):
+    display(HTML("<h2>Sequential cells and the SLO search</h2>"
+                 + summary.html_list([*seq_report.cost_sentences(result), seq_report.method_sentence()])))
+    search = seq_report.search_summary(result)
+    if len(search):
+        display(HTML("<h3>Highest load meeting the SLO</h3><p>" + summary.html.escape(seq_report.search_slo(result))
+                     + "</p>" + summary.html_table(search)))
+    display(HTML("<h3>Why each cell stopped</h3>" + summary.html_table(seq_report.stop_reasons(result))))
+
 # %% [markdown]
 # ## Latency distributions
 #

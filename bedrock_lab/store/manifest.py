@@ -11,6 +11,7 @@ Layout of ``outputs/<sweep>/``::
     cells/<cell_id>/summary.json    written last by the notebook
     results.csv               one row per done cell (percentiles, error rates, throughput, cost)
     failed.csv                one row per failed cell (reason, requests sent)
+    search.json               an SLO search's outcome per group: the levels tried, the found load and its bracket
 
 The manifest is the one authority on which cells count: only ``done`` cells, and only the records of the run id
 their entry names, reach an analysis (:func:`bedrock_lab.store.read_sweep`).
@@ -37,6 +38,7 @@ SUMMARY = "summary.json"
 CELL_NOTEBOOK = "cell.ipynb"
 SOURCE_NOTEBOOK = "cell.source.ipynb"
 SWEEP_COPY = "sweep.yaml"
+SEARCH = "search.json"  #: an SLO search's outcome (bedrock_lab.sweep.search)
 MANIFEST_VERSION = 1
 
 #: manifest cell statuses

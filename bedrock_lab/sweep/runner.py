@@ -45,6 +45,7 @@ from bedrock_lab.store.manifest import (
     PENDING,
     PLAN,
     RUNNING,
+    SEARCH,
     SKIPPED,
     SOURCE_NOTEBOOK,
     SUMMARY,
@@ -345,7 +346,8 @@ def _run(
                                                 target=full_plan.config.target.model_dump())
         manifest.data["order"] = [c.cell_id for c in full_plan.cells]
         todo: list[Cell] = []
-        for c in plan.cells:
+        searching = config.search is not None  # an SLO search runs its levels itself (sweep/search.py)
+        for c in [] if searching else plan.cells:
             params_hash = _params_hash(c.notebook_parameters())
             entry = manifest.cells.get(c.cell_id)
             done = (entry and entry.get("status") == DONE and entry.get("params_hash") == params_hash
@@ -365,15 +367,18 @@ def _run(
             echo(f"resume: {len(result.skipped)} cell(s) already done, {len(todo)} to run")
 
         spent = sum(float(manifest.cells[c].get("cost_usd") or 0.0) for c in result.skipped)
-        kernel = _kernel_name(config.kernel) if todo else config.kernel
+        kernel = _kernel_name(config.kernel) if todo or searching else config.kernel
         timeout = execution_timeout if execution_timeout is not None else config.cell.timeout_s
 
         with ExitStack() as stack:
             endpoint = config.target.endpoint_url or ""
             emulator = None
-            if todo and config.target.kind == "emulator" and not endpoint:
+            if (todo or searching) and config.target.kind == "emulator" and not endpoint:
                 emulator = stack.enter_context(_OwnEmulator(config, echo))
-            source_nb = _prepare_notebook(config, out_dir, kernel) if todo else None
+            source_nb = _prepare_notebook(config, out_dir, kernel) if todo or searching else None
+            if searching:
+                _run_search(config, full_plan, out_dir, manifest, result, source_nb, kernel, timeout,
+                            lambda: emulator.ensure_alive() if emulator is not None else endpoint, echo)  # fmt: skip
             bar = _progress(len(todo), config.name, progress, echo)
             same_failures: list[str] = []
             try:
@@ -425,6 +430,48 @@ def _run(
         result.wall_s = time.monotonic() - t_start
         echo(result.summary())
         return result
+
+
+def _run_search(
+    config: SweepConfig, plan: Plan, out_dir: Path, manifest: Manifest, result: SweepResult, source_nb: Path | None,
+    kernel: str, timeout: float | None, endpoint: Callable[[], str], echo: Callable[[str], None],
+) -> None:  # fmt: skip
+    """An SLO search (:mod:`bedrock_lab.sweep.search`): each level a cell run like a grid cell (manifest entry,
+    fresh run id, papermill); a level done with the same parameters is read back (resume). Writes search.json."""
+    from bedrock_lab.sweep.search import run_search
+
+    bar = _LineBar(0, echo)
+    ran: list[Cell] = []
+
+    def run_level(c: Cell) -> Mapping[str, Any] | None:
+        ran.append(c)
+        params_hash = _params_hash(c.notebook_parameters())
+        entry = manifest.cells.get(c.cell_id)
+        summary_path = out_dir / "cells" / c.cell_id / SUMMARY
+        if entry and entry.get("status") == DONE and entry.get("params_hash") == params_hash and summary_path.is_file():
+            result.skipped.append(c.cell_id)
+            return dict(read_json(summary_path))
+        manifest.cells[c.cell_id] = {
+            "status": PENDING, "params_hash": params_hash, "attempts": (entry or {}).get("attempts", 0),
+            "tier": c.tier, "prompt_size": c.prompt_size, "users": c.users, "rate_rps": c.rate_rps,
+            "model_id": c.model_id, "est_cost_usd": c.est_cost_usd, "search_level": True,
+        }  # fmt: skip
+        if c.cell_id not in manifest.data["order"]:
+            manifest.data["order"].append(c.cell_id)
+        bar.total += 1
+        ok = _run_one(c, plan, out_dir, source_nb, kernel, timeout, endpoint(), manifest, bar)
+        (result.ran if ok else result.failed).append(c.cell_id)
+        return dict(read_json(summary_path)) if ok else None
+
+    outcome = run_search(config, run_level, echo=echo)
+    write_json_atomic(out_dir / SEARCH, outcome)
+    levels = {c.cell_id: c for c in ran}
+    write_json_atomic(out_dir / PLAN, {**plan.to_dict(), "cells": [c.to_dict() for c in levels.values()],
+                                       "search": True})  # fmt: skip
+    for g in outcome["groups"]:
+        found = "none" if g["found"] is None else f"{g['found']:g}"
+        echo(f"search {g['model_id']} {g['tier']} {g['prompt_size']}: highest {outcome['load']} meeting the SLO "
+             f"{found} (bracket {g['bracket']}, {g['status']}, {len(g['levels'])} levels)")  # fmt: skip
 
 
 class _OwnEmulator:
