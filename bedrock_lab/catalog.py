@@ -541,6 +541,11 @@ def _parse_model(r: _Reader, key: str, mid: str, m: dict[str, Any]) -> ModelSpec
     )
 
 
+def parse_background(value: object, *, source: str = "<background>", key: str = "background") -> BackgroundProfile:
+    """Validate a background mapping (a catalog's ``background:``, the emulator's ``background`` override)."""
+    return _Reader(source).background(key, value, BackgroundProfile())
+
+
 # -- overlays ------------------------------------------------------------------------------------------
 
 #: what an overlay may set per model (the behaviour, never formats, tiers or prices)
@@ -635,6 +640,7 @@ __all__ = [
     "default_catalog_path",
     "load_catalog",
     "load_overlay",
+    "parse_background",
     "parse_catalog",
     "split_model_id",
 ]

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_lab._net import is_loopback_host
-from bedrock_lab.catalog import FAULT_KINDS, Catalog, LatencyProfile, apply_overlay, load_catalog
+from bedrock_lab.catalog import (
+    FAULT_KINDS,
+    Catalog,
+    LatencyProfile,
+    apply_overlay,
+    load_catalog,
+    parse_background,
+)
 from bedrock_lab.emulator.server import (
     H_ARRIVAL,
     H_DECODE,
@@ -129,6 +136,8 @@ class EmulatorConfig:
                 raise ConfigError("unknown fault", key=f"faults.{k}", value=k, allowed=", ".join(_FAULT_KEYS))
             if k != "stall_ms" and not 0 <= v <= 1:
                 raise ConfigError("fault rates are probabilities", key=f"faults.{k}", value=v, allowed="0..1")
+        if self.background:
+            parse_background(self.background, source="emulator override")
         for k, v in self.latency.items():
             if k not in _LATENCY_KEYS:
                 raise ConfigError("unknown latency knob", key=f"latency.{k}", value=k, allowed=", ".join(_LATENCY_KEYS))

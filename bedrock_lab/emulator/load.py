@@ -164,6 +164,13 @@ class Capacity:
     def busy_fraction(self) -> float:
         return self.active / self.slots
 
+    def try_acquire(self) -> bool:
+        """Take a free slot at once (nobody queued ahead), else False: what a background arrival checks first."""
+        if self.active < self.slots and not self.waiting:
+            self.active += 1
+            return True
+        return False
+
     async def acquire(self, tier: str, timeout_s: float) -> float:
         """Wait for a slot; returns the wait in seconds. Raises ThrottlingException after ``timeout_s``."""
         if self.active < self.slots and not self.waiting:

@@ -27,6 +27,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from bedrock_lab.catalog import FAULT_KINDS, TIERS, Catalog, ModelSpec, split_model_id
 from bedrock_lab.emulator import auth, guardrails, openai_chat
 from bedrock_lab.emulator import eventstream as es
+from bedrock_lab.emulator.background import Background, start_background
 from bedrock_lab.emulator.caching import CacheUse, PromptCache
 from bedrock_lab.emulator.load import (
     MSG_TOO_MANY_TOKENS,
@@ -104,6 +105,7 @@ class _ModelState:
     spec: ModelSpec
     capacity: Capacity
     bucket: TokenBucket
+    background: Background | None = None  #: other customers' demand on the same capacity (background.py)
 
 
 @dataclass(eq=False)  # hashed by identity: the set of requests in flight
@@ -319,6 +321,9 @@ class EmulatorServer:
         """Stop: in-flight requests get SHUTDOWN_GRACE_S to finish, the rest are cancelled; every one of them
         gets its timing-log line (outcome ``shutdown``) before the log is closed."""
         self.stopping = True
+        for st in self.models.values():
+            if st.background is not None:
+                st.background.stop()
         try:
             if self._runner is not None:
                 await self._runner.cleanup()
@@ -337,6 +342,8 @@ class EmulatorServer:
         st = self.models.get(spec.model_id)
         if st is None:
             st = _ModelState(spec, Capacity(spec.latency.capacity), TokenBucket(float(spec.tpm_quota)))
+            st.background = start_background(spec, st.capacity, seed=self.s.seed, time_scale=self.s.time_scale,
+                                             max_queue_s=self.s.max_queue_ms / 1000.0)  # fmt: skip
             self.models[spec.model_id] = st
         return st
 
@@ -348,7 +355,9 @@ class EmulatorServer:
             "active_streams": self.active_streams,
             "max_active_streams": self.max_active_streams,
             "models": {k: {"active": v.capacity.active, "waiting": v.capacity.waiting,
-                           "quota_tokens_left": round(v.bucket.level)} for k, v in self.models.items()},
+                           "quota_tokens_left": round(v.bucket.level),
+                           **({"background": v.background.stats.as_dict()} if v.background else {})}
+                       for k, v in self.models.items()},
         }  # fmt: skip
 
     # -- entry point ----------------------------------------------------------------------------------
