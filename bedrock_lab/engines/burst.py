@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.eventstream import (
     ChecksumMismatch,
     DuplicateHeader,
@@ -40,21 +38,24 @@ from yarl import URL
 
 from bedrock_lab.engines.fallback import FallbackPolicy, answer_fields, request_options, restart
 from bedrock_lab.engines.formats import (
+    CHAT_API,
     RETRYABLE_CODES,
     RETRYABLE_STATUS,
     PreparedRequest,
     ResponseParser,
+    SseDecoder,
     build_request,
     classify_http_error,
     classify_stream_error,
 )
+from bedrock_lab.engines.formats import error_info as _error_info
 from bedrock_lab.engines.health import CircuitBreaker, assess
 from bedrock_lab.engines.measure import Measurement
 from bedrock_lab.engines.spec import BurstResult, BurstSpec
 from bedrock_lab.engines.stopping import StopController, StopRule, bound_reason, watched_value
-from bedrock_lab.engines.target import SIGNING_NAME, Target
+from bedrock_lab.engines.target import RequestSigner, Target
 from bedrock_lab.engines.workloads import Conversation, WorkItem, load_workload, validate_answer
-from bedrock_lab.errors import EngineError
+from bedrock_lab.errors import ConfigError, EngineError
 from bedrock_lab.records import RecordWriter, RequestRecord, load_records, warm_up
 
 #: saturation: the loop thread on CPU for more than this share of the run has no slack left
@@ -210,17 +211,14 @@ def _headers(data: bytearray, pos: int, end: int) -> dict[str, Any]:
 
 
 class _Signer:
-    """SigV4 with botocore, credentials held only inside botocore objects."""
+    """SigV4 with botocore or a Bedrock / OpenAI-compatible API key (:class:`RequestSigner`); yarl URLs as sent."""
 
     def __init__(self, target: Target) -> None:
-        self._auth = SigV4Auth(target.credentials(), SIGNING_NAME, target.region)
-        self.base_url = target.base_url
+        self._signer = RequestSigner(target)
 
     def sign(self, prep: PreparedRequest) -> tuple[URL, dict[str, str]]:
-        url = self.base_url + prep.path
-        req = AWSRequest(method="POST", url=url, data=prep.body, headers=dict(prep.headers))
-        self._auth.add_auth(req)
-        return URL(url, encoded=True), dict(req.headers.items())
+        url, headers = self._signer.sign(prep.api, prep.path, prep.body, prep.headers)
+        return URL(url, encoded=True), headers
 
 
 @dataclass
@@ -275,6 +273,9 @@ class _Runner:
     def __init__(self, spec: BurstSpec, target: Target, out_dir: Path, progress: bool) -> None:
         self.spec, self.target, self.out_dir = spec, target, out_dir
         self.workload = load_workload(spec.workload, spec.prompt_size, spec.prompts_dir)
+        if target.is_openai and spec.api != CHAT_API:
+            raise ConfigError("an OpenAI-compatible target serves only the chat-completions API", key="api",
+                              value=spec.api, allowed=CHAT_API)  # fmt: skip
         self.signer = _Signer(target)
         # the runner decides when to flush and does it on a thread: a parquet write + fsync must not stall the loop
         self.writer = RecordWriter(out_dir, "burst", flush_rows=1 << 62, flush_seconds=float("inf"))
@@ -417,7 +418,7 @@ class _Runner:
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
         try:
-            await self._read_frames(resp, m, parser)
+            await (self._read_sse if parser.api == CHAT_API else self._read_frames)(resp, m, parser)
         except (ParserError, ValueError, TypeError, AttributeError) as exc:  # corrupt frame / payload
             m.finish()
             m.fail("stream", type(exc).__name__, message=str(exc) or None)
@@ -443,6 +444,24 @@ class _Runner:
                 else:
                     text = parser.feed_converse_event(h.get(":event-type", ""), payload)
                 if text:
+                    m.chunk_mono.append(now)
+        m.finish()
+        if not parser.completed:
+            m.fail("stream", "TruncatedStream")
+
+    async def _read_sse(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
+        """A Chat Completions stream: server-sent events, ``data: {chunk}`` each, ``data: [DONE]`` at the end; an
+        ``error`` object mid-stream is the stream's failure (the OpenAI SDK raises on it too)."""
+        sse = SseDecoder()
+        async for data in resp.content.iter_any():
+            now = time.monotonic()
+            for obj in sse.feed(data):
+                err = parser.feed_chat_event(obj)
+                if err is not None:
+                    m.fail(classify_stream_error(err[0]), err[0], message=err[1])
+                    m.finish()
+                    return
+                if parser.chat_text:
                     m.chunk_mono.append(now)
         m.finish()
         if not parser.completed:
@@ -540,24 +559,6 @@ class _Runner:
             await asyncio.gather(*tasks)
 
 
-def _error_info(headers: Any, raw: bytes) -> tuple[str | None, str | None]:
-    """(code, message) of an AWS JSON error response: ``x-amzn-ErrorType`` or the body's ``__type``/``code``,
-    and the body's ``message``/``Message``."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = {}
-    et = headers.get("x-amzn-ErrorType")
-    code = et.split(":", 1)[0] if et else (body.get("code") or body.get("__type"))
-    code = str(code).rsplit("#", 1)[-1] if code else None
-    message = body.get("message") or body.get("Message")
-    if message is None and not body and raw:
-        message = raw[:300].decode("utf-8", "replace")
-    return code, (str(message) if message is not None else None)
-
-
 def _frame_message(payload: bytes, headers: Any) -> str | None:
     """The message of an exception frame inside an event stream."""
     try:
@@ -595,7 +596,7 @@ async def _run(spec: BurstSpec, runner: _Runner, result: BurstResult, monitor: _
     gc_task = asyncio.create_task(_full_collections())
     warm_up()  # pyarrow's one-off set-up before the clock starts, not at the first flush
     conn = aiohttp.TCPConnector(limit=max(spec.concurrency, 1) + 8, limit_per_host=0, ttl_dns_cache=300,
-                                enable_cleanup_closed=True)  # fmt: skip
+                                enable_cleanup_closed=True, ssl=runner.target.ssl_context())  # fmt: skip
     timeout = aiohttp.ClientTimeout(total=None, connect=spec.connect_timeout_s, sock_read=spec.read_timeout_s)
     t_start = time.monotonic()
     deadline = t_start + spec.duration_s if spec.duration_s is not None else None

@@ -85,7 +85,7 @@ class PreparedRequest:
 
     @property
     def streaming(self) -> bool:
-        return self.api.endswith("-stream")
+        return self.api.endswith("-stream") or self.api == CHAT_API  # chat-completions is always streamed
 
 
 def _check(api: str, tier: str | None, fmt: str | None) -> None:
@@ -193,6 +193,60 @@ def chat_body(turns: list[Turn], system: str | None, max_tokens: int, temperatur
     return body
 
 
+#: the OpenAI Chat Completions API (Bedrock's ``/openai/v1/chat/completions``, or any OpenAI-compatible server)
+CHAT_API = "chat-completions"
+CHAT_PATH = "/chat/completions"  #: relative to the target's ``openai_base_url``
+CHAT_FORMAT = "openai-chat"  #: PreparedRequest.provider_format of a chat-completions request
+_CHAT_MAX_STOPS = 4
+
+
+def chat_request(model_id: str, turns: list[Turn], *, system: str | None = None, max_tokens: int = 256,
+                 temperature: float | None = None, tier: str | None = None,
+                 options: RequestOptions | None = None) -> PreparedRequest:  # fmt: skip
+    """A streamed Chat Completions request (``stream_options.include_usage``: the usage chunk gives the token counts;
+    the tier goes in ``service_tier``). Stop sequences map to ``stop``; tools, guardrails and cache points are
+    Converse features the kit does not send on this API."""
+    if tier is not None and tier not in TIERS:
+        raise ConfigError("unknown service tier", key="tier", value=tier, allowed=", ".join(TIERS))
+    body = chat_body(turns, system, max_tokens, temperature, model=model_id, stream=True, tier=tier)
+    if options is not None:
+        if options.tools or options.messages or options.guardrail or options.cache_system:
+            raise ConfigError("tools, guardrails and cache points need a Converse API", key="api", value=CHAT_API,
+                              allowed="converse, converse-stream")  # fmt: skip
+        if options.stop_sequences:
+            if len(options.stop_sequences) > _CHAT_MAX_STOPS:
+                raise ConfigError(f"the Chat Completions API takes at most {_CHAT_MAX_STOPS} stop sequences",
+                                  key="stop_sequences", value=list(options.stop_sequences))  # fmt: skip
+            body["stop"] = list(options.stop_sequences)
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    return PreparedRequest(CHAT_API, model_id, CHAT_FORMAT, CHAT_PATH, headers, json.dumps(body).encode(), "",
+                           {"body": body}, tier)  # fmt: skip
+
+
+class SseDecoder:
+    """Server-sent events of a Chat Completions stream (``data: {json}`` lines, events split by a blank line,
+    ``data: [DONE]`` last) -> the JSON value of each data line, :attr:`DONE` for ``[DONE]``. Comment lines
+    (``: ping``) and ``event:`` / ``id:`` lines are skipped. Shared by both engines."""
+
+    DONE: Any = object()
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[Any]:
+        buf = self._buf + data
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        *events, self._buf = buf.split(b"\n\n")
+        out: list[Any] = []
+        for event in events:
+            for line in event.split(b"\n"):
+                if line.startswith(b"data:"):
+                    payload = line[5:].strip()
+                    out.append(self.DONE if payload == b"[DONE]" else json.loads(payload))
+        return out
+
+
 def _flat_prompt(turns: list[Turn], user: str, assistant: str, sep: str) -> str:
     lines = [f"{user if r == 'user' else assistant}{t}" for r, t in turns]
     return sep.join(lines)
@@ -277,6 +331,9 @@ def build_request(
         raise ConfigError("a request needs at least one turn and must end with a user turn", key="messages")
     if max_tokens < 1:
         raise ConfigError("must be >= 1", key="max_tokens", value=max_tokens)
+    if api == CHAT_API:
+        return chat_request(model_id, list(turns), system=system, max_tokens=max_tokens, temperature=temperature,
+                            tier=tier, options=options)  # fmt: skip
     fmt = provider_format or (provider_format_for(model_id) if api.startswith("invoke") else "converse")
     _check(api, tier, None if fmt == "converse" else fmt)
     suffix, method = API_ROUTES[api]
@@ -317,6 +374,7 @@ class ResponseParser:
     latency_s: float | None = None
     stop_reason: str | None = None
     completed: bool = False  #: the final event/chunk (messageStop/metadata/invocation metrics) was seen
+    chat_text: str = ""  #: the content of the last chat-completions event fed (feed_chat_event)
     cache_read_tokens: int | None = None  #: usage cacheReadInputTokens (anthropic: cache_read_input_tokens)
     cache_write_tokens: int | None = None  #: usage cacheWriteInputTokens (anthropic: cache_creation_input_tokens)
     tool_uses: list[dict[str, Any]] = field(default_factory=list)  #: toolUse blocks: toolUseId, name, input
@@ -500,6 +558,44 @@ class ResponseParser:
         self.cache_read_tokens = usage.get("cache_read_input_tokens", self.cache_read_tokens)
         self.cache_write_tokens = usage.get("cache_creation_input_tokens", self.cache_write_tokens)
 
+    # Chat Completions -------------------------------------------------------------------------------
+    def feed_chat_chunk(self, chunk: dict[str, Any]) -> str:
+        """One ``chat.completion.chunk`` of a Chat Completions stream: its content (a reasoning delta counts as
+        content for the timing, as a first token, but stays out of :attr:`text`), usage, finish reason, tier."""
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.input_tokens = usage.get("prompt_tokens", self.input_tokens)
+            self.output_tokens = usage.get("completion_tokens", self.output_tokens)
+        if chunk.get("service_tier"):
+            self.tier_served = str(chunk["service_tier"])
+        out = ""
+        for choice in chunk.get("choices") or []:
+            if choice.get("finish_reason"):
+                self.stop_reason = choice["finish_reason"]
+            delta = choice.get("delta") or {}
+            out += self._add(delta.get("content"))
+            out = out or str(delta.get("reasoning_content") or delta.get("reasoning") or "")
+        return out
+
+    def feed_chat_done(self) -> None:
+        """``data: [DONE]``: the stream ended as the protocol says it ends."""
+        self.completed = True
+
+    def feed_chat_event(self, obj: Any) -> tuple[str, str | None] | None:
+        """One decoded SSE data line (:class:`SseDecoder`): a chunk, ``DONE``, or an ``error`` object, returned as
+        (code, message) (the stream's failure; the OpenAI SDK raises on it too). :attr:`chat_text` = its content."""
+        self.chat_text = ""
+        if obj is SseDecoder.DONE:
+            self.feed_chat_done()
+            return None
+        err = obj.get("error") if isinstance(obj, dict) else None
+        if err:
+            info = err if isinstance(err, dict) else {"message": str(err)}
+            return str(info.get("code") or info.get("type") or "error"), info.get("message")
+        if isinstance(obj, dict):
+            self.chat_text = self.feed_chat_chunk(obj)
+        return None
+
     def apply_headers(self, headers: dict[str, str]) -> None:
         h = {k.lower(): v for k, v in headers.items()}
         if self.tier_served is None and h.get("x-amzn-bedrock-service-tier"):
@@ -512,6 +608,26 @@ _SERVER = {"InternalServerException", "ServiceUnavailableException", "ModelError
            "internalServerException", "serviceUnavailableException"}  # fmt: skip
 _TIMEOUT = {"ModelTimeoutException", "modelTimeoutException", "ReadTimeout", "ReadTimeoutError", "TimeoutError"}
 _STREAM = {"modelStreamErrorException", "ModelStreamErrorException"}
+
+
+def error_info(headers: Any, raw: bytes) -> tuple[str | None, str | None]:
+    """(code, message) of an AWS JSON error response: ``x-amzn-ErrorType`` or the body's ``__type``/``code``,
+    and the body's ``message``/``Message`` (also the OpenAI shape, ``{"error": {...}}``). Both engines use it."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    if isinstance(body.get("error"), dict):  # the OpenAI shape: {"error": {"message", "type", "code"}}
+        body = body["error"]
+    et = headers.get("x-amzn-ErrorType")
+    code = et.split(":", 1)[0] if et else (body.get("code") or body.get("__type"))
+    code = str(code).rsplit("#", 1)[-1] if code else None
+    message = body.get("message") or body.get("Message")
+    if message is None and not body and raw:
+        message = raw[:300].decode("utf-8", "replace")
+    return code, (str(message) if message is not None else None)
 
 
 def classify_http_error(status: int | None, code: str | None) -> str:

@@ -41,17 +41,22 @@ FATAL_KINDS = frozenset({"connection", "validation", "client"})
 #: longest error message kept in a record (service messages are short; connection errors can be long)
 MESSAGE_MAX_CHARS = 300
 _SECRET_RE = re.compile(r"\b(A[SK]IA[0-9A-Z]{12,})\b|(Signature=)[0-9a-f]{16,}|(X-Amz-Security-Token=)[^&\s]+")
+#: API keys: a bearer header, Bedrock's short-term (``bedrock-api-key-`` + base64) and long-term (``ABSK...``) keys,
+#: OpenAI-style ``sk-...`` keys
+_KEY_RE = re.compile(r"(Bearer\s+)\S+|\b(bedrock-api-key-)[A-Za-z0-9+/=_-]+|\bABSK[A-Za-z0-9+/=_-]{16,}"
+                     r"|\bsk-[A-Za-z0-9_-]{16,}")
 
 
 def clean_message(text: object) -> str | None:
     """An error message as stored in a record: one line, at most :data:`MESSAGE_MAX_CHARS`, and with anything
-    that looks like an access key id, a signature or a session token masked (messages are data, never secrets)."""
+    that looks like an access key id, a signature, a session token or an API key masked (messages are data, never secrets)."""
     if text is None:
         return None
     s = " ".join(str(text).split())
     if not s:
         return None
     s = _SECRET_RE.sub(lambda m: (m.group(2) or m.group(3) or "") + "***", s)
+    s = _KEY_RE.sub(lambda m: (m.group(1) or m.group(2) or "") + "***", s)
     return s[:MESSAGE_MAX_CHARS]
 
 

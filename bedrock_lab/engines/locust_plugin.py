@@ -78,6 +78,13 @@ OPTIONS: list[tuple[str, str, Any, type, str, list[str] | None]] = [
     ("cell-id", "BEDROCK_LAB_CELL_ID", "", str, "sweep cell id stored in every record", None),
     ("aws-region", "BEDROCK_LAB_AWS_REGION", "", str, "AWS region: target AWS instead of the emulator at --host", None),
     ("aws-profile", "BEDROCK_LAB_AWS_PROFILE", "", str, "AWS profile (standard credential chain otherwise)", None),
+    ("target-kind", "BEDROCK_LAB_TARGET_KIND", "", str, "openai: --host is an OpenAI-compatible base URL (e.g. "
+     "http://127.0.0.1:8000/v1; chat-completions only); empty: the emulator or AWS", ["", "openai"]),
+    ("auth", "BEDROCK_LAB_AUTH", "sigv4", str, "sigv4, or api-key: Authorization: Bearer with the key from "
+     "--bl-api-key-env", ["sigv4", "api-key"]),
+    ("api-key-env", "BEDROCK_LAB_API_KEY_ENV", "", str, "environment variable holding the API key (never the key "
+     "itself); empty: AWS_BEARER_TOKEN_BEDROCK, or OPENAI_API_KEY for --bl-target-kind openai", None),
+    ("ca-bundle", "BEDROCK_LAB_CA_BUNDLE", "", str, "CA file to trust for https (the emulator's --tls CA)", None),
     ("pool", "BEDROCK_LAB_POOL", 0, int, "connection pool size; 0: max(users, 10) + 8", None),
     ("requests", "BEDROCK_LAB_REQUESTS", 0, int, "stop after this many requests per Locust process; 0: no limit", None),
     ("users-label", "BEDROCK_LAB_USERS_LABEL", 0, int, "users value stored in records; 0: Locust's -u", None),

@@ -124,10 +124,18 @@ def locust_options(spec: BurstSpec, target: Target, records_dir: Path, *, per_pr
         "stop-sequences": spec.stop_sequences or "", "guardrail": spec.guardrail or "",
         "fallback-model": spec.fallback_model or "", "fallback-tier": spec.fallback_tier or "",
     }  # fmt: skip
-    if not target.is_emulator:
+    if target.is_openai:  # --host is the server's base URL
+        opts["target-kind"] = "openai"
+    elif not target.is_emulator:
         opts["aws-region"] = target.region
         if target.profile:
             opts["aws-profile"] = target.profile
+    if target.auth != "sigv4":
+        opts["auth"] = target.auth
+    if target.api_key_env:  # the variable's name only: the key stays in the environment
+        opts["api-key-env"] = target.api_key_env
+    if target.ca_bundle:
+        opts["ca-bundle"] = target.ca_bundle
     out: list[str] = []
     for k, v in opts.items():
         out += [f"--bl-{k}", str(v)]
