@@ -638,7 +638,7 @@ def slo_explorer_chart(requests: pd.DataFrame, *, targets: Mapping[str, float | 
         .transform_calculate(verdict=f"datum.goodput >= {target.name} && datum.err_ok == 1 ? 'meets' : 'misses'",
                              label="format(datum.goodput, '.1%') + ' ' + "
                                    f"(datum.goodput >= {target.name} && datum.err_ok == 1 ? 'meets' : 'misses')")
-        .encode(x=alt.X("users:O", title=load_title(load_unit), sort="ascending"),
+        .encode(x=alt.X("users:O", title=load_title(load_unit), sort="ascending", axis=alt.Axis(labelAngle=0)),
                 y=alt.Y("config:N", title=None, sort=rows, axis=alt.Axis(labelLimit=400)))
     )
     rect = base.mark_rect(stroke="white", strokeWidth=2).encode(
@@ -653,7 +653,9 @@ def slo_explorer_chart(requests: pd.DataFrame, *, targets: Mapping[str, float | 
     subtitle = [
         f"goodput: share of all requests (failures count) that succeeded with {', '.join(drawn)} within the sliders",
         "meets: goodput >= the goodput target, the rule of the analysis (point estimate, no interval)",
-        "sliders start at the analysis' SLOs; one at its right end checks nothing",
+        "sliders start at the analysis' SLOs (" + (" and ".join(
+            f"{name.split(' target')[0]} <= {targets[m]:g} s" for m, name in SLO_SLIDERS if targets.get(m)
+        ) or "none") + f", goodput target {goodput_target * 100:g}%); one at its right end checks nothing",
         *([note] if note else []),
     ]
     return (
