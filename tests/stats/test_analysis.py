@@ -36,12 +36,16 @@ def test_there_is_one_pipeline() -> None:
     assert bedrock_lab.stats.Analysis is bedrock_lab.stats.analysis.Analysis
     assert not hasattr(bedrock_lab.stats.summary, "analyze") and not hasattr(bedrock_lab.stats.summary, "Analysis")
 
+#: stats.production's tables: empty unless the records carry cache usage, agent tasks or a fallback policy
+#: (tests/stats/test_production.py checks them)
+PRODUCTION_TABLES = ("cache", "agent", "turns", "fallback")
+
 
 def test_analyze_produces_every_table(analysis: Analysis, tmp_path: Path) -> None:
     a = analysis
     assert isinstance(a, Analysis) and a.slo == SLO(ttft_s=1.0, e2e_s=10.0) and a.load_kind == "users"
     for name in Analysis.TABLES:
-        if name != "warmup":  # only with trim_warmup
+        if name != "warmup" and name not in PRODUCTION_TABLES:  # only with trim_warmup / with the features
             assert len(getattr(a, name)) > 0, name
     assert len(a.summary) == 27 and a.summary[list(KEYS)].drop_duplicates().shape[0] == 27
     comp = a.comparisons
@@ -58,7 +62,8 @@ def test_analyze_produces_every_table(analysis: Analysis, tmp_path: Path) -> Non
     assert (a.censored["n_censored"] > 0).all()  # 1% timeouts: kept as right-censored, not dropped
     assert a.costs["cost_note"].str.contains("unknown model").all()  # synthetic model: no price, still a row
     written = write_tables(a, tmp_path / "tables")
-    assert {p.name for p in written} == {f"{n}.csv" for n in Analysis.TABLES if n != "warmup"} | {"analysis.json"}
+    assert {p.name for p in written} == {f"{n}.csv" for n in Analysis.TABLES
+                                          if n != "warmup" and n not in PRODUCTION_TABLES} | {"analysis.json"}
     meta = json.loads((tmp_path / "tables" / "analysis.json").read_text())
     assert meta["by"] == list(KEYS) and meta["slo"]["ttft_s"] == 1.0 and "warmup" not in meta["tables"]
 
