@@ -88,15 +88,24 @@ def output_speed_tables(analysis: Analysis) -> tuple[pd.DataFrame, pd.DataFrame]
     return tokens, tpot
 
 
-def timeseries_table(analysis: Analysis, max_rows: int = charts.MAX_POINTS // 4) -> pd.DataFrame:
+def timeseries_metric(analysis: Analysis) -> str:
+    """The latency drawn over time: time to first token, or end-to-end latency when no request streamed."""
+    rec = analysis.records
+    has_ttft = "ttft_s" in rec and pd.to_numeric(rec["ttft_s"], errors="coerce").notna().any()
+    return "ttft_s" if has_ttft else "e2e_s"
+
+
+def timeseries_table(analysis: Analysis, max_rows: int = charts.MAX_POINTS // 4, *,
+                     metric: str | None = None) -> pd.DataFrame:
     """Time bins of every cell (:func:`bedrock_lab.stats.timeseries.time_bins`, each cell its own width), with
     fewer requests a bin allowed only as needed to keep the chart's data (4 series a bin) under altair's limit."""
     rec = analysis.records
-    bins = time_bins(rec, KEYS)
+    metric = metric or timeseries_metric(analysis)
+    bins = time_bins(rec, KEYS, metric=metric)
     for w in NICE_BINS_S:  # a sweep of very many cells: one common width, coarsened until it fits
         if len(bins) <= max_rows:
             break
-        bins = time_bins(rec, KEYS, bin_s=w)
+        bins = time_bins(rec, KEYS, bin_s=w, metric=metric)
     return bins.merge(analysis.summary[[*KEYS, "config"]], on=list(KEYS), how="left")
 
 
@@ -175,7 +184,9 @@ def report_charts(analysis: Analysis) -> dict[str, alt.TopLevelMixin]:
     if not tpot.empty:
         out["tpot_vs_users"] = charts.percentiles_vs_load_chart(tpot, metric="tpot_s", load_unit=unit)
     with contextlib.suppress(StatsError, ReportError):  # no timed requests: no chart over time
-        out["timeseries"] = charts.timeseries_chart(timeseries_table(analysis), load_unit=unit)
+        metric = timeseries_metric(analysis)
+        out["timeseries"] = charts.timeseries_chart(timeseries_table(analysis, metric=metric), metric=metric,
+                                                    load_unit=unit)
     requests, note = slo_requests(analysis)
     if not requests.empty:
         slo = analysis.slo

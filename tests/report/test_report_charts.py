@@ -301,3 +301,23 @@ def test_fallback_image_of_a_menu_title_has_readable_alt_text() -> None:
     records = pd.DataFrame({"model": "m", "tier": "default", "prompt_size": "small", "users": [4] * 20 + [24] * 20,
                             "status": "ok", "ttft_s": [0.01 * i for i in range(40)]})
     assert _title_of(charts.ecdf_chart(records).to_dict()) == "Distribution of time to first token (s) at"
+
+
+def test_new_figures_for_open_loop_and_non_streaming_sweeps() -> None:
+    import warnings
+
+    import numpy as np
+
+    from bedrock_lab.stats import analyze, synthetic_records
+
+    df = synthetic_records(900, seed=2, users=(2, 8), prompt_sizes=("small",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        open_loop = analyze(df.assign(rate_rps=df["users"].astype(float), users=None), fit=False, compare_metrics=())
+        plain = analyze(df.assign(ttft_s=np.nan, api="converse"), fit=False, compare_metrics=())
+    built = figures.report_charts(open_loop)
+    assert "arrival rate (requests/s)" in _axis_titles(built["slo_explorer"].to_dict())
+    assert _params(built["timeseries"].to_dict())["ts_cell"]["value"].endswith(" requests/s")  # type: ignore[union-attr]
+    built = figures.report_charts(plain)  # no TTFT: latency over time is end-to-end, no TTFT slider
+    assert any("end-to-end latency over time" in t for t in _titles_drawn(built["timeseries"].to_dict()))
+    assert set(_params(built["slo_explorer"].to_dict())) == {"slo_e2e_s", "slo_goodput"}
