@@ -126,3 +126,21 @@ def test_the_report_section_says_what_the_tables_hold() -> None:
     assert set(charts) == {"cache_ttft", "agent_tasks", "fallback_goodput"}
     assert all(c.to_dict()["data"] for c in charts.values())
     assert not rp.has_production(analyze(_rows(6), fit=False, compare_metrics=()))
+
+
+def test_shards_written_before_the_new_columns_read_them_as_nulls(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from bedrock_lab.records import RequestRecord, load_records, records_table
+
+    new = ("cache_read_tokens", "cache_write_tokens", "stop_reason", "answered_model", "fallback", "task_id", "turn")
+    rec = RequestRecord(run_id="r", cell_id="", engine="burst", worker="w", seq=0, api="converse", model_id="m",
+                        tier_requested=None, tier_served=None, prompt_id="p", prompt_size="small", users=1,
+                        rate_rps=None, intended_start=None, start=1.0, schedule_lag_s=None, ttft_s=None, e2e_s=0.5,
+                        cache_read_tokens=5, fallback=True, task_id="t", turn=2)  # fmt: skip
+    table = records_table([rec])
+    pq.write_table(table.drop_columns(list(new)), tmp_path / "old.parquet")
+    pq.write_table(table, tmp_path / "new.parquet")
+    df = load_records(tmp_path).sort_values("cache_read_tokens", na_position="first")
+    assert df[list(new)].iloc[0].isna().all()
+    assert df.iloc[1][["cache_read_tokens", "fallback", "task_id", "turn"]].tolist() == [5, True, "t", 2]
