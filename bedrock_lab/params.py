@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
-from bedrock_lab._money import DEFAULT_DAYS_PER_MONTH, DEFAULT_REQUESTS_PER_DAY
+from bedrock_lab._money import DEFAULT_DAYS_PER_MONTH
 from bedrock_lab._net import is_loopback_url, parse_endpoint
 from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
@@ -45,9 +45,12 @@ class _Strict(BaseModel):
 
 
 class TargetConfig(_Strict):
-    """Where requests go. Credentials never appear here: only a named AWS profile."""
+    """Where requests go. Credentials never appear here: only a named AWS profile, or the name of the environment
+    variable that holds an API key."""
 
-    kind: Literal["emulator", "aws"] = "emulator"
+    #: emulator, aws, or openai: any OpenAI-compatible server at ``endpoint_url`` (its base URL before
+    #: /chat/completions, e.g. http://127.0.0.1:8000/v1 for vLLM), for the chat-completions API only
+    kind: Literal["emulator", "aws", "openai"] = "emulator"
     region: str = "us-east-1"
     profile: str | None = None
     #: an already running emulator (or a custom endpoint); empty: the runner starts a private emulator
@@ -55,6 +58,13 @@ class TargetConfig(_Strict):
     emulator_seed: int = 0
     #: keyword overrides passed to ``run_emulator(**overrides)`` (latency profile, quotas...)
     emulator_overrides: dict[str, Any] = Field(default_factory=dict)
+    #: sigv4 (the AWS credential chain) or api-key (``Authorization: Bearer``: a Bedrock API key, or the key of an
+    #: openai target); the key is read from the environment variable ``api_key_env`` when the cell runs
+    auth: Literal["sigv4", "api-key"] = "sigv4"
+    #: the environment variable holding the API key (default AWS_BEARER_TOKEN_BEDROCK; openai: OPENAI_API_KEY)
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: a CA file to trust for an https endpoint (an emulator started with tls=True: its ca_bundle)
+    ca_bundle: str | None = None
 
 
 class GridConfig(_Strict):
@@ -119,11 +129,12 @@ class SLOConfig(_Strict):
 
 
 class TrafficConfig(_Strict):
-    """The production traffic the report projects costs at: stated in the sweep file, else the default (which
-    the report shows as an assumption). ``peak_users``, when given, is the concurrency a recommended
+    """The production traffic the report projects costs at. ``requests_per_day`` unset (None, also in the
+    sweep folder's effective config and plan.json) means not stated: the report then assumes
+    ``bedrock_lab._money.DEFAULT_REQUESTS_PER_DAY`` and says so. ``peak_users``, when given, is the concurrency a recommended
     configuration must be shown to hold (a tested load of at least that many users meeting the SLOs)."""
 
-    requests_per_day: float = Field(default=float(DEFAULT_REQUESTS_PER_DAY), gt=0, strict=True, allow_inf_nan=False)
+    requests_per_day: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
     days_per_month: float = Field(default=DEFAULT_DAYS_PER_MONTH, gt=0, le=31, strict=True)
     peak_users: StrictInt | None = Field(default=None, ge=1)
 
@@ -282,7 +293,7 @@ SAMPLE_FLAGS: dict[str, str] = {
 FLAG_OVERRIDES: dict[str, tuple[str, Any]] = {
     "--results-dir": ("the sweep folder: its last part is the sweep name (letters, digits, - _ .)", _env_results_dir),
     "--name": ("name (the sweep's folder OUT/NAME)", lambda v: {"name": v.strip()}),
-    "--target": ("target.kind (emulator | aws)", lambda v: {"target.kind": v.strip()}),
+    "--target": ("target.kind (emulator | aws | openai)", lambda v: {"target.kind": v.strip()}),
     "--region": ("target.region (an AWS region)", lambda v: {"target.region": v.strip()}),
     "--spawn-rate": ("cell.ramp_s = the largest user count / spawn rate (users started per second)",
                      lambda v: {"cell.ramp_s": _positive(v)}),
@@ -799,6 +810,16 @@ def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> Non
         )  # fmt: skip
     if config.target.endpoint_url:
         parse_endpoint(config.target.endpoint_url, key="target.endpoint_url", source=src)
+    if config.target.kind == "openai" and not config.target.endpoint_url:
+        raise ConfigError(
+            "an openai target needs target.endpoint_url: the server's base URL", source=src,
+            key="target.endpoint_url", value=None, allowed="e.g. http://127.0.0.1:8000/v1 (before /chat/completions)",
+        )  # fmt: skip
+    if config.target.kind == "openai" and cell.api != "chat-completions":
+        raise ConfigError(
+            "an OpenAI-compatible server serves only the chat-completions API", source=src, key="cell.api",
+            value=cell.api, allowed="chat-completions",
+        )  # fmt: skip
     if config.target.kind == "aws" and config.target.endpoint_url and is_loopback_url(config.target.endpoint_url):
         raise ConfigError(
             "target.kind is aws but target.endpoint_url points at loopback (an emulator?)",

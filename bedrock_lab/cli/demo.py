@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 DESCRIPTION = """\
-The main job, what `make demo` runs: the demo sweep (params/sweeps/demo.yaml: service tiers x prompt sizes x
-two concurrency levels, a few seconds per cell) on the embedded emulator - no AWS account, no network, no cost -
-then the analysis and the offline HTML report, and prints where everything is.
+The main job, what `make demo` runs: the demo sweep (params/sweeps/demo.yaml: a small and a large model x
+service tiers x three concurrency levels, a few seconds per cell) on the embedded emulator - no AWS account, no network, no cost -
+then the analysis and the offline HTML report, and prints the decision (which model, tier, load, cost) and
+where everything is.
 
 Each run starts the demo sweep afresh (OUT/<sweep>/ is replaced); use `bedrock-lab sweep` with --resume to
 continue an interrupted sweep instead. Takes about two to three minutes on a laptop.
@@ -44,6 +45,19 @@ def _report(out_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _print_decision(tables: Path) -> None:
+    """The report's decision, read back from its tables (nothing recomputed); a one-line note if unreadable."""
+    try:
+        from bedrock_lab.report.decision import lines_from_tables
+
+        lines = lines_from_tables(tables)
+    except Exception as exc:  # the demo's results stand without this summary
+        lines = [f"(decision not shown: {type(exc).__name__}: {exc})"]
+    if lines:
+        print()
+        print("\n".join(lines))
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -68,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  notebooks    : {result.out_dir / 'cells'}/<cell>/cell.ipynb")
     if report:
         print(f"  report       : {report}   <- open this in a browser (works offline)")
+        _print_decision(result.out_dir / "tables")
     else:
         print("  report       : not produced (see above); the results are complete")
     return 0 if result.ok else 1

@@ -8,14 +8,17 @@ module turns them into sentences and a readable table.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bedrock_lab._money import fmt_usd
-from bedrock_lab.report.summary import _users, fmt_pct, fmt_quantile, fmt_s, per_month_label
+from bedrock_lab.report.summary import _users, fmt_monthly, fmt_pct, fmt_quantile, fmt_s, per_month_label
 from bedrock_lab.stats.analysis import Analysis
 from bedrock_lab.stats.decision import CHEAPEST_FAILING, CHOICE, RUNNER_UP
 
@@ -31,11 +34,6 @@ OPTIONS_EXPLAINED = (
 
 def _money(v: float) -> str:
     return fmt_usd(v) if v is not None and np.isfinite(v) else "n/a (no price in the catalog)"
-
-
-def _monthly(v: float) -> str:
-    """A monthly projection: whole dollars from $100 up (cents would claim a precision it does not have)."""
-    return fmt_usd(round(float(v))).removesuffix(".00") if abs(v) >= 100 else fmt_usd(v)
 
 
 def _count(v: float) -> str:
@@ -114,9 +112,10 @@ def decision_sentences(analysis: Analysis) -> list[str]:
         text = (f"For {size} prompts, {_name(c)} meets the SLOs at up to {_users(c['max_users_meeting_slo'], kind)}"
                 f"{top} at {_money(c['cost_per_1k'])} per 1k requests")
         if np.isfinite(c["cost_per_month"]):
-            text += f", about {_monthly(c['cost_per_month'])}/month at {traffic_phrase(analysis)}"
+            text += f", about {fmt_monthly(c['cost_per_month'])}/month at {traffic_phrase(analysis)}"
         n_runners = int((group["role"] == RUNNER_UP).sum())
-        text += f"; {n_runners} runner(s)-up also meet them at a higher cost" if n_runners else ""
+        text += (f"; {n_runners} runner{'s' if n_runners > 1 else ''}-up also meet them at a higher cost "
+                 "(table below)") if n_runners else ""
         if len(failing) and np.isfinite(failing.iloc[0]["cost_per_1k"]) and np.isfinite(c["cost_per_1k"]) \
                 and failing.iloc[0]["cost_per_1k"] < c["cost_per_1k"]:
             f = failing.iloc[0]
@@ -132,9 +131,10 @@ def _name(row: Mapping[str, Any]) -> str:
 _ROLE_WORDS = {CHOICE: "choice", RUNNER_UP: "runner-up", CHEAPEST_FAILING: "cheapest failing"}
 
 
-def decision_table(analysis: Analysis, runners_up: int = 2) -> pd.DataFrame:
-    """The readable decision table: per workload the choice, up to ``runners_up`` runners-up and the cheapest
-    failing configuration, with load held, goodput and p95 TTFT there, cost per 1k and per month, and why a
+def decision_table(analysis: Analysis, runners_up: int = 3) -> pd.DataFrame:
+    """The readable decision table: per workload the choice, the ``runners_up`` cheapest runners-up, the best
+    runner-up of every other model (so the table answers "which model"), and the cheapest failing
+    configuration, with load held, goodput and p95 TTFT there, cost per 1k and per month, and why a
     configuration stops or fails."""
     d, kind = analysis.decision, analysis.load_kind
     if d.empty:
@@ -142,8 +142,10 @@ def decision_table(analysis: Analysis, runners_up: int = 2) -> pd.DataFrame:
     rows = []
     month = per_month_label(analysis)
     for _, group in d.groupby("prompt_size", sort=True):
-        keep = pd.concat([group[group["role"] == CHOICE], group[group["role"] == RUNNER_UP].head(runners_up),
-                          group[group["role"] == CHEAPEST_FAILING]])
+        runners = group[group["role"] == RUNNER_UP]
+        shown = pd.concat([group[group["role"] == CHOICE], runners.head(runners_up)])
+        others = runners[~runners["model"].isin(shown["model"])].drop_duplicates("model")  # best per model
+        keep = pd.concat([shown, others, group[group["role"] == CHEAPEST_FAILING]])
         for _, r in keep.iterrows():
             holds = r["max_users_meeting_slo"]
             rows.append({
@@ -155,7 +157,7 @@ def decision_table(analysis: Analysis, runners_up: int = 2) -> pd.DataFrame:
                 "goodput there": fmt_pct(r["goodput"]) if np.isfinite(holds) else "-",
                 "p95 time to first token there": fmt_quantile(r, "ttft_s") if np.isfinite(holds) else "-",
                 "per 1k requests": _money(r["cost_per_1k"]),
-                month: _monthly(r["cost_per_month"]) if np.isfinite(r["cost_per_month"]) else _money(np.nan),
+                month: fmt_monthly(r["cost_per_month"]) if np.isfinite(r["cost_per_month"]) else _money(np.nan),
                 "where it stops / why it fails": stop_reason(r, analysis) or "-",
             })  # fmt: skip
     return pd.DataFrame(rows)
@@ -198,6 +200,30 @@ def sweep_cost_by_config(analysis: Analysis) -> pd.DataFrame:
     })  # fmt: skip
 
 
+def lines_from_tables(tables: str | os.PathLike[str]) -> list[str]:
+    """The decision as terminal lines, read back from the tables a report wrote (``decision.csv`` and the
+    traffic in ``analysis.json``), so ``bedrock-lab demo`` can print it without re-running the analysis."""
+    folder = Path(tables)
+    path = folder / "decision.csv"
+    if not path.is_file():
+        return []
+    d = pd.read_csv(path)
+    meta = json.loads((folder / "analysis.json").read_text()) if (folder / "analysis.json").is_file() else {}
+    t = meta.get("traffic") or {}
+    rpd = float(t.get("requests_per_day", np.nan))
+    at = f"{_count(rpd)} requests/day" + ("" if t.get("stated") else " (assumed; set traffic: in the sweep file)")
+    kind = str(meta.get("load_kind", "users"))
+    out = [f"decision ({path}; monthly at {at}):"]
+    for size, group in d.groupby("prompt_size", sort=True):
+        out.append(f"  {size} prompts:")
+        for _, r in group.iterrows():
+            holds = float(r["max_users_meeting_slo"])
+            load = f"holds the SLOs up to {_users(holds, kind)}" if np.isfinite(holds) else "meets the SLOs at no load"
+            out.append(f"    {str(r['role']):<16} {r['model_name']} / {r['tier']}: {load}, "
+                       f"{_money(r['cost_per_1k'])} per 1k requests, {fmt_monthly(r['cost_per_month'])}/month")
+    return out
+
+
 def _emulated(analysis: Analysis) -> bool:
     from bedrock_lab.report.summary import environment
 
@@ -205,6 +231,6 @@ def _emulated(analysis: Analysis) -> bool:
 
 
 __all__ = [
-    "OPTIONS_EXPLAINED", "decision_sentences", "decision_table", "stop_reason", "sweep_cost_by_config",
+    "OPTIONS_EXPLAINED", "decision_sentences", "decision_table", "lines_from_tables", "stop_reason", "sweep_cost_by_config",
     "sweep_cost_sentence", "traffic_phrase", "traffic_sentence",
 ]  # fmt: skip

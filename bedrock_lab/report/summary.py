@@ -59,6 +59,13 @@ def fmt_usd(v: float | None) -> str:
     return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
 
 
+def fmt_monthly(v: float | None) -> str:
+    """A monthly projection: whole dollars from $100 up (cents would claim a precision it does not have)."""
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return money_usd(round(float(v))).removesuffix(".00") if abs(v) >= 100 else money_usd(v)
+
+
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
@@ -127,7 +134,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
                         if at is not None else "n/a"),
             "p95 time to first token": fmt_quantile(at, "ttft_s") if at is not None else "n/a",
             "cost per 1k requests": money_usd(r["cost_per_1k"]) if np.isfinite(r["cost_per_1k"]) else "n/a",
-            per_month: money_usd(r["cost_per_month"]) if np.isfinite(r["cost_per_month"]) else "n/a",
+            per_month: fmt_monthly(r["cost_per_month"]),
             "runners-up (also meet the SLOs, cost more)": int((options["role"] == stats_decision.RUNNER_UP).sum()),
         })
     return pd.DataFrame(rows)

@@ -39,7 +39,8 @@ CHECKS = ("goodput", "ttft", "e2e", "tpot", "errors", "error_rate", "peak_users"
 
 DECISION_COLUMNS: tuple[str, ...] = (
     "prompt_size", "rank", "role", "model", "model_id", "model_name", "tier", "qualifies", "max_users_meeting_slo",
-    "highest_tested", "goodput", "goodput_lo", "goodput_hi", "ttft_s_p95", "ttft_s_p95_bound", "ttft_s_censored_frac",
+    "highest_tested", "goodput", "goodput_lo", "goodput_hi", "ttft_s_p95", "ttft_s_p95_lo", "ttft_s_p95_hi",
+    "ttft_s_p95_bound", "ttft_s_censored_frac",
     "e2e_s_p95", "cost_per_1k", "cost_per_month", "requests_per_day", "days_per_month", "judged_at_users",
     "failed_checks", "judged_goodput", "judged_error_rate", "judged_ttft_s_p95", "judged_e2e_s_p95",
     "judged_tpot_s_p95",
@@ -57,8 +58,8 @@ class Traffic:
     requests_per_day: float = float(DEFAULT_REQUESTS_PER_DAY)
     days_per_month: float = DEFAULT_DAYS_PER_MONTH
     peak_users: int | None = None
-    stated: bool = False
-    source: str = "default"  #: "sweep file", "plan.json", "override" or "default"
+    stated: bool = False  #: requests_per_day was stated (sweep file, plan.json or an override)
+    source: str = "default"  #: where requests_per_day came from: "sweep file", "plan.json", "override", "default"
 
     @property
     def requests_per_month(self) -> float:
@@ -95,26 +96,24 @@ def _traffic_values(section: Any, where: str) -> dict[str, Any]:
 
 def traffic_from(sweep_config: Mapping[str, Any] | None = None, plan: Mapping[str, Any] | None = None,
                  overrides: Mapping[str, Any] | None = None) -> Traffic:
-    """The traffic of a sweep: the sweep file's ``traffic:`` section (read when the report is built, so the
-    assumption can be changed without re-running the load), else the one recorded in ``plan.json``, else the
-    default; then explicit overrides (None keeps a value). Bad values raise :class:`StatsError` naming the key."""
+    """The traffic of a sweep, key by key: explicit overrides (None keeps a value), else the sweep file's
+    ``traffic:`` section (read when the report is built, so the assumption can change without a new load
+    test), else the one recorded in ``plan.json``, else the default. ``stated`` and ``source`` are about
+    ``requests_per_day``: unstated (None or absent everywhere), the report says it assumed the default.
+    Bad values raise :class:`StatsError` naming the key."""
+    plan_cfg = (plan or {}).get("config")
+    layers = [
+        ("override", _traffic_values({k: v for k, v in (overrides or {}).items() if v is not None}, "override")),
+        ("sweep file", _traffic_values((sweep_config or {}).get("traffic"), "sweep file")),
+        ("plan.json", _traffic_values(plan_cfg.get("traffic") if isinstance(plan_cfg, Mapping) else None,
+                                      "plan.json")),
+    ]  # fmt: skip
     values: dict[str, Any] = {}
     source = "default"
-    file_section = (sweep_config or {}).get("traffic")
-    plan_cfg = (plan or {}).get("config")
-    plan_section = plan_cfg.get("traffic") if isinstance(plan_cfg, Mapping) else None
-    if file_section is not None:
-        values, source = _traffic_values(file_section, "sweep file"), "sweep file"
-    elif plan_section is not None:
-        values = _traffic_values(plan_section, "plan.json")
-        # params fills in the defaults: the plan states a traffic only when it differs from them
-        default = {"requests_per_day": float(DEFAULT_REQUESTS_PER_DAY), "days_per_month": DEFAULT_DAYS_PER_MONTH}
-        if any(values.get(k) != v for k, v in default.items()) or values.get("peak_users") is not None:
-            source = "plan.json"
-    given = _traffic_values({k: v for k, v in (overrides or {}).items() if v is not None}, "override")
-    if given:
-        values.update(given)
-        source = "override"
+    for name, layer in reversed(layers):  # lowest priority first; later layers win
+        values.update(layer)
+        if "requests_per_day" in layer:
+            source = name
     return Traffic(**values, stated=source != "default", source=source)
 
 
@@ -255,8 +254,8 @@ def decision_table(summary: pd.DataFrame, capacity: pd.DataFrame, costs: pd.Data
             "prompt_size": size, "model": model, "model_id": model_id, "model_name": names.get(model_id, str(model)),
             "tier": tier, "qualifies": qualifies, "max_users_meeting_slo": holds,
             "highest_tested": float(cells["users"].max()),
-            **{c: src.get(c, np.nan) for c in ("goodput", "goodput_lo", "goodput_hi", "ttft_s_p95", "e2e_s_p95",
-                                               "ttft_s_censored_frac")},
+            **{c: src.get(c, np.nan) for c in ("goodput", "goodput_lo", "goodput_hi", "ttft_s_p95", "ttft_s_p95_lo",
+                                               "ttft_s_p95_hi", "e2e_s_p95", "ttft_s_censored_frac")},
             "ttft_s_p95_bound": str(src.get("ttft_s_p95_bound", "") or "") if at is not None else "",
             "cost_per_1k": cost,
             "cost_per_month": monthly_usd(cost, traffic.requests_per_day, traffic.days_per_month),

@@ -118,3 +118,15 @@ def test_the_html_report_has_the_decision_section(synthetic_sweep: Path, tmp_pat
     assert "Runners-up also meet the SLOs" in section and "cheapest failing" in section
     assert "What this test cost." in section and "on Amazon Bedrock" in section
     assert (root / "tables" / "decision.csv").is_file() and (root / "tables" / "sweep_cost.csv").is_file()
+
+
+def test_the_demo_prints_the_decision_from_the_tables(analysis: an.Analysis, tmp_path: Path) -> None:
+    an.write_tables(analysis, tmp_path)
+    lines = decision.lines_from_tables(tmp_path)
+    assert lines[0].startswith("decision (") and "100,000 requests/day (assumed; set traffic:" in lines[0]
+    body = "\n".join(lines)
+    n_configs = len(analysis.decision)
+    assert sum(line.startswith("    ") for line in lines) == n_configs  # one line per configuration
+    choice = analysis.decision[analysis.decision["role"] == CHOICE].iloc[0]
+    assert f"{choice['model_name']} / {choice['tier']}: holds the SLOs up to" in body
+    assert decision.lines_from_tables(tmp_path / "missing") == []

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from bedrock_lab._money import DEFAULT_REQUESTS_PER_DAY, monthly_usd
 from bedrock_lab.catalog import load_catalog
@@ -189,12 +190,15 @@ def test_traffic_is_validated_in_the_sweep_file_and_reaches_plan_json() -> None:
     t = traffic_from(None, plan)
     assert (t.requests_per_day, t.peak_users, t.stated, t.source) == (250_000, 40, True, "plan.json")
     default = parse_sweep(SWEEP, env={})
-    t = traffic_from(None, json.loads(json.dumps(build_plan(default).to_dict())))
-    assert (t.requests_per_day, t.stated) == (DEFAULT_REQUESTS_PER_DAY, False)  # params' defaults: not stated
+    assert default.traffic.requests_per_day is None  # unset stays unset: the report says what it assumed
+    effective = yaml.safe_load(yaml.safe_dump(default.model_dump(mode="json")))  # the sweep folder's sweep.yaml
+    for t in (traffic_from(None, json.loads(json.dumps(build_plan(default).to_dict()))), traffic_from(effective)):
+        assert (t.requests_per_day, t.stated, t.source) == (DEFAULT_REQUESTS_PER_DAY, False, "default")
     # the sweep file wins over plan.json (the assumption can change without a new load test), overrides win last
     t = traffic_from({"traffic": {"requests_per_day": 7}}, plan, {"days_per_month": 28, "peak_users": None})
-    assert (t.requests_per_day, t.days_per_month, t.peak_users, t.source) == (7, 28, None, "override")
-    assert traffic_from({"traffic": {"requests_per_day": 7}}, plan).source == "sweep file"
+    assert (t.requests_per_day, t.days_per_month, t.peak_users, t.source) == (7, 28, 40, "sweep file")
+    t = traffic_from({"traffic": {"requests_per_day": 7}}, plan, {"requests_per_day": 9})
+    assert (t.requests_per_day, t.source) == (9, "override")
 
 
 @pytest.mark.parametrize(("traffic", "key", "words"), [
