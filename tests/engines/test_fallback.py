@@ -144,3 +144,8 @@ def test_a_seeded_sweep_with_a_fallback_has_higher_goodput_than_without(tmp_path
     row = with_fb.fallback.iloc[0]
     assert row["goodput"] == pytest.approx(g_with) and row["goodput_without"] < g_with
     assert row["fallback_model"] == LIGHT
+    # the stakeholder report (papermill + nbconvert of notebooks/analysis.py) shows the section with the numbers
+    from bedrock_lab.report.export import build_report
+
+    page = build_report(tmp_path / "out" / "fallback").html.read_text()
+    assert "Production features" in page and "went to the fallback" in page and "goodput without fallback" in page
