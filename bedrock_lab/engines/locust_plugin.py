@@ -49,7 +49,7 @@ def _choices(name: str) -> list[str] | None:
     """The allowed values of a Literal cell field (``""`` too when it may be unset), for argparse and the form."""
     if name == "api":
         return list(APIS)
-    if name == "tier":
+    if name in ("tier", "fallback_tier"):
         return ["", *TIERS]
     ann = CellSpec.model_fields[name].annotation
     args = [a for a in typing.get_args(ann)] if typing.get_origin(ann) is typing.Literal else []
