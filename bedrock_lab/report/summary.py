@@ -287,6 +287,15 @@ def capacity_sentences(analysis: Analysis) -> list[str]:
     how = "Kneedle knee of the measured throughput curve; " if len(knees) else ""
     out = ["Capacity, as measured: " + " and ".join(parts) + f" ({how}SLOs by goodput per cell)."]
     fitted = cap[np.isfinite(pd.to_numeric(cap.get("n_max"), errors="coerce"))] if "n_max" in cap else cap.iloc[0:0]
+    top = analysis.max_users
+    beyond = (fitted[pd.to_numeric(fitted["n_max"], errors="coerce") > NMAX_QUOTED_WITHIN * float(top)]
+              if top and len(fitted) else fitted.iloc[0:0])
+    fitted = fitted.drop(index=beyond.index)
+    if len(beyond):  # a near-linear curve puts the fitted peak absurdly far out: say so instead of quoting it
+        unit = "requests/s" if kind == "rate" else "users"
+        out.append(f"The Universal Scalability Law finds no throughput peak within {NMAX_QUOTED_WITHIN:g}x the "
+                   f"highest tested load ({top:g} {unit}) for {len(beyond)} configuration(s): throughput still grew "
+                   "almost linearly, so test higher loads to find their capacity.")
     if len(fitted):
         unit = "requests/s" if kind == "rate" else "users"
         if len(fitted) == 1:
@@ -304,6 +313,10 @@ def capacity_sentences(analysis: Analysis) -> list[str]:
                    f"extrapolation which overstated a hard capacity by {lo_b:g}-{hi_b:g}x in our measurements "
                    "against the emulator, so read it as an upper estimate, not a limit.")
     return out
+
+
+#: a USL N_max further out than this many times the highest tested load is not quoted as a number
+NMAX_QUOTED_WITHIN = 10.0
 
 
 #: words for the metrics a timeout can censor

@@ -130,3 +130,14 @@ def test_the_demo_prints_the_decision_from_the_tables(analysis: an.Analysis, tmp
     choice = analysis.decision[analysis.decision["role"] == CHOICE].iloc[0]
     assert f"{choice['model_name']} / {choice['tier']}: holds the SLOs up to" in body
     assert decision.lines_from_tables(tmp_path / "missing") == []
+
+
+def test_a_usl_peak_far_beyond_the_tested_loads_is_not_quoted(analysis: an.Analysis) -> None:
+    """Three load levels of a near-linear curve give N_max = 10^15 users: the summary says to test higher."""
+    import dataclasses
+
+    cap = analysis.capacity.copy()
+    cap["n_max"] = [1.5e15] + [float(analysis.max_users or 1) * 2] * (len(cap) - 1)
+    text = " ".join(summary.capacity_sentences(dataclasses.replace(analysis, capacity=cap)))
+    assert "no throughput peak within 10x the highest tested load (16 users) for 1 configuration(s)" in text
+    assert "1500000000000000" not in text and "N_max at 32 to 32 users" in text
