@@ -432,8 +432,11 @@ class ResponseParser:
         usage = payload.get("usage") or {}
         self.input_tokens = usage.get("inputTokens", self.input_tokens)
         self.output_tokens = usage.get("outputTokens", self.output_tokens)
-        self.cache_read_tokens = usage.get("cacheReadInputTokens", self.cache_read_tokens)
-        self.cache_write_tokens = usage.get("cacheWriteInputTokens", self.cache_write_tokens)
+        # Converse: cacheRead/WriteInputTokens; a Nova InvokeModel body: cacheRead/WriteInputTokenCount
+        self.cache_read_tokens = usage.get("cacheReadInputTokens", usage.get("cacheReadInputTokenCount",
+                                                                             self.cache_read_tokens))
+        self.cache_write_tokens = usage.get("cacheWriteInputTokens", usage.get("cacheWriteInputTokenCount",
+                                                                               self.cache_write_tokens))  # fmt: skip
         lat = (payload.get("metrics") or {}).get("latencyMs")
         if lat is not None:
             self.latency_s = float(lat) / 1000.0

@@ -110,6 +110,11 @@ def test_parser_reads_tool_use_and_cache_usage_from_stream_events_and_bodies() -
     a.feed_invoke_body({"content": [], "usage": {"input_tokens": 3, "output_tokens": 4, "cache_read_input_tokens": 9,
                                                  "cache_creation_input_tokens": 2}})  # fmt: skip
     assert (a.cache_read_tokens, a.cache_write_tokens) == (9, 2)
+    n = ResponseParser("invoke", "nova")
+    n.feed_invoke_body({"output": {"message": {"content": [{"text": "x"}]}}, "stopReason": "end_turn",
+                        "usage": {"inputTokens": 3, "outputTokens": 1, "cacheReadInputTokenCount": 11,
+                                  "cacheWriteInputTokenCount": 0}})  # fmt: skip
+    assert (n.cache_read_tokens, n.cache_write_tokens) == (11, 0)
 
 
 def test_a_tool_call_must_satisfy_the_tools_schema() -> None:
