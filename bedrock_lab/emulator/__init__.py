@@ -138,6 +138,10 @@ class EmulatorConfig:
                 raise ConfigError("fault rates are probabilities", key=f"faults.{k}", value=v, allowed="0..1")
         if self.background:
             parse_background(self.background, source="emulator override")
+        for path in self.overlays():
+            if not Path(path).is_file():
+                raise ConfigError(f"overlay file not found: {path}", key="overlay", value=path,
+                                  allowed="a catalog overlay YAML (bedrock-lab calibrate --out writes one)")
         for k, v in self.latency.items():
             if k not in _LATENCY_KEYS:
                 raise ConfigError("unknown latency knob", key=f"latency.{k}", value=k, allowed=", ".join(_LATENCY_KEYS))

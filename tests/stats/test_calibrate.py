@@ -207,5 +207,14 @@ def test_bad_overlay_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("models: [1, 2]\n")
     with pytest.raises(ConfigError, match="o.yaml"):
         run_emulator(overlay=str(path)).__enter__()
+    from bedrock_lab.emulator import (
+        check_overrides,  # what a sweep file's target.emulator_overrides goes through
+    )
+
+    good = tmp_path / "good.yaml"
+    good.write_text(f"version: 1\nmodels:\n  {MODEL}:\n    latency: {{ttft_ms: 300}}\n")
+    assert check_overrides({"overlay": str(good)}).load().resolve(MODEL).latency.ttft_ms == 300.0
+    with pytest.raises(ConfigError, match="overlay file not found"):
+        check_overrides({"overlay": str(tmp_path / "missing.yaml")})
     html = report_html(calibrate_frame(prepare(_sampled(200, LatencyProfile(), ("default",)), max_tokens=256)))
     assert html.startswith("<!doctype html>") and "<script" not in html
