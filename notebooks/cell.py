@@ -26,11 +26,14 @@ cell_id: str = "manual"  # sweep cell id; labels every record
 sweep: str = ""  # sweep name ("" when run by hand)
 run_id: str = ""  # run id of this attempt (the sweep runner sets it; "": a random one)
 out_dir: str = "outputs/manual/cells/manual"  # folder for records/ and summary.json (relative: to the repo root)
-target_kind: str = "emulator"  # emulator | aws
+target_kind: str = "emulator"  # emulator | aws | openai (an OpenAI-compatible server, chat-completions)
 endpoint_url: str = ""  # emulator URL; "" with emulator starts a private one for this notebook
 region: str = "us-east-1"  # AWS region (aws target only)
 profile: str = ""  # AWS named profile (aws target only; "": default credential chain)
 yes: bool = False  # aws target: spend the estimated cost without asking (a sweep sets it after asking you)
+auth: str = "sigv4"  # sigv4 | api-key (Authorization: Bearer, the key from the variable auth_env)
+auth_env: str = ""  # environment variable holding the API key ("": AWS_BEARER_TOKEN_BEDROCK / OPENAI_API_KEY)
+ca_bundle: str = ""  # CA file to trust for an https endpoint ("": the system's)
 chart: bool = True  # draw the latency chart (sweeps turn it off to save ~5 s per cell; the report draws them)
 # the cell: bedrock_lab.cellspec.CellSpec (same names, defaults and checks; 0 / "" / -1 mean unset)
 model_id: str = "amazon.nova-lite-v1:0"  # model id as sent (base id, prefixed profile or ARN)
@@ -38,7 +41,7 @@ tier: str = ""  # service tier to request: priority | default | flex | reserved 
 prompt_size: str = "small"  # prompt size class of the single workload: small | medium | large
 workload: str = "single"  # prompt set in params/prompts/: single | chat | summarise | mix
 engine: str = "burst"  # load engine: burst (asyncio) | locust
-api: str = "converse-stream"  # converse | converse-stream | invoke | invoke-stream
+api: str = "converse-stream"  # converse | converse-stream | invoke | invoke-stream | chat-completions
 arrival: str = "poisson"  # open loop arrivals: poisson | constant
 users: int = 4  # closed loop: concurrent users (0: open loop at rate_rps)
 rate_rps: float = 0.0  # open loop: target requests per second (0: closed loop)
@@ -79,7 +82,8 @@ from bedrock_lab.sweep import run_cell
 folder = resolve(out_dir)  # the same folder from the repo root, notebooks/ (JupyterLab) or papermill
 summary = run_cell(
     cell_id=cell_id, sweep=sweep, run_id=run_id, out_dir=folder, target_kind=target_kind,
-    endpoint_url=endpoint_url, region=region, profile=profile, yes=yes,
+    endpoint_url=endpoint_url, region=region, profile=profile, yes=yes, auth=auth, auth_env=auth_env,
+    ca_bundle=ca_bundle,
     **{name: globals()[name] for name in CellSpec.model_fields},  # the cell's settings, as declared above
 )  # fmt: skip
 stats = summary["stats"]

@@ -95,8 +95,10 @@ def workload_requests(workload: Workload, *, answer_tokens: int) -> list[tuple[W
 
 def _count_input(api: str, model_id: str, item: WorkItem, max_tokens: int) -> dict[str, Any]:
     """CountTokens ``input`` for the request the engines build for ``item`` (the Converse or InvokeModel form)."""
-    from bedrock_lab.engines.formats import build_request
+    from bedrock_lab.engines.formats import CHAT_API, build_request
 
+    if api == CHAT_API:  # CountTokens has no chat form: the same body through InvokeModel (provider format openai)
+        api = "invoke"
     prep = build_request(api, model_id, item.turns, system=item.system, max_tokens=item.max_tokens or max_tokens)
     if api.startswith("converse"):
         return {"converse": {k: prep.boto3_kwargs[k] for k in ("messages", "system") if k in prep.boto3_kwargs}}

@@ -87,13 +87,18 @@ def run_cell(
     region: str = "us-east-1",
     profile: str = "",
     yes: bool = False,
+    auth: str = "sigv4",
+    auth_env: str = "",
+    ca_bundle: str = "",
     **settings: Any,
 ) -> dict[str, Any]:
     """Run one cell with the engines library; writes ``records/`` then ``summary.json`` into ``out_dir``.
 
     This is what notebooks/cell.py calls. ``settings`` are the cell's :class:`~bedrock_lab.cellspec.CellSpec`
     fields in the notebook's spelling (0 / "" mean unset: :func:`~bedrock_lab.cellspec.from_notebook_parameters`).
-    ``target_kind="emulator"`` with no ``endpoint_url`` starts a private in-process emulator for the cell.
+    ``target_kind="emulator"`` with no ``endpoint_url`` starts a private in-process emulator for the cell;
+    ``"openai"`` is any OpenAI-compatible server at ``endpoint_url`` (chat-completions). ``auth="api-key"`` sends the
+    key held by the environment variable ``auth_env`` (its name only is a parameter); ``ca_bundle``: a CA to trust.
     ``run_id`` (given by the sweep runner, which fences the cell's records to it) labels every record.
     Against AWS the preflight (:mod:`bedrock_lab.engines.preflight`) runs first: a notebook has no terminal, so
     the cost is shown and the cell refused unless ``yes`` (the sweep runner sets it once you confirmed the sweep).
@@ -117,14 +122,18 @@ def run_cell(
                 from bedrock_lab.emulator import run_emulator
 
                 url = stack.enter_context(run_emulator(seed=int(seed), mode="thread")).url
-            target = Target.emulator(url)
+            target = Target.emulator(url, auth=auth, api_key_env=auth_env or None, ca_bundle=ca_bundle or None)
+        elif target_kind == "openai":
+            target = Target.openai(endpoint_url, auth_env or "OPENAI_API_KEY", ca_bundle=ca_bundle or None)
         elif target_kind == "aws":
-            target = Target.aws(region, profile=profile or None, endpoint_url=endpoint_url or None)
+            target = Target.aws(region, profile=profile or None, endpoint_url=endpoint_url or None, auth=auth,
+                                api_key_env=auth_env or None, ca_bundle=ca_bundle or None)  # fmt: skip
             from bedrock_lab.engines.preflight import preflight
 
             preflight(spec, target, yes=yes)
         else:
-            raise ConfigError("unknown target kind", key="target_kind", value=target_kind, allowed="emulator, aws")
+            raise ConfigError("unknown target kind", key="target_kind", value=target_kind,
+                              allowed="emulator, aws, openai")  # fmt: skip
         result: Any
         if engine == "locust":
             # Locust writes records/ below its out_dir, next to its own CSV/HTML stats and logs

@@ -161,6 +161,8 @@ def _cell_notebook_params(cell: Cell, plan: Plan, cell_dir: Path, endpoint_url: 
         "sweep": plan.name, "out_dir": str(cell_dir), "target_kind": t.kind, "endpoint_url": endpoint_url or "",
         "region": t.region, "profile": t.profile or "", "chart": False, "yes": t.kind == "aws",
     })  # fmt: skip
+    if t.auth != "sigv4" or t.api_key_env or t.ca_bundle:  # the variable's name only, never a key
+        params.update({"auth": t.auth, "auth_env": t.api_key_env or "", "ca_bundle": t.ca_bundle or ""})
     return params
 
 

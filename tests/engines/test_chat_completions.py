@@ -109,3 +109,43 @@ def test_locust_user_on_chat_completions(emu: Any, tmp_path: Path, monkeypatch: 
                          Target.openai(strict.url + "/openai/v1", KEY_ENV), tmp_path / "openai", html=False)  # fmt: skip
     df = res.records()
     assert len(df) >= 2 and (df["status"] == "ok").all(), df[["error_kind", "error_code", "error_message"]]
+
+
+@pytest.mark.slow
+def test_sweep_cell_on_chat_completions_into_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny sweep on chat-completions (papermill + the cell notebook + the burst engine), then the report;
+    and the same cell against an OpenAI-compatible target, the key named in the sweep file, held in the env."""
+    import yaml
+
+    from bedrock_lab.cli import main
+    from bedrock_lab.sweep import load_sweep, run_sweep
+
+    data = {
+        "name": "chat", "target": {"kind": "emulator", "emulator_seed": 2, "emulator_overrides": {"latency": FAST}},
+        "grid": {"models": [MODEL], "tiers": ["default", "priority"], "prompt_sizes": ["small"], "users": [2]},
+        "cell": {"api": "chat-completions", "duration_s": 1.0, "max_tokens": 24, "timeout_s": 120},
+    }  # fmt: skip
+    path = tmp_path / "chat.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = run_sweep(path, out=tmp_path / "out", progress=False, env={}, echo=lambda s: None)
+    assert res.ok, res.summary()
+    df = load_sweep(tmp_path / "out" / "chat")
+    assert set(df["api"]) == {"chat-completions"} and (df["status"] == "ok").all()
+    assert set(df["tier_served"]) == {"default", "priority"}
+    assert main(["report", str(tmp_path / "out" / "chat"), "--no-figures"]) == 0
+    html = (tmp_path / "out" / "chat" / "report.html").read_text()
+    assert "gpt-oss-20b" in html
+
+    key = "sk-" + secrets.token_urlsafe(32)
+    monkeypatch.setenv(KEY_ENV, key)
+    with run_emulator(seed=0, latency=FAST, strict_auth=True, api_keys=[key]) as server:
+        data.update(name="selfhosted", target={"kind": "openai", "endpoint_url": server.url + "/openai/v1",
+                                               "api_key_env": KEY_ENV})  # fmt: skip
+        data["grid"]["tiers"] = ["default"]
+        path.write_text(yaml.safe_dump(data))
+        res = run_sweep(path, out=tmp_path / "out", progress=False, env={}, echo=lambda s: None)
+    assert res.ok, res.summary()
+    assert (load_sweep(tmp_path / "out" / "selfhosted")["status"] == "ok").all()
+    for f in (tmp_path / "out").rglob("*"):
+        if f.is_file():
+            assert key.encode() not in f.read_bytes(), f
