@@ -20,7 +20,7 @@ from typing import Any
 
 from bedrock_lab.engines.health import RunHealth, assess
 from bedrock_lab.engines.spec import BurstSpec
-from bedrock_lab.engines.stopping import StopController, StopRule, bound_reason, watched_value
+from bedrock_lab.engines.stopping import StopController, StopRule, bound_reason, describe_stop, watched_value
 from bedrock_lab.engines.target import Target
 from bedrock_lab.errors import ConfigError, EngineError
 from bedrock_lab.records import load_records
@@ -97,6 +97,9 @@ class LocustResult:
             lines.append(f"  Locust HTML report: {self.html}")
         if self.llm_json is not None:
             lines.append(f"  LLM stats (TTFT, TPOT, tokens/s): {self.llm_json}")
+        if self.stop_reason is not None and self.spec.sequential != "off":
+            lines.append("  " + describe_stop(self.spec.sequential, self.stop_reason, self.stopped_at_s,
+                                              self.sequential))  # fmt: skip
         lines += [f"  WARNING: {w}" for w in self.warnings]
         if self.health is not None and not self.health.valid:
             lines.append(f"  INVALID RUN: {self.health.reason}")

@@ -190,8 +190,9 @@ class BurstResult:
         if self.health is not None and not self.health.valid:
             lines.append(f"  INVALID RUN: {self.health.reason}")
         if self.stop_reason is not None and s.sequential != "off":
-            at = f" after {self.stopped_at_s:.1f} s" if self.stopped_at_s is not None else ""
-            lines.append(f"  sequential ({s.sequential}): stopped {self.stop_reason}{at}")
+            from bedrock_lab.engines.stopping import describe_stop
+
+            lines.append("  " + describe_stop(s.sequential, self.stop_reason, self.stopped_at_s, self.sequential))
         if self.interrupted:
             lines.append("  interrupted: records so far were written")
         lines.append(f"  records: {self.out_dir}")

@@ -164,6 +164,20 @@ class StopController:
         }  # fmt: skip
 
 
+def describe_stop(mode: str, reason: str | None, stopped_at_s: float | None, last: dict[str, Any] | None) -> str:
+    """One line for a run's summary: why a sequential cell stopped and its always-valid interval."""
+    at = f" after {stopped_at_s:.1f} s" if stopped_at_s is not None else ""
+    line = f"sequential ({mode}): stopped {reason}{at}"
+    if last and last.get("estimate") is not None:
+        def fmt(v: Any) -> str:
+            return "inf" if v is None or not math.isfinite(v) else f"{v * 1000:.1f} ms"
+
+        line += (f"; p{last['percentile'] * 100:g} {last['metric']} {fmt(last['estimate'])}, always-valid "
+                 f"{1 - last['alpha']:.0%} interval [{fmt(last['lo'])}, {fmt(last['hi'])}] from {last['n']} "
+                 "requests" + (f" (target {fmt(last['target_s'])})" if last.get("target_s") else ""))  # fmt: skip
+    return line
+
+
 def bound_reason(*, interrupted: bool, breaker_tripped: bool, issued: int, requests: int | None) -> str:
     """Why a run that no sequential answer ended stopped: interrupted, circuit breaker, or its bound."""
     if interrupted:
@@ -176,4 +190,5 @@ def bound_reason(*, interrupted: bool, breaker_tripped: bool, issued: int, reque
 
 
 __all__ = ["CIRCUIT_BREAKER", "INTERRUPTED", "MAX_DURATION", "MAX_REQUESTS", "PRECISE", "SETTLED", "SETTLED_ABOVE",
-           "SETTLED_BELOW", "STOP_REASONS", "StopController", "StopRule", "bound_reason", "watched_value"]
+           "SETTLED_BELOW", "STOP_REASONS", "StopController", "StopRule", "bound_reason", "describe_stop",
+           "watched_value"]

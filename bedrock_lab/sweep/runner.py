@@ -434,6 +434,10 @@ def _run(
         return result
 
 
+class _SearchBudget(Exception):
+    """The next search level would pass the sweep's budget cap."""
+
+
 def _run_search(
     config: SweepConfig, plan: Plan, out_dir: Path, manifest: Manifest, result: SweepResult, source_nb: Path | None,
     kernel: str, timeout: float | None, endpoint: Callable[[], str], echo: Callable[[str], None],
@@ -444,6 +448,7 @@ def _run_search(
 
     bar = _LineBar(0, echo)
     ran: list[Cell] = []
+    spent = [0.0]
 
     def run_level(c: Cell) -> Mapping[str, Any] | None:
         ran.append(c)
@@ -452,7 +457,11 @@ def _run_search(
         summary_path = out_dir / "cells" / c.cell_id / SUMMARY
         if entry and entry.get("status") == DONE and entry.get("params_hash") == params_hash and summary_path.is_file():
             result.skipped.append(c.cell_id)
+            spent[0] += float(entry.get("cost_usd") or 0.0)
             return dict(read_json(summary_path))
+        if config.budget_usd is not None and spent[0] + c.est_cost_usd > config.budget_usd:
+            raise _SearchBudget(f"budget cap {fmt_usd(config.budget_usd)}: {fmt_usd(spent[0])} spent, next level "
+                                f"{c.cell_id} estimated {fmt_usd(c.est_cost_usd)}")  # fmt: skip
         manifest.cells[c.cell_id] = {
             "status": PENDING, "params_hash": params_hash, "attempts": (entry or {}).get("attempts", 0),
             "tier": c.tier, "prompt_size": c.prompt_size, "users": c.users, "rate_rps": c.rate_rps,
@@ -463,9 +472,16 @@ def _run_search(
         bar.total += 1
         ok = _run_one(c, plan, out_dir, source_nb, kernel, timeout, endpoint(), manifest, bar)
         (result.ran if ok else result.failed).append(c.cell_id)
+        spent[0] += float(manifest.cells[c.cell_id].get("cost_usd") or 0.0)
         return dict(read_json(summary_path)) if ok else None
 
-    outcome = run_search(config, run_level, echo=echo)
+    try:
+        outcome = run_search(config, run_level, echo=echo)
+    except _SearchBudget as stop:
+        result.stopped_reason = str(stop)
+        result.not_run.append("the rest of the SLO search")
+        echo(f"stopping: {stop}")
+        return
     write_json_atomic(out_dir / SEARCH, outcome)
     levels = {c.cell_id: c for c in ran}
     write_json_atomic(out_dir / PLAN, {**plan.to_dict(), "cells": [c.to_dict() for c in levels.values()],
