@@ -218,3 +218,23 @@ def test_bad_overlay_is_a_config_error(tmp_path: Path) -> None:
         check_overrides({"overlay": str(tmp_path / "missing.yaml")})
     html = report_html(calibrate_frame(prepare(_sampled(200, LatencyProfile(), ("default",)), max_tokens=256)))
     assert html.startswith("<!doctype html>") and "<script" not in html
+
+
+def test_aws_records_fit_on_the_lowest_load() -> None:
+    """No ground truth (AWS): the queueing at high load must not leak into the profile."""
+    lat = LatencyProfile(ttft_ms=600.0, prefill_ms_per_1k=200.0, tokens_per_s=50.0, jitter=0.2, chunk_tokens=4)
+    low = _sampled(2000, lat, ("default",), seed=1)
+    high = _sampled(2000, lat, ("default",), seed=2)
+    high["users"] = 64
+    high["ttft_s"] = high["ttft_s"] + 2.0  # two seconds of queue at 64 users
+    both = pd.concat([low, high], ignore_index=True)
+    both["e2e_s"] = both["ttft_s"] + both["server_decode_s"]
+    for col in ("server_queue_s", "server_ttft_s", "server_decode_s"):
+        both[col] = None
+    cal = calibrate_frame(prepare(both, max_tokens=256))
+    fit = cal.fits[MODEL]
+    assert fit.latency["ttft_ms"] == pytest.approx(600.0, rel=0.05)
+    assert fit.latency["tokens_per_s"] == pytest.approx(50.0, rel=0.03)
+    assert any("lowest load" in n for n in fit.notes)
+    rates = cal.rates.set_index("load")
+    assert set(rates.index) == {4.0, 64.0}
