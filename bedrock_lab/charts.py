@@ -104,6 +104,14 @@ def _load_text_expr(signal: str, load_unit: str = "users") -> str:
     return f"format({signal}, 'd') + ' concurrent user' + ({signal} == 1 ? '' : 's')"
 
 
+def _signif(values: pd.Series, digits: int) -> pd.Series:
+    """Values rounded to ``digits`` significant digits (0 and NaN unchanged): smaller specs, same picture."""
+    v = pd.to_numeric(values, errors="coerce").astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where((v != 0) & np.isfinite(v), 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(v)))), 1.0)
+    return pd.Series(np.round(v * scale) / scale, index=values.index)
+
+
 def prompt_order(values: Sequence[str]) -> list[str]:
     """Prompt sizes in a natural order (small before large), unknown ones last alphabetically."""
     known = [p for p in PROMPT_ORDER if p in set(values)]
@@ -167,10 +175,16 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
         df, levels = df[df["users"] == users], [users]
     pts = ecdf_points(df, metric, ["model", "tier", "prompt_size", "users"], points)
     _check_rows(pts, f"ECDF of {metric}")
-    pts["ecdf_pct"] = pts["ecdf"] * 100
+    # a small page: what the chart shows, to the precision a reader sees (4 significant digits, 0.01%)
+    pts = pts.assign(ecdf_pct=(pts["ecdf"] * 100).round(2), **{metric: _signif(pts[metric], 4)}).drop(columns="ecdf")
+    # ... and each point names its curve by number; the curve's labels are looked up once per curve in the page
+    keys = ["model", "tier", "prompt_size", "users"]
+    curves = pts[[*keys, "n"]].drop_duplicates(keys).reset_index(drop=True)
+    curves["g"] = np.arange(len(curves))
+    compact = pts.merge(curves[[*keys, "g"]], on=keys)[["g", metric, "ecdf_pct"]]
     pick = alt.selection_point(fields=["tier"], bind="legend")
     inner = (
-        alt.Chart(pts)
+        alt.Chart(compact)
         .mark_line(interpolate="step-after")
         .encode(
             x=alt.X(f"{metric}:Q", title=_label(metric), scale=alt.Scale(zero=False), axis=_qaxis()),
@@ -197,8 +211,9 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
         # the load shown follows the menu: Vega-Lite's schema allows an expression in the title text only
         heading = alt.ExprRef(f"{json.dumps(str(heading) + ' at ')} + {_load_text_expr(level.name, load_unit)}")
         subtitle = "pick another load in the menu below the chart"
-    chart = inner.facet(column=alt.Column("model:N", title=None)).properties(
-        title=alt.Title(heading, subtitle=subtitle))
+    chart = (inner.facet(column=alt.Column("model:N", title=None))
+             .transform_lookup(lookup="g", from_=alt.LookupData(data=curves, key="g", fields=[*keys, "n"]))
+             .properties(title=alt.Title(heading, subtitle=subtitle)))
     if len(levels) > 1:
         chart = chart.add_params(level)
     return chart

@@ -321,3 +321,14 @@ def test_new_figures_for_open_loop_and_non_streaming_sweeps() -> None:
     built = figures.report_charts(plain)  # no TTFT: latency over time is end-to-end, no TTFT slider
     assert any("end-to-end latency over time" in t for t in _titles_drawn(built["timeseries"].to_dict()))
     assert set(_params(built["slo_explorer"].to_dict())) == {"slo_e2e_s", "slo_goodput"}
+
+
+def test_ecdf_points_carry_a_curve_number_and_the_labels_are_looked_up_once(analysis) -> None:  # type: ignore[no-untyped-def]
+    spec = figures.report_charts(analysis)["ecdf_ttft_s"].to_dict()
+    lookup = [t["lookup"] for t in spec["transform"] if "lookup" in t]
+    assert lookup == ["g"]
+    points = spec["datasets"][spec["data"]["name"]]
+    assert set(points[0]) == {"g", "ttft_s", "ecdf_pct"} and len(points) > 1000
+    curves = next(v for k, v in spec["datasets"].items() if k != spec["data"]["name"])
+    assert len(curves) == len(analysis.summary) and {"model", "tier", "prompt_size", "users", "n"} <= set(curves[0])
+    assert len(str(spec)) < 250_000  # was ~680 KB with the labels on every point
