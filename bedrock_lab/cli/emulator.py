@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 SUMMARY = "run the embedded Bedrock Runtime emulator on loopback"
 DESCRIPTION = """\
 Run the embedded Amazon Bedrock Runtime emulator (Converse, ConverseStream, InvokeModel,
-InvokeModelWithResponseStream, CountTokens) with the latency, capacity, quota and fault model of the
+InvokeModelWithResponseStream, CountTokens, OpenAI Chat Completions at /openai/v1) with the latency, capacity, quota and fault model of the
 catalog. Prints exactly one line `listening on http://HOST:PORT` when ready, then serves until SIGINT/SIGTERM.
 
 Point clients at it with endpoint_url=URL or AWS_ENDPOINT_URL_BEDROCK_RUNTIME=URL (any region, any
@@ -29,6 +29,7 @@ examples:
   bedrock-lab emulator --port 8765
   bedrock-lab emulator --port 0 --seed 7 --time-scale 0.1 --capacity 8 --timing-log timing.jsonl
   bedrock-lab emulator --fault error_503=0.02 --fault stream_throttle=0.01 --tpm-quota 100000
+  bedrock-lab emulator --tls --strict-auth        # HTTPS + verified Bedrock API keys (boto3 bearer auth)
   bedrock-lab emulator --overlay outputs/fit/overlay.yaml        # replay a calibrated service (bedrock-lab calibrate)
   bedrock-lab emulator --background pattern=constant --background level=0.9   # other customers share capacity
 """
