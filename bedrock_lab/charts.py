@@ -605,7 +605,14 @@ def _slider_range(values: pd.Series, target: float | None) -> tuple[float, float
     v = pd.to_numeric(values, errors="coerce")
     top = float(np.nanmax([v.max() if v.notna().any() else 0.0, (target or 0.0) * 2, 1e-3]))
     step = float(10 ** np.floor(np.log10(top / 100)))
-    top = float(np.ceil(top / step) * step)
+    for _ in range(3):  # the target on the slider's grid (a range input snaps its value to the step)
+        if target is None or abs(target / step - round(target / step)) < 1e-9:
+            break
+        step /= 10
+    highest = top
+    top = round(float(np.ceil(top / step) * step), 10)  # 0.03, not 0.030000000000000002
+    if top < highest:  # rounding must not leave a value past the right end ("checks nothing")
+        top = round(top + step, 10)
     return top, step, float(target) if target is not None else top
 
 

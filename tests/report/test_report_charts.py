@@ -332,3 +332,12 @@ def test_ecdf_points_carry_a_curve_number_and_the_labels_are_looked_up_once(anal
     curves = next(v for k, v in spec["datasets"].items() if k != spec["data"]["name"])
     assert len(curves) == len(analysis.summary) and {"model", "tier", "prompt_size", "users", "n"} <= set(curves[0])
     assert len(str(spec)) < 250_000  # was ~680 KB with the labels on every point
+
+
+def test_slo_sliders_reach_past_every_value_and_hold_the_target_on_their_grid() -> None:
+    for values, target in (([0.1, 60.0], 0.25), ([0.1, 4.3], 1.0), ([0.01, 0.03], None), ([0.0123456789], None)):
+        top, step, start = charts._slider_range(pd.Series(values), target)
+        assert top >= max(values) and top / step <= 100_000
+        assert start == (target if target is not None else top)
+        if target is not None:
+            assert abs(target / step - round(target / step)) < 1e-9
