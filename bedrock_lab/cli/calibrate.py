@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the emulator's time_scale of the measured run (default: from the sweep file, else 1)")
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="maxTokens of every request (default: the sweep plan's, else a mass point at the top)")
+    parser.add_argument("--timing-log", default=None, metavar="FILE",
+                        help="the emulator's timing log of the measured run: removes all of its pre-schedule time "
+                             "(not only the queue), so the fit sees exactly the sampled schedule")
     parser.add_argument("--seed", type=int, default=0, help="seed of the replay samples (default 0)")
 
 
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("the folder does not exist", key="--out/--report", value=opt,
                               allowed="a file in an existing folder")
     cal = calibrate(args.path, catalog=args.catalog, time_scale=args.time_scale, max_tokens=args.max_tokens,
-                    seed=args.seed)  # fmt: skip
+                    seed=args.seed, timing_log=args.timing_log)  # fmt: skip
     out = cal.write_overlay(args.out)
     for model, fit in cal.fits.items():
         knobs = ", ".join(f"{k} {v:.4g}" for k, v in fit.latency.items())

@@ -22,6 +22,7 @@ from bedrock_lab.calibrate import (
     fit_faults,
     fit_output,
     prepare,
+    read_timing_log,
     report_html,
     report_markdown,
 )
@@ -63,27 +64,31 @@ def known_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def measured(known_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Records of the known profile; the emulator's timing log (``timing.jsonl``) beside them."""
     out = tmp_path_factory.mktemp("measured")
-    with run_emulator(seed=11, catalog=str(known_catalog), time_scale=TIME_SCALE, mode="subprocess") as emu:
-        _run(emu.url, out)
+    with run_emulator(seed=11, catalog=str(known_catalog), time_scale=TIME_SCALE, mode="subprocess",
+                      timing_log=str(out / "timing.jsonl")) as emu:  # fmt: skip
+        _run(emu.url, out / "records")
     return out
 
 
 def _quantiles(folder: Path) -> dict[str, np.ndarray]:
-    """p50/p95/p99 of TTFT and TPOT as the emulator served them (its ground-truth headers: TTFT without the
-    queue wait, TPOT = decode / (output tokens - 1)). The client-measured values add the client's own delays,
-    which on a shared 2-core machine depend on what else runs, not on the profile."""
+    """p50/p95/p99 of TTFT and TPOT as the emulator scheduled them (ground-truth headers and the timing log:
+    TTFT after admission, TPOT = decode / (output tokens - 1)). Client-measured values, and the emulator's own
+    time before admission, add real-time delays that a busy shared 2-core machine stretches (``time_scale`` does
+    not shrink them), so they depend on what else runs, not on the profile."""
     from bedrock_lab.records import load_records
 
-    df = load_records(folder)
+    df = load_records(folder / "records").merge(read_timing_log(folder / "timing.jsonl"), on="server_request_id")
     ok = df[df["status"] == "ok"]
-    ttft = ok["server_ttft_s"] - ok["server_queue_s"]
+    ttft = ok["server_ttft_s"] - ok["server_pre_s"]
     tpot = ok["server_decode_s"] / (ok["output_tokens"] - 1).where(ok["output_tokens"] > 1)
     return {m: np.quantile(v.dropna().to_numpy(float), [0.5, 0.95, 0.99]) for m, v in (("ttft", ttft), ("tpot", tpot))}
 
 
 def test_round_trip_gives_back_the_known_profile(measured: Path, known_catalog: Path) -> None:
-    cal = calibrate(measured, catalog=known_catalog, time_scale=TIME_SCALE)
+    cal = calibrate(measured / "records", catalog=known_catalog, time_scale=TIME_SCALE,
+                    timing_log=measured / "timing.jsonl")  # fmt: skip
     fit = cal.fits[MODEL]
     assert fit.n == 2 * PER_SIZE
     for knob in FITTED:
@@ -96,14 +101,17 @@ def test_round_trip_gives_back_the_known_profile(measured: Path, known_catalog: 
 
 def test_replay_with_the_overlay_reproduces_ttft_and_tpot(measured: Path, known_catalog: Path,
                                                           tmp_path: Path) -> None:  # fmt: skip
-    cal = calibrate(measured, catalog=known_catalog, time_scale=TIME_SCALE)
+    cal = calibrate(measured / "records", catalog=known_catalog, time_scale=TIME_SCALE,
+                    timing_log=measured / "timing.jsonl")  # fmt: skip
     overlay = cal.write_overlay(tmp_path / "overlay.yaml")
     # the base catalog is the shipped one: the overlay alone carries the fitted profile (capacity/contention
     # are not fitted, so the replay sets them as the measured run had them)
     replay = tmp_path / "replay"
+    replay.mkdir()
     with run_emulator(seed=12, overlay=str(overlay), time_scale=TIME_SCALE, mode="subprocess",
-                      capacity=KNOWN["capacity"], latency={"contention": 0.0}) as emu:  # fmt: skip
-        _run(emu.url, replay)
+                      capacity=KNOWN["capacity"], latency={"contention": 0.0},
+                      timing_log=str(tmp_path / "replay" / "timing.jsonl")) as emu:  # fmt: skip
+        _run(emu.url, replay / "records")
     orig, rep = _quantiles(measured), _quantiles(replay)
     for metric in ("ttft", "tpot"):
         for q, a, b in zip(("p50", "p95", "p99"), orig[metric], rep[metric], strict=True):
@@ -112,9 +120,10 @@ def test_replay_with_the_overlay_reproduces_ttft_and_tpot(measured: Path, known_
 
 def test_report_and_overlay_files(measured: Path, known_catalog: Path, tmp_path: Path) -> None:
     out, rep = tmp_path / "ov.yaml", tmp_path / "fit.html"
-    proc = subprocess.run([sys.executable, "-m", "bedrock_lab", "calibrate", str(measured), "--catalog",
-                           str(known_catalog), "--time-scale", str(TIME_SCALE), "--out", str(out), "--report",
-                           str(rep)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "bedrock_lab", "calibrate", str(measured / "records"), "--catalog",
+                           str(known_catalog), "--time-scale", str(TIME_SCALE), "--timing-log",
+                           str(measured / "timing.jsonl"), "--out", str(out), "--report", str(rep)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = yaml.safe_load(out.read_text())
     assert set(data["models"][MODEL]) == {"latency"}  # no faults seen, one tier: only the fitted knobs
