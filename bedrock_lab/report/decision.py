@@ -53,9 +53,11 @@ def traffic_sentence(analysis: Analysis) -> str:
     peak = (f"; a configuration must hold the stated peak of {_users(t.peak_users, analysis.load_kind)}"
             if t.peak_users is not None else "")
     if not t.stated:
-        return (f"Monthly costs assume {month}: the sweep file states no traffic. Set yours in its traffic: "
-                "section (requests_per_day, days_per_month, peak_users) and rebuild the report; no new load "
-                "test is needed.")
+        copy = analysis.data.sweep_file or analysis.data.root / "sweep.yaml"
+        return (f"Monthly costs assume {month}: the sweep file states no traffic. State yours in its traffic: "
+                f"section (requests_per_day, days_per_month, peak_users; this report reads {copy}) or with "
+                f"`bedrock-lab report {analysis.data.root} --requests-per-day N`, and rebuild the report; no new "
+                "load test is needed.")
     where = {"sweep file": "the sweep file's traffic: section", "plan.json": "the traffic recorded in plan.json",
              "override": "the traffic given to this report"}.get(t.source, t.source)
     return f"Monthly costs are at {where}: {month}{peak}."

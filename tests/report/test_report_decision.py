@@ -141,3 +141,23 @@ def test_a_usl_peak_far_beyond_the_tested_loads_is_not_quoted(analysis: an.Analy
     text = " ".join(summary.capacity_sentences(dataclasses.replace(analysis, capacity=cap)))
     assert "no throughput peak within 10x the highest tested load (16 users) for 1 configuration(s)" in text
     assert "1500000000000000" not in text and "N_max at 32 to 32 users" in text
+
+
+def test_the_report_command_takes_the_traffic(analysis: an.Analysis, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from bedrock_lab.cli import report as cli_report
+
+    parser = argparse.ArgumentParser(prog="bedrock-lab report")
+    cli_report.add_arguments(parser)
+    params = cli_report.notebook_parameters(parser.parse_args(["x", "--requests-per-day", "2.5e5", "--peak-users", "24"]))
+    assert (params["requests_per_day"], params["peak_users"]) == (250_000.0, 24)
+    params = cli_report.notebook_parameters(parser.parse_args(["x"]))
+    assert (params["requests_per_day"], params["peak_users"]) == (0.0, 0)  # 0: the sweep file's traffic:
+    for bad, words in ((["--requests-per-day", "-1"], "must be a finite number > 0"),
+                       (["--requests-per-day", "lots"], "'lots' is not a number"),
+                       (["--peak-users", "2.5"], "is not a whole number")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["x", *bad])
+        assert words in capsys.readouterr().err
+    assert "--requests-per-day N" in decision.traffic_sentence(analysis)  # the assumption says how to state it
