@@ -44,6 +44,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ServerConfig(_Strict):
+    """An OpenAI-compatible server (vLLM, TGI, SGLang, ...) that serves one of the sweep's models: its cells go
+    there (chat-completions), the other models' cells to the sweep's target, so one sweep compares them."""
+
+    #: the base URL before /chat/completions, e.g. http://127.0.0.1:8000/v1
+    base_url: str
+    #: the environment variable holding its API key (default OPENAI_API_KEY; unset: no Authorization header)
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    ca_bundle: str | None = None
+
+
 class TargetConfig(_Strict):
     """Where requests go. Credentials never appear here: only a named AWS profile, or the name of the environment
     variable that holds an API key."""
@@ -65,6 +76,8 @@ class TargetConfig(_Strict):
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     #: a CA file to trust for an https endpoint (an emulator started with tls=True: its ca_bundle)
     ca_bundle: str | None = None
+    #: model id (as in grid.models) -> the OpenAI-compatible server that serves it instead of this target
+    servers: dict[str, ServerConfig] = Field(default_factory=dict)
 
 
 class GridConfig(_Strict):
@@ -815,7 +828,14 @@ def _check_cross_fields(config: SweepConfig, env_keys: Mapping[str, str]) -> Non
             "an openai target needs target.endpoint_url: the server's base URL", source=src,
             key="target.endpoint_url", value=None, allowed="e.g. http://127.0.0.1:8000/v1 (before /chat/completions)",
         )  # fmt: skip
-    if config.target.kind == "openai" and cell.api != "chat-completions":
+    for name, server in config.target.servers.items():
+        if name not in config.grid.models:
+            raise ConfigError(
+                "target.servers names a model that is not on the grid", source=src, key=f"target.servers.{name}",
+                value=name, allowed=", ".join(config.grid.models),
+            )  # fmt: skip
+        parse_endpoint(server.base_url, key=f"target.servers.{name}.base_url", source=src)
+    if (config.target.kind == "openai" or config.target.servers) and cell.api != "chat-completions":
         raise ConfigError(
             "an OpenAI-compatible server serves only the chat-completions API", source=src, key="cell.api",
             value=cell.api, allowed="chat-completions",

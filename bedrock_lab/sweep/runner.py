@@ -163,6 +163,10 @@ def _cell_notebook_params(cell: Cell, plan: Plan, cell_dir: Path, endpoint_url: 
     })  # fmt: skip
     if t.auth != "sigv4" or t.api_key_env or t.ca_bundle:  # the variable's name only, never a key
         params.update({"auth": t.auth, "auth_env": t.api_key_env or "", "ca_bundle": t.ca_bundle or ""})
+    server = t.servers.get(cell.base_model) or t.servers.get(cell.model_id)
+    if server is not None:  # this model is served by an OpenAI-compatible server (target.servers)
+        params.update({"target_kind": "openai", "endpoint_url": server.base_url, "auth": "api-key", "yes": False,
+                       "auth_env": server.api_key_env or "OPENAI_API_KEY", "ca_bundle": server.ca_bundle or ""})
     return params
 
 

@@ -113,8 +113,9 @@ def test_locust_user_on_chat_completions(emu: Any, tmp_path: Path, monkeypatch: 
 
 @pytest.mark.slow
 def test_sweep_cell_on_chat_completions_into_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tiny sweep on chat-completions (papermill + the cell notebook + the burst engine), then the report;
-    and the same cell against an OpenAI-compatible target, the key named in the sweep file, held in the env."""
+    """A tiny sweep on chat-completions (papermill + the cell notebook + the burst engine), then the report; and
+    one sweep comparing a Bedrock model with a model on an OpenAI-compatible server (``target.servers``, the key
+    named in the sweep file, held in the environment; the server is a strict emulator, so only that key passes)."""
     import yaml
 
     from bedrock_lab.cli import main
@@ -139,13 +140,37 @@ def test_sweep_cell_on_chat_completions_into_the_report(tmp_path: Path, monkeypa
     key = "sk-" + secrets.token_urlsafe(32)
     monkeypatch.setenv(KEY_ENV, key)
     with run_emulator(seed=0, latency=FAST, strict_auth=True, api_keys=[key]) as server:
-        data.update(name="selfhosted", target={"kind": "openai", "endpoint_url": server.url + "/openai/v1",
-                                               "api_key_env": KEY_ENV})  # fmt: skip
-        data["grid"]["tiers"] = ["default"]
+        selfhosted = "openai.gpt-oss-120b-1:0"
+        data["name"] = "mixed"
+        data["target"]["servers"] = {selfhosted: {"base_url": server.url + "/openai/v1", "api_key_env": KEY_ENV}}
+        data["grid"].update(models=[MODEL, selfhosted], tiers=["default"])
         path.write_text(yaml.safe_dump(data))
         res = run_sweep(path, out=tmp_path / "out", progress=False, env={}, echo=lambda s: None)
+        served = server.stats()["requests"]
     assert res.ok, res.summary()
-    assert (load_sweep(tmp_path / "out" / "selfhosted")["status"] == "ok").all()
+    df = load_sweep(tmp_path / "out" / "mixed")
+    assert (df["status"] == "ok").all() and set(df["model_id"]) == {MODEL, selfhosted}
+    assert served == (df["model_id"] == selfhosted).sum()  # the server got exactly the self-hosted model's cells
     for f in (tmp_path / "out").rglob("*"):
         if f.is_file():
             assert key.encode() not in f.read_bytes(), f
+
+
+def test_sweep_file_checks_openai_targets() -> None:
+    from bedrock_lab.params import parse_sweep
+
+    base = {"name": "x", "grid": {"models": [MODEL], "users": [1]}, "cell": {"api": "chat-completions", "requests": 1}}
+    server = {"base_url": "http://127.0.0.1:8000/v1", "api_key_env": "VLLM_KEY"}
+    cfg = parse_sweep({**base, "target": {"servers": {MODEL: server}}}, env={})
+    assert cfg.target.servers[MODEL].api_key_env == "VLLM_KEY"
+    bad = [
+        ({"kind": "openai"}, {}, "target.endpoint_url"),
+        ({"kind": "openai", "endpoint_url": "http://127.0.0.1:8000/v1"}, {"api": "converse-stream"}, "cell.api"),
+        ({"servers": {"other.model-v1:0": server}}, {}, "target.servers.other.model-v1:0"),
+        ({"servers": {MODEL: server}}, {"api": "converse"}, "cell.api"),
+        ({"auth": "api-key", "api_key_env": "not a name"}, {}, "api_key_env"),
+    ]
+    for target, cell, key in bad:
+        with pytest.raises(ConfigError) as info:
+            parse_sweep({**base, "target": target, "cell": {**base["cell"], **cell}}, env={})
+        assert key in str(info.value), info.value
