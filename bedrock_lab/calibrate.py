@@ -95,6 +95,7 @@ class Calibration:
     comparison: pd.DataFrame  #: model, tier, metric, unit, n, measured/replayed quantiles, ks, wasserstein_rel
     rates: pd.DataFrame  #: model, tier, load, n, error_rate, throttle_rate
     flags: list[str] = field(default_factory=list)  #: where the model cannot reproduce the data
+    qq: pd.DataFrame = field(default_factory=pd.DataFrame)  #: model, tier, metric, q, measured, replayed (charts)
 
     def overlay(self) -> dict[str, Any]:
         """The catalog overlay (``bedrock-lab emulator --overlay``): only the fitted fields per model."""
@@ -465,6 +466,50 @@ def compare(measured: pd.DataFrame, replayed: pd.DataFrame, model: str) -> list[
     return rows
 
 
+def qq_table(measured: pd.DataFrame, replayed: pd.DataFrame, model: str,
+             metrics: tuple[str, ...] = ("ttft_ms", "tpot_ms")) -> list[dict[str, Any]]:  # fmt: skip
+    """Quantile pairs (q = 0.02 .. 0.98 and 0.99) of measured and replayed, per tier: the fit report's QQ chart."""
+    qs = [*np.round(np.linspace(0.02, 0.98, 49), 2), 0.99]
+    rows = []
+    for tier in sorted(measured["tier"].unique()):
+        mm = _metrics(measured[measured["tier"] == tier])
+        rr = _metrics(replayed[replayed["tier"] == tier])
+        for name in metrics:
+            a, b = mm[name][np.isfinite(mm[name])], rr[name][np.isfinite(rr[name])]
+            if len(a) < 2 or len(b) < 2:
+                continue
+            for q, x, y in zip(qs, np.quantile(a, qs), np.quantile(b, qs), strict=True):
+                rows.append({"model": model, "tier": tier, "metric": name, "q": float(q), "measured": float(x),
+                             "replayed": float(y)})  # fmt: skip
+    return rows
+
+
+def qq_svg(cal: Calibration, model: str) -> str:
+    """The QQ chart of one model (TTFT and TPOT, a colour per tier, the y = x line): an inline SVG, no scripts."""
+    import altair as alt
+    import vl_convert as vlc
+
+    d = cal.qq[cal.qq["model"] == model] if not cal.qq.empty else cal.qq
+    if d.empty:
+        return ""
+    panels = []
+    for metric in ("ttft_ms", "tpot_ms"):
+        m = d[d["metric"] == metric]
+        if m.empty:
+            continue
+        label = metric.removesuffix("_ms").upper()
+        lo, hi = float(min(m["measured"].min(), m["replayed"].min())), float(max(m["measured"].max(), m["replayed"].max()))
+        diag = alt.Chart(pd.DataFrame({"measured": [lo, hi], "replayed": [lo, hi]})).mark_line(
+            color="#999", strokeDash=[4, 4]).encode(x="measured:Q", y="replayed:Q")
+        pts = alt.Chart(m).mark_point(filled=True, size=30).encode(
+            x=alt.X("measured:Q", title=f"measured {label} (ms)", scale=alt.Scale(zero=False)),
+            y=alt.Y("replayed:Q", title=f"replayed {label} (ms)", scale=alt.Scale(zero=False)),
+            color=alt.Color("tier:N", title="tier"), tooltip=["tier", "q", "measured", "replayed"])
+        panels.append((diag + pts).properties(width=300, height=260, title=f"{label} quantiles, measured vs replayed"))
+    chart = alt.hconcat(*panels).properties(title=f"{model}: points on the dashed line = reproduced")
+    return str(vlc.vegalite_to_svg(chart.to_json()))
+
+
 def rates_by_load(df: pd.DataFrame) -> pd.DataFrame:
     """Error and throttle rates per model, tier and load level (throttles depend on load, not a fixed rate)."""
     g = df.assign(throttled=df["error_kind"] == "throttled", error=df["status"] != "ok")
@@ -491,6 +536,7 @@ def calibrate_frame(df: pd.DataFrame, *, catalog: Catalog | str | os.PathLike[st
     cal = Calibration(fits, source, time_scale, pd.DataFrame(), rates_by_load(df))
     fitted = apply_overlay(cat, cal.overlay(), source="<calibration>")
     rows: list[dict[str, Any]] = []
+    qq_rows: list[dict[str, Any]] = []
     for model, g in df.groupby("base_model"):
         fit = fits[cat.resolve(str(model)).model_id]
         has_queue = g["server_queue_s"].notna().any() if "server_queue_s" in g else False
@@ -498,7 +544,9 @@ def calibrate_frame(df: pd.DataFrame, *, catalog: Catalog | str | os.PathLike[st
         used = used[used["ok"] & used["ttft_svc_s"].notna()]
         if used.empty:
             continue
-        new = compare(used, _replay(used, fitted, seed), fit.model_id)
+        replayed = _replay(used, fitted, seed)
+        new = compare(used, replayed, fit.model_id)
+        qq_rows += qq_table(used, replayed, fit.model_id)
         rows += new
         for r in new:
             if r["ks"] > 0.1 and r["ks_p"] < 0.01:
@@ -507,6 +555,7 @@ def calibrate_frame(df: pd.DataFrame, *, catalog: Catalog | str | os.PathLike[st
                                  "reproduce this distribution")
         cal.flags += [f"{fit.model_id}: {n}" for n in fit.notes if not n.startswith("not fitted")]
     cal.comparison = pd.DataFrame(rows)
+    cal.qq = pd.DataFrame(qq_rows)
     return cal
 
 
@@ -582,6 +631,9 @@ def report_html(cal: Calibration) -> str:
             body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
     if in_table:
         body.append("</table>")
+    charts = [qq_svg(cal, m) for m in cal.fits]
+    if any(charts):
+        body.append("<h2>Quantile-quantile charts</h2>" + "".join(f"<div>{c}</div>" for c in charts if c))
     style = ("body{font-family:sans-serif;max-width:72rem;margin:2rem auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}")  # fmt: skip
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>calibration fit</title><style>{style}"
@@ -604,6 +656,8 @@ __all__ = [
     "fit_ttft",
     "load_measured",
     "prepare",
+    "qq_svg",
+    "qq_table",
     "rates_by_load",
     "read_timing_log",
     "report_html",

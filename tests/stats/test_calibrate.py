@@ -132,7 +132,7 @@ def test_report_and_overlay_files(measured: Path, known_catalog: Path, tmp_path:
     assert spec.latency.chunk_tokens == 4 and isinstance(spec.latency.chunk_tokens, int)
     assert spec.latency.capacity == load_catalog().resolve(MODEL).latency.capacity  # not fitted: unchanged
     html = rep.read_text()
-    for text in ("Measured vs replayed", "ttft_ms", "tpot_ms", "KS", "rates by load"):
+    for text in ("Measured vs replayed", "ttft_ms", "tpot_ms", "KS", "rates by load", "<svg", "TTFT quantiles"):
         assert text in html
     bad = subprocess.run([sys.executable, "-m", "bedrock_lab", "calibrate", str(measured), "--out", str(out),
                           "--report", str(tmp_path / "fit.pdf")], capture_output=True, text=True, timeout=60)
