@@ -531,14 +531,22 @@ def calibrate_frame(df: pd.DataFrame, *, catalog: Catalog | str | os.PathLike[st
     """:func:`calibrate` on records already :func:`prepare`-d."""
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     fits: dict[str, ModelFit] = {}
+    skipped: list[str] = []
     for model, g in df.groupby("base_model"):
-        fits[cat.resolve(str(model)).model_id] = fit_model(g, cat)
-    cal = Calibration(fits, source, time_scale, pd.DataFrame(), rates_by_load(df))
+        try:
+            fits[cat.resolve(str(model)).model_id] = fit_model(g, cat)
+        except StatsError as exc:  # one model with too few answers must not sink the others
+            skipped.append(f"{model}: not fitted: {exc}")
+    if not fits:
+        raise StatsError("no model could be fitted: " + "; ".join(skipped))
+    cal = Calibration(fits, source, time_scale, pd.DataFrame(), rates_by_load(df), flags=list(skipped))
     fitted = apply_overlay(cat, cal.overlay(), source="<calibration>")
     rows: list[dict[str, Any]] = []
     qq_rows: list[dict[str, Any]] = []
     for model, g in df.groupby("base_model"):
-        fit = fits[cat.resolve(str(model)).model_id]
+        fit = fits.get(cat.resolve(str(model)).model_id)
+        if fit is None:
+            continue
         has_queue = g["server_queue_s"].notna().any() if "server_queue_s" in g else False
         used = (g if has_queue else _low_load(g))
         used = used[used["ok"] & used["ttft_svc_s"].notna()]

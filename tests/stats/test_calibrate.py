@@ -247,3 +247,14 @@ def test_aws_records_fit_on_the_lowest_load() -> None:
     assert any("lowest load" in n for n in fit.notes)
     rates = cal.rates.set_index("load")
     assert set(rates.index) == {4.0, 64.0}
+
+
+def test_a_model_without_answers_is_skipped_not_fatal() -> None:
+    ok = _sampled(300, LatencyProfile(), ("default",))
+    bad = ok.head(40).assign(model_id="amazon.nova-micro-v1:0", status="error", error_kind="throttled",
+                             error_code="ThrottlingException", ttft_s=None, output_tokens=None)  # fmt: skip
+    cal = calibrate_frame(prepare(pd.concat([ok, bad], ignore_index=True), max_tokens=256))
+    assert set(cal.fits) == {MODEL}
+    assert any(f.startswith("amazon.nova-micro-v1:0: not fitted") for f in cal.flags)
+    micro = cal.rates[cal.rates["model"] == "amazon.nova-micro-v1:0"].iloc[0]
+    assert micro["throttle_rate"] == 1.0
