@@ -15,8 +15,8 @@ Resumable like the grid: the levels are a deterministic function of the verdicts
 in the manifest with the same parameters is read back instead of run again. The outcome is ``search.json``
 (:data:`bedrock_lab.store.manifest.SEARCH`), which the report reads.
 
->>> bisect_levels(1, 64, integer=True, resolution=1, max_levels=10, verdict=lambda load: load <= 12)
-... # doctest: +NORMALIZE_WHITESPACE
+>>> bisect_levels(1, 64, integer=True, resolution=1, max_levels=10,
+...               verdict=lambda load: "met" if load <= 12 else "missed")  # doctest: +NORMALIZE_WHITESPACE
 SearchResult(found=12.0, bracket=(12.0, 13.0), status='bracketed',
              tried=[(1.0, 'met'), (2.0, 'met'), (4.0, 'met'), (8.0, 'met'), (16.0, 'missed'), (12.0, 'met'),
                     (14.0, 'missed'), (13.0, 'missed')])

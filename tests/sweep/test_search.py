@@ -164,3 +164,11 @@ def test_the_search_finds_the_configured_capacity_and_resumes(tmp_path: Path) ->
     again = run_sweep(parse_sweep(data, env={}), out=tmp_path, resume=True, progress=False, echo=lambda s: None)
     assert again.ran == [] and sorted(again.skipped) == sorted(cells)
     assert read_json(tmp_path / "knee" / SEARCH)["groups"][0]["found"] == CAPACITY
+
+
+def test_the_module_example_runs() -> None:
+    import doctest
+
+    import bedrock_lab.sweep.search as search
+
+    assert doctest.testmod(search, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0
