@@ -108,6 +108,8 @@ if seq_report.has_sequential(result):
         display(HTML("<h3>Highest load meeting the SLO</h3><p>" + summary.html.escape(seq_report.search_slo(result))
                      + "</p>" + summary.html_table(search)))
     display(HTML("<h3>Why each cell stopped</h3>" + summary.html_table(seq_report.stop_reasons(result))))
+    if write_tables:  # the numbers behind the section, next to the other tables
+        seq_report.write_tables(result, out / "tables")
 
 # %% [markdown]
 # ## Latency distributions

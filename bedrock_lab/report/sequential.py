@@ -7,6 +7,7 @@ come from :mod:`bedrock_lab.stats.sequential`; this module only words and format
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -108,6 +109,20 @@ def search_slo(analysis: Any) -> str:
             "target, so the found load is the highest shown to meet it.")  # fmt: skip
 
 
+def write_tables(analysis: Any, folder: str | Path) -> list[Path]:
+    """``sequential_cells.csv`` (the stop table) and, for a search, ``search.csv`` / ``search_levels.csv``."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "sequential_cells.csv"]
+    seq.stop_table(analysis.data).to_csv(written[0], index=False)
+    groups, levels = seq.search_tables(analysis.data)
+    if len(groups):
+        groups.to_csv(out / "search.csv", index=False)
+        levels.to_csv(out / "search_levels.csv", index=False)
+        written += [out / "search.csv", out / "search_levels.csv"]
+    return written
+
+
 def method_sentence() -> str:
     """The method of sequential cells, for the methods section."""
     return ("Sequential cells stop once the always-valid 95% confidence sequence of the SLO percentile (Howard & "
@@ -117,4 +132,4 @@ def method_sentence() -> str:
 
 
 __all__ = ["REASON_WORDS", "cost_sentences", "has_sequential", "method_sentence", "search_slo", "search_summary",
-           "stop_reasons"]
+           "stop_reasons", "write_tables"]

@@ -136,6 +136,13 @@ def test_a_sequential_grid_records_why_each_cell_stopped(tmp_path: Path) -> None
     assert set(shown["stop reason"]) == {"settled: misses the SLO", "ran to its maximum requests"}
     assert seq_stats.cost_saved(report.data)["stopped_early"] == 1
     assert seq_report.has_sequential(report) and "1 stopped as soon as" in seq_report.cost_sentences(report)[0]
+    # the stakeholder report (the analysis notebook, exported): the section and both stop reasons
+    from bedrock_lab.report.export import build_report
+
+    html = build_report(tmp_path / "seqgrid").html.read_text()
+    assert "Why each cell stopped" in html and "always-valid" in html
+    assert "settled: misses the SLO" in html and "ran to its maximum requests" in html
+    assert (tmp_path / "seqgrid" / "tables" / "sequential_cells.csv").is_file()
 
 
 @pytest.mark.slow
