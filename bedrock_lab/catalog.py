@@ -49,7 +49,7 @@ FAULT_KINDS = (
 )
 #: Converse features a model may lack (AWS user guide, "Supported models and model features"); a request using
 #: one the model's ``features`` list omits is a ValidationException in the emulator, as on AWS
-FEATURES = ("system", "tools", "tool_streaming", "images", "documents", "reasoning")
+FEATURES = ("system", "tools", "tool_streaming", "images", "documents", "reasoning", "structured_output")
 #: prompt-cache TTLs of botocore's CacheTTL enum, in seconds
 CACHE_TTLS = {"5m": 300.0, "1h": 3600.0}
 

@@ -76,6 +76,7 @@ class Result:
     cache_ttl: str = "5m"
     trace: dict[str, Any] | None = None  #: Converse ``trace`` (guardrail assessment)
     response_fields: dict[str, Any] | None = None  #: additionalModelResponseFields
+    guardrail_action: str | None = None  #: InvokeModel ``amazon-bedrock-guardrailAction`` (INTERVENED / NONE)
 
 
 # -- stop sequences -----------------------------------------------------------------------------------
@@ -303,11 +304,14 @@ class Format:
     name = ""
     stop_reasons = ("end_turn", "max_tokens")
     stop_sequence_reason = ""  #: the stop reason for a stop-sequence cut; empty = the natural-end reason
+    guardrail_reason = ""  #: the stop reason of a guardrail's blocked answer; empty = the natural-end reason
 
     def parse(self, body: dict[str, Any], spec: ModelSpec) -> Prompt:
         raise NotImplementedError
 
     def stop(self, r: Result) -> str:
+        if r.stop_reason == "guardrail_intervened":  # InvokeModel: the body's amazon-bedrock-guardrailAction says it
+            return self.guardrail_reason or self.stop_reasons[0]
         if r.stop_reason is not None:
             return r.stop_reason
         if r.stop_sequence is not None and self.stop_sequence_reason:
@@ -325,6 +329,12 @@ class Format:
 
     def stream_tail(self, r: Result) -> list[dict[str, Any]]:
         return []
+
+    def stream_block_events(self, r: Result, start: int, k: int, first: bool, last: bool) -> list[dict[str, Any]]:
+        """The chunks of tokens ``start .. start+k`` of a structured answer (``r.blocks``). A plain-text format
+        has only text blocks here (a guardrail's blocked message): one delta with their text."""
+        text = "".join(b.piece(a, e) for _, b, a, e in _pieces(r, start, k) if b.kind == "text")
+        return [self.stream_delta(r, text, start + k, first, last)]
 
 
 #: Anthropic Messages API versions (``anthropic-version`` values, YYYY-MM-DD): the anthropic SDK's Bedrock client
@@ -351,7 +361,7 @@ class Anthropic(Format):
     name = "anthropic"
     stop_sequence_reason = "stop_sequence"
     _allowed = {"anthropic_version", "anthropic_beta", "max_tokens", "messages", "system", "temperature", "top_p",
-                "top_k", "stop_sequences", "tools", "tool_choice", "thinking", "metadata"}  # fmt: skip
+                "top_k", "stop_sequences", "tools", "tool_choice", "thinking", "metadata", "output_config"}  # fmt: skip
 
     def parse(self, body: dict[str, Any], spec: ModelSpec) -> Prompt:
         _check_keys(body, self._allowed, ("anthropic_version", "max_tokens", "messages"))
@@ -363,7 +373,11 @@ class Anthropic(Format):
         _check_range("top_p", body.get("top_p"), 0, 1)
         _check_range("top_k", body.get("top_k"), 0, 500, integer=True)
         tokens, feats = _walk_anthropic(body, spec, mt)
+        feats.output_schema = _anthropic_output(body.get("output_config"), spec)
         return Prompt(tokens, mt, _stops("stop_sequences", body.get("stop_sequences")), feats if feats.any else None)
+
+    def stream_block_events(self, r: Result, start: int, k: int, first: bool, last: bool) -> list[dict[str, Any]]:
+        return anthropic_stream_events(r, start, k, last)
 
     def full_body(self, r: Result, spec: ModelSpec) -> dict[str, Any]:
         return {"id": "msg_bdrk_" + r.request_id.replace("-", "")[:24], "type": "message", "role": "assistant",
@@ -426,6 +440,7 @@ class Titan(Format):
     name = "titan"
     stop_reasons = ("FINISH", "LENGTH")
     stop_sequence_reason = "STOP_CRITERIA_MET"  #: Titan Text's completionReason when a stop sequence ends it
+    guardrail_reason = "CONTENT_FILTERED"  #: Titan Text's completionReason for filtered content
     _cfg = {"maxTokenCount", "temperature", "topP", "stopSequences"}
 
     def parse(self, body: dict[str, Any], spec: ModelSpec) -> Prompt:
@@ -457,8 +472,12 @@ class Titan(Format):
 
 
 class Nova(Format):
+    """Amazon Nova's messages-v1 body: Converse's shapes in a body of its own, so its content (tools, cache points,
+    validation) is read by the Converse walker; usage says ``cacheRead/WriteInputTokenCount``."""
+
     name = "nova"
     stop_sequence_reason = "stop_sequence"  #: Nova's stopReason values follow Converse's
+    guardrail_reason = "guardrail_intervened"
     _allowed = {"schemaVersion", "system", "messages", "inferenceConfig", "toolConfig"}
     _cfg = {"maxTokens", "max_new_tokens", "temperature", "topP", "top_p", "topK", "top_k", "stopSequences",
             "reasoningConfig"}  # fmt: skip
@@ -478,17 +497,24 @@ class Nova(Format):
         mt = _max_tokens("inferenceConfig/maxTokens", raw_mt, spec.max_output_tokens, spec)
         _check_range("inferenceConfig/temperature", cfg.get("temperature"), 0, 1)
         _check_range("inferenceConfig/topP", cfg.get("topP", cfg.get("top_p")), 0, 1)
-        texts = _system(body.get("system"), "system", typed=False) + _messages(body["messages"], "messages",
-                                                                                 typed=False)
-        return Prompt(sum(map(count_tokens, texts)), mt, _stops("inferenceConfig/stopSequences",
-                                                                 cfg.get("stopSequences")))
+        if not isinstance(body["messages"], list):
+            raise _malformed(f"#/messages: expected type: JSONArray, found: {type(body['messages']).__name__}")
+        tokens, feats = _walk_converse(body, spec, False)  # Converse's content rules, tools and cache points
+        return Prompt(tokens, mt, _stops("inferenceConfig/stopSequences", cfg.get("stopSequences")),
+                      feats if feats.any else None)  # fmt: skip
+
+    @staticmethod
+    def _usage(r: Result, total: bool) -> dict[str, Any]:
+        u: dict[str, Any] = {"inputTokens": r.input_tokens, "outputTokens": r.output_tokens}
+        if total:
+            u["totalTokens"] = r.input_tokens + r.output_tokens + r.cache_read + r.cache_write
+        if total or r.cached:
+            u.update(cacheReadInputTokenCount=r.cache_read, cacheWriteInputTokenCount=r.cache_write)
+        return u
 
     def full_body(self, r: Result, spec: ModelSpec) -> dict[str, Any]:
-        return {"output": {"message": {"role": "assistant", "content": [{"text": r.text}]}},
-                "stopReason": self.stop(r),
-                "usage": {"inputTokens": r.input_tokens, "outputTokens": r.output_tokens,
-                          "totalTokens": r.input_tokens + r.output_tokens,
-                          "cacheReadInputTokenCount": 0, "cacheWriteInputTokenCount": 0}}  # fmt: skip
+        return {"output": {"message": {"role": "assistant", "content": converse_content(r)}},
+                "stopReason": self.stop(r), "usage": self._usage(r, True)}  # fmt: skip
 
     def stream_head(self, r: Result, spec: ModelSpec) -> list[dict[str, Any]]:
         return [{"messageStart": {"role": "assistant"}}]
@@ -497,10 +523,12 @@ class Nova(Format):
         return {"contentBlockDelta": {"delta": {"text": text}, "contentBlockIndex": 0}}
 
     def stream_tail(self, r: Result) -> list[dict[str, Any]]:
-        return [{"contentBlockStop": {"contentBlockIndex": 0}},
+        return [*([] if r.blocks else [{"contentBlockStop": {"contentBlockIndex": 0}}]),
                 {"messageStop": {"stopReason": self.stop(r)}},
-                {"metadata": {"usage": {"inputTokens": r.input_tokens, "outputTokens": r.output_tokens},
-                              "metrics": {}, "trace": {}}}]  # fmt: skip
+                {"metadata": {"usage": self._usage(r, False), "metrics": {}, "trace": {}}}]  # fmt: skip
+
+    def stream_block_events(self, r: Result, start: int, k: int, first: bool, last: bool) -> list[dict[str, Any]]:
+        return [{name: payload} for name, payload in converse_stream_events(r, start, k, last)]
 
 
 class Llama(Format):
@@ -575,11 +603,12 @@ class Features:
     guardrail: dict[str, str] | None = None  #: guardrailIdentifier, guardrailVersion, trace, streamProcessingMode
     reasoning_budget: int = 0  #: 0 = no reasoning
     response_paths: list[str] = field(default_factory=list)  #: additionalModelResponseFieldPaths
+    output_schema: dict[str, Any] | None = None  #: structured output: the JSON schema the answer's text satisfies
 
     @property
     def any(self) -> bool:
         return bool(self.tool or self.cache_points or self.guardrail or self.reasoning_budget
-                    or self.response_paths)  # fmt: skip
+                    or self.response_paths or self.output_schema is not None)  # fmt: skip
 
 
 @dataclass
@@ -633,6 +662,9 @@ def shape_answer(f: Features, seed: int, seq: int, blocked: str | None) -> Shape
         sh.fixed = Block("tool_use", text, count_tokens(text), tool_id=tool_use_id(random.Random(f"{seed}:{seq}:id"),
                          prefix), name=name, value=value)  # fmt: skip
         sh.stop = "tool_use"
+    elif f.output_schema is not None:  # structured output: the text is a JSON instance of the schema
+        text = json.dumps(schema_instance(f.output_schema, rng))
+        sh.fixed, sh.stop = Block("text", text, count_tokens(text)), "end_turn"
     return sh
 
 
@@ -664,6 +696,8 @@ def finish_answer(r: Result, f: Features, sh: Shape, text_offset: int, seed: int
     if sh.fixed is None and r.stop_reason is None and sh.reasoning_tokens and left <= 0 and not r.finished:
         r.stop_reason = "max_tokens"
     r.blocks = blocks
+    if not r.text:  # plain-text formats (InvokeModel bodies without blocks) answer with the text blocks
+        r.text = "".join(b.text for b in blocks if b.kind == "text")
 
 
 def _walk_converse(body: dict[str, Any], spec: ModelSpec, streaming: bool) -> tuple[int, Features]:
@@ -1223,7 +1257,88 @@ def parse_converse(body: dict[str, Any], spec: ModelSpec, *, streaming: bool = F
     feats.reasoning_budget = _reasoning(body.get("additionalModelRequestFields"), spec, max_tokens)
     feats.guardrail = _guardrail(body.get("guardrailConfig"), streaming)
     feats.response_paths = _response_paths(body.get("additionalModelResponseFieldPaths"))
+    feats.output_schema = _output_config(body.get("outputConfig"), spec)
     return Prompt(tokens, max_tokens, stops, feats if feats.any else None)
+
+
+def _structured_ok(spec: ModelSpec) -> None:
+    if "structured_output" not in spec.features:
+        raise validation(f"This model doesn't support structured outputs ({spec.model_id}). Try again without the "
+                         "output schema, or with a model that supports structured outputs.")
+
+
+def _output_config(cfg: object, spec: ModelSpec) -> dict[str, Any] | None:
+    """Converse ``outputConfig`` (botocore OutputConfig): ``textFormat`` {type: json_schema, structure: {jsonSchema:
+    {schema: <JSON text>, name, description}}} -> the schema the answer's text follows; ``effort`` is accepted."""
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict):
+        raise _coral("outputConfig", cfg, "Member must be a structure")
+    for k in cfg:
+        if k not in ("textFormat", "effort"):
+            raise validation(f"Unknown field in request body: outputConfig.{k}")
+    tf = cfg.get("textFormat")
+    if tf is None:
+        return None
+    if not isinstance(tf, dict) or tf.get("type") != "json_schema":
+        raise _coral("outputConfig.textFormat.type", tf.get("type") if isinstance(tf, dict) else tf,
+                     "Member must satisfy enum value set: [json_schema]")
+    st = tf.get("structure")
+    js = st.get("jsonSchema") if isinstance(st, dict) and len(st) == 1 else None
+    if not isinstance(js, dict):
+        raise _coral("outputConfig.textFormat.structure", st, "Member must be a union with exactly one member set "
+                     "(jsonSchema)")
+    raw = js.get("schema")
+    if not isinstance(raw, str):
+        raise _coral("outputConfig.textFormat.structure.jsonSchema.schema", raw, "Member must not be null")
+    try:
+        schema = json.loads(raw)
+    except ValueError:
+        schema = None
+    if not isinstance(schema, dict):
+        raise validation("The JSON schema in outputConfig.textFormat.structure.jsonSchema.schema is not a valid JSON "
+                         "schema object.")
+    _structured_ok(spec)
+    return schema
+
+
+def _anthropic_output(cfg: object, spec: ModelSpec) -> dict[str, Any] | None:
+    """Anthropic ``output_config`` {format: {type: json_schema, schema}} (InvokeModel structured outputs)."""
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict):
+        raise _malformed("#/output_config: expected type: JSONObject")
+    fmt = cfg.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise _malformed("#/output_config/format: expected {type: json_schema, schema: {...}}")
+    _structured_ok(spec)
+    return dict(fmt["schema"])
+
+
+def invoke_guardrail(identifier: str | None, version: str | None, trace: str | None) -> dict[str, str] | None:
+    """InvokeModel's guardrail headers (botocore InvokeModelRequest: ``X-Amzn-Bedrock-GuardrailIdentifier``,
+    ``-GuardrailVersion``, ``X-Amzn-Bedrock-Trace`` ENABLED / DISABLED / ENABLED_FULL) as a guardrailConfig; None
+    without an identifier (botocore's patterns allow the empty string)."""
+    if trace is not None and trace not in ("ENABLED", "DISABLED", "ENABLED_FULL"):
+        raise _coral("trace", trace, "Member must satisfy enum value set: [ENABLED, DISABLED, ENABLED_FULL]")
+    if not identifier:
+        if version:
+            raise validation("A guardrail version was provided without a guardrail identifier. Provide both, or "
+                             "neither.")
+        return None
+    if not version:
+        raise validation("A guardrail identifier was provided without a guardrail version. Provide both, or "
+                         "neither.")
+    if len(identifier) > 2048 or _GUARDRAIL_ID.fullmatch(identifier) is None:
+        raise _coral("guardrailIdentifier", identifier, f"Member must satisfy regular expression pattern: "
+                     f"{_GUARDRAIL_ID.pattern}")
+    if _GUARDRAIL_VERSION.fullmatch(version) is None:
+        raise _coral("guardrailVersion", version, f"Member must satisfy regular expression pattern: "
+                     f"{_GUARDRAIL_VERSION.pattern}")
+    return {"guardrailIdentifier": identifier, "guardrailVersion": version, "trace": (trace or "DISABLED").lower(),
+            "streamProcessingMode": "sync"}  # fmt: skip
 
 
 def _converse_stops(v: object) -> list[str]:

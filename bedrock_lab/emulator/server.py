@@ -42,10 +42,10 @@ from bedrock_lab.emulator.load import (
 from bedrock_lab.emulator.providers import (
     FORMATS,
     ApiError,
+    Features,
     Prompt,
     Result,
     Shape,
-    anthropic_stream_events,
     converse_body,
     converse_stop,
     converse_stream_events,
@@ -53,6 +53,7 @@ from bedrock_lab.emulator.providers import (
     count_tokens_input,
     cut_chunks,
     finish_answer,
+    invoke_guardrail,
     parse_converse,
     response_fields,
     shape_answer,
@@ -504,6 +505,13 @@ class EmulatorServer:
                 raise validation(f"The provided Accept Type {accept!r} is invalid or not supported for this model.")
             doc = self._json_body(body)
             prompt = FORMATS[spec.provider_format].parse(doc, spec)
+            gcfg = invoke_guardrail(request.headers.get("X-Amzn-Bedrock-GuardrailIdentifier"),
+                                    request.headers.get("X-Amzn-Bedrock-GuardrailVersion"),
+                                    request.headers.get("X-Amzn-Bedrock-Trace"))  # fmt: skip
+            if gcfg is not None:  # InvokeModel's guardrail comes in headers; the answer says it in the body
+                prompt.features = prompt.features or Features("anthropic" if spec.provider_format == "anthropic"
+                                                              else "converse")  # fmt: skip
+                prompt.features.guardrail = gcfg
             tier = self._tier(spec, request.headers.get("X-Amzn-Bedrock-Service-Tier"), request.headers)
             perf = request.headers.get("X-Amzn-Bedrock-PerformanceConfig-Latency")
             fmt_name = spec.provider_format
@@ -655,6 +663,8 @@ class EmulatorServer:
                 result.cached, result.cache_read, result.cache_write, result.cache_ttl = (
                     bool(feats.cache_points), use.read, use.write, use.ttl)
                 result.trace = gd.trace if gd else None
+                if gd is not None and fmt_name != "converse":
+                    result.guardrail_action = "INTERVENED" if gd.intervened else "NONE"
                 if structured and shape is not None:
                     finish_answer(result, feats, shape, sch.text_offset, self.s.seed)
                 if feats.response_paths:
@@ -721,7 +731,7 @@ class EmulatorServer:
                 extra["performanceConfig"] = {"latency": served_perf}
             body = converse_body(result, latency_ms, extra)
         else:
-            body = FORMATS[fmt_name].full_body(result, spec)
+            body = {**FORMATS[fmt_name].full_body(result, spec), **invoke_guardrail_fields(result)}
             headers.update({
                 "X-Amzn-Bedrock-Input-Token-Count": str(result.input_tokens),
                 "X-Amzn-Bedrock-Output-Token-Count": str(result.output_tokens),
@@ -881,7 +891,9 @@ class _StreamJob:
             obj = fmt.stream_delta(result, text, self.tokens, i == 0, last)
             if last:
                 metrics = EmulatorServer._metrics(result, req, self.first_byte_ms, loop)
-                (tail[-1] if tail else obj)["amazon-bedrock-invocationMetrics"] = metrics
+                end = tail[-1] if tail else obj
+                end.update(invoke_guardrail_fields(result))
+                end["amazon-bedrock-invocationMetrics"] = metrics
             frames.append(self._chunk(obj))
             frames += [self._chunk(c) for c in tail]
         self._send(b"".join(frames))
@@ -909,9 +921,10 @@ class _StreamJob:
             if i == 0:
                 self.first_byte_ms = int(round((now - req.arrival) * 1000))
                 objs += fmt.stream_head(result, self.spec)
-            objs += anthropic_stream_events(result, start, k, last)
+            objs += fmt.stream_block_events(result, start, k, i == 0, last)
             if last:
                 objs += fmt.stream_tail(result)
+                objs[-1].update(invoke_guardrail_fields(result))
                 objs[-1]["amazon-bedrock-invocationMetrics"] = EmulatorServer._metrics(result, req,
                                                                                       self.first_byte_ms, self.loop)
             frames += [self._chunk(c) for c in objs]
@@ -955,6 +968,18 @@ class _StreamJob:
         self._send(es.exception_frame(exc, json.dumps(payload).encode()))
         req.error_code, req.outcome = exc, "error"
         self._finish(True)
+
+
+def invoke_guardrail_fields(r: Result) -> dict[str, Any]:
+    """What an InvokeModel answer with a guardrail adds to its body (a stream: to its last chunk), per the
+    InvokeModel API reference's guardrail example: ``amazon-bedrock-guardrailAction`` INTERVENED / NONE and, when
+    the trace was asked for, ``amazon-bedrock-trace`` {guardrail: ...}."""
+    if r.guardrail_action is None:
+        return {}
+    out: dict[str, Any] = {"amazon-bedrock-guardrailAction": r.guardrail_action}
+    if r.trace is not None:
+        out["amazon-bedrock-trace"] = r.trace
+    return out
 
 
 def _deeper_than(doc: Any, limit: int) -> bool:
