@@ -200,6 +200,11 @@ def run_locust(
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["BEDROCK_LAB_PARENT_PID"] = str(os.getpid())  # the locustfile's watchdog: never outlive this process
+    rule = StopRule.from_spec(spec)
+    stop_file = out / ".bl-stop"
+    stop_file.unlink(missing_ok=True)
+    if rule is not None:  # a sequential cell: the locustfile quits when this file appears (_watch_records)
+        env["BEDROCK_LAB_STOP_FILE"] = str(stop_file)
     cmds: list[list[str]] = []
     py = [sys.executable, "-m", "locust"]
     if workers == 0:
@@ -223,9 +228,8 @@ def run_locust(
             with open(log, "wb") as fh:
                 procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=repo))
         limit = duration + spec.read_timeout_s + grace_s + (60 if workers else 0)
-        rule = StopRule.from_spec(spec)
         if rule is not None:
-            _watch_records(procs[0], rule, spec, records_dir, result, deadline=t0 + limit)
+            _watch_records(procs[0], rule, spec, records_dir, result, deadline=t0 + limit, stop_file=stop_file)
         for p in procs:
             try:
                 p.wait(timeout=max(1.0, limit - (time.monotonic() - t0)))
@@ -291,11 +295,12 @@ def _num(v: Any) -> float | None:
 
 
 def _watch_records(main: subprocess.Popen[bytes], rule: StopRule, spec: BurstSpec, records_dir: Path,
-                   result: LocustResult, *, deadline: float) -> None:  # fmt: skip
+                   result: LocustResult, *, deadline: float, stop_file: Path) -> None:  # fmt: skip
     """A sequential Locust cell: every ``check_every_s`` read the record shards the Locust processes flushed (here,
-    in the parent: nothing on Locust's request path), and SIGTERM the master (or single) process once the answer is
-    settled; Locust's own shutdown then stops the workers and writes its stats (the HTML report is not written on
-    that path). The look lags the requests by up to a shard flush (2 s): it can only stop later, never wrongly."""
+    in the parent: nothing on Locust's request path), and once the answer is settled create ``stop_file``: each
+    Locust process quits the way ``--bl-requests`` does (stats, HTML report and records written as usual). If the
+    main process has not ended a read timeout later, it gets SIGTERM. The look lags the requests by up to a shard
+    flush (2 s): it can only stop later, never on less evidence."""
     looks = 0
     while main.poll() is None and time.monotonic() < deadline:
         try:
@@ -313,5 +318,10 @@ def _watch_records(main: subprocess.Popen[bytes], rule: StopRule, spec: BurstSpe
         if reason is not None:
             result.stop_reason, result.stopped_at_s = reason, ctl.stopped_at_s
             result.sequential = {"looks": looks}
-            main.terminate()
+            stop_file.write_text(reason)
+            try:
+                main.wait(timeout=spec.read_timeout_s + 15.0)
+            except subprocess.TimeoutExpired:
+                result.warnings.append("Locust did not quit after the sequential stop; it was sent SIGTERM")
+                main.terminate()
             return

@@ -350,6 +350,30 @@ def _reset(**_: Any) -> None:
     _STATE.pop("fallback", None)
 
 
+#: the file whose appearance ends a sequential cell: its parent (run_locust) creates it once the cell's answer is
+#: settled (bedrock_lab.engines.stopping, docs/sequential.md)
+STOP_FILE_ENV = "BEDROCK_LAB_STOP_FILE"
+STOP_FILE_POLL_S = 0.5
+
+
+@events.test_start.add_listener
+def _watch_stop_file(environment: Any, **_: Any) -> None:
+    """A sequential cell's stop, off the request path: a greenlet sees the stop file within half a second and
+    quits this process the way ``--bl-requests`` does (a worker's quit stops the master after the last one)."""
+    path = os.environ.get(STOP_FILE_ENV)
+    if not path:
+        return
+
+    def loop() -> None:
+        while not _STATE["quit"]:
+            if os.path.exists(path):
+                _quit_soon(environment, "sequential cell settled")
+                return
+            gevent.sleep(STOP_FILE_POLL_S)
+
+    gevent.spawn(loop)
+
+
 @events.test_stop.add_listener
 def _flush(**_: Any) -> None:
     w = _STATE.get("writer")

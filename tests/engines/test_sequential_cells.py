@@ -112,9 +112,14 @@ def test_the_controller_honours_min_requests_and_counts_timeouts_as_waits() -> N
 
 
 @pytest.mark.slow
-def test_a_locust_cell_is_stopped_by_its_runner(seq_target: Target, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_locust_cell_is_stopped_by_its_runner(seq_target: Target, tmp_path: Path, workers: int) -> None:
+    """The parent reads the flushed shards, settles, and every Locust process quits the ordinary way (its HTML
+    report written), long before the 60 s bound."""
     spec = _spec(users=4, duration_s=60.0, slo_target_s=0.02, check_every_s=1.0)
-    res = run_locust(spec, seq_target, tmp_path, html=False)
+    res = run_locust(spec, seq_target, tmp_path, workers=workers)
     assert res.stop_reason == SETTLED_ABOVE and res.wall_s < 40, (res.stop_reason, res.wall_s, res.warnings)
-    assert set(res.returncodes) <= {0, 1} and res.valid
+    assert set(res.returncodes) <= {0, 1} and res.valid and not res.warnings, (res.returncodes, res.warnings)
+    assert res.html is not None and res.json is not None
     assert (res.sequential or {})["n"] == int((res.records()["status"] == "ok").sum()) > 0
+    assert "sequential (verdict): stopped settled_above" in res.summary()
