@@ -104,8 +104,10 @@ class RequestOptions:
     ``inferenceConfig.stopSequences``, ``guardrailConfig`` {guardrailIdentifier, guardrailVersion}, a
     ``cachePoint`` {type: default} system block after the system prompt, ``toolConfig`` {tools: [{toolSpec}],
     toolChoice}, and ``messages``: raw Converse messages (toolUse / toolResult blocks) sent instead of the turns'
-    text blocks. InvokeModel bodies carry the stop sequences and the guardrail headers; tools, raw messages and
-    cache points need a Converse API (the anthropic body takes a cache point as ``cache_control``)."""
+    text blocks. InvokeModel bodies carry the stop sequences and the guardrail headers; tools and raw messages go
+    into the anthropic body (``tools``, ``tool_choice``, tool_use / tool_result blocks) and the nova body
+    (``toolConfig``, Converse's blocks), other bodies have none; a cache point goes into the anthropic body as
+    ``cache_control`` and into the nova body as a ``cachePoint`` block."""
 
     stop_sequences: tuple[str, ...] = ()
     guardrail: tuple[str, str] | None = None  #: (identifier, version)
@@ -154,10 +156,68 @@ _INVOKE_STOP: dict[str, tuple[str, ...] | None] = {
 }  # fmt: skip
 
 
+#: InvokeModel body formats that take tools: anthropic (Messages API tools) and nova (messages-v1 toolConfig)
+INVOKE_TOOL_FORMATS = ("anthropic", "nova")
+
+
+def anthropic_tools(tools: tuple[dict[str, Any], ...], choice: dict[str, Any] | None) -> dict[str, Any]:
+    """Converse ``tools`` ({toolSpec: {name, description, inputSchema: {json}}}) and ``toolChoice`` ({auto: {}},
+    {any: {}}, {tool: {name}}) as the Anthropic Messages body's ``tools`` and ``tool_choice``."""
+    out: dict[str, Any] = {"tools": []}
+    for t in tools:
+        spec = t["toolSpec"]
+        tool = {"name": spec["name"], "input_schema": (spec.get("inputSchema") or {}).get("json", {"type": "object"})}
+        if spec.get("description"):
+            tool["description"] = spec["description"]
+        out["tools"].append(tool)
+    if choice:
+        kind, arg = next(iter(choice.items()))
+        out["tool_choice"] = {"type": kind, **({"name": arg["name"]} if kind == "tool" else {})}
+    return out
+
+
+def anthropic_messages(messages: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Converse messages (text, toolUse, toolResult blocks) as Anthropic Messages content blocks (text, tool_use,
+    tool_result): the agent workload keeps one conversation and each API gets it in its own shape."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        blocks: list[dict[str, Any]] = []
+        for b in m["content"]:
+            if "text" in b:
+                blocks.append({"type": "text", "text": b["text"]})
+            elif "toolUse" in b:
+                tu = b["toolUse"]
+                blocks.append({"type": "tool_use", "id": tu["toolUseId"], "name": tu["name"], "input": tu["input"]})
+            elif "toolResult" in b:
+                tr = b["toolResult"]
+                content = [{"type": "text", "text": c["text"]} if "text" in c else
+                           {"type": "text", "text": json.dumps(c.get("json"))} for c in tr.get("content", [])]
+                block = {"type": "tool_result", "tool_use_id": tr["toolUseId"], "content": content}
+                if tr.get("status") == "error":
+                    block["is_error"] = True
+                blocks.append(block)
+        out.append({"role": m["role"], "content": blocks})
+    return out
+
+
 def _apply_invoke_options(fmt: str, body: dict[str, Any], options: RequestOptions) -> None:
     if options.tools or options.messages:
-        raise ConfigError("tool use (the agent workload) needs a Converse API", key="api", value=f"invoke ({fmt})",
-                          allowed="converse, converse-stream")  # fmt: skip
+        if fmt not in INVOKE_TOOL_FORMATS:
+            raise ConfigError("tool use (the agent workload) on InvokeModel needs a body format with tools",
+                              key="api", value=f"invoke ({fmt})",
+                              allowed=f"converse, converse-stream, or a model of format {', '.join(INVOKE_TOOL_FORMATS)}")  # fmt: skip
+        if fmt == "anthropic":
+            if options.messages:
+                body["messages"] = anthropic_messages(options.messages)
+            if options.tools:
+                body.update(anthropic_tools(options.tools, options.tool_choice))
+        else:  # nova: messages-v1 has Converse's shapes
+            if options.messages:
+                body["messages"] = [dict(m) for m in options.messages]
+            if options.tools:
+                body["toolConfig"] = {"tools": [dict(t) for t in options.tools]}
+                if options.tool_choice:
+                    body["toolConfig"]["toolChoice"] = dict(options.tool_choice)
     if options.stop_sequences:
         where = _INVOKE_STOP.get(fmt)
         if where is None:
@@ -471,7 +531,21 @@ class ResponseParser:
         if fmt == "anthropic":
             kind = chunk.get("type")
             if kind == "content_block_delta":
-                return self._add((chunk.get("delta") or {}).get("text"))
+                delta = chunk.get("delta") or {}
+                if delta.get("type") == "input_json_delta":  # a tool call's input, as partial JSON (content too)
+                    part = str(delta.get("partial_json") or "")
+                    self._tool_json.append(part)
+                    return part
+                return self._add(delta.get("text"))
+            if kind == "content_block_start":
+                block = chunk.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    self._close_tool()
+                    self.tool_uses.append({"toolUseId": block.get("id"), "name": block.get("name"), "input": {}})
+                return ""
+            if kind == "content_block_stop":
+                self._close_tool()
+                return ""
             if kind == "message_start":
                 usage = (chunk.get("message") or {}).get("usage") or {}
                 self.input_tokens = usage.get("input_tokens", self.input_tokens)
@@ -491,9 +565,10 @@ class ResponseParser:
                 self.input_tokens = chunk.get("inputTextTokenCount", self.input_tokens)
                 self.output_tokens = chunk.get("totalOutputTextTokenCount", self.output_tokens)
             return self._add(chunk.get("outputText"))
-        if fmt == "nova":
-            if "contentBlockDelta" in chunk:
-                return self._add(((chunk["contentBlockDelta"] or {}).get("delta") or {}).get("text"))
+        if fmt == "nova":  # messages-v1 chunks are ConverseStream's events, one per chunk
+            for name in ("contentBlockDelta", "contentBlockStart", "contentBlockStop"):
+                if name in chunk:
+                    return self.feed_converse_event(name, chunk[name] or {})
             if "messageStop" in chunk:
                 self.stop_reason = (chunk["messageStop"] or {}).get("stopReason")
             if "metadata" in chunk and not metrics:
@@ -519,6 +594,9 @@ class ResponseParser:
             for block in body.get("content") or []:
                 if block.get("type", "text") == "text":
                     self._add(block.get("text"))
+                elif block.get("type") == "tool_use":
+                    self.tool_uses.append({"toolUseId": block.get("id"), "name": block.get("name"),
+                                           "input": block.get("input", {})})  # fmt: skip
             usage = body.get("usage") or {}
             self.input_tokens, self.output_tokens = usage.get("input_tokens"), usage.get("output_tokens")
             self._usage_anthropic_cache(usage)

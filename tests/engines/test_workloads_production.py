@@ -81,8 +81,8 @@ def test_invoke_takes_stop_sequences_and_guardrail_headers_but_not_tools() -> No
     _validate("InvokeModel", prep.boto3_kwargs)
     assert prep.headers["X-Amzn-Bedrock-GuardrailIdentifier"] == "labguardpass"
     assert b'"stop_sequences": ["END"]' in prep.body
-    with pytest.raises(ConfigError, match="Converse API"):
-        build_request("invoke", MODEL, "hi", options=RequestOptions(tools=({"toolSpec": {}},)))
+    with pytest.raises(ConfigError, match="body format with tools"):  # anthropic and nova bodies take tools
+        build_request("invoke", "meta.llama3-8b-instruct-v1:0", "hi", options=RequestOptions(tools=({"toolSpec": {}},)))
     with pytest.raises(ConfigError, match="no stop sequences"):
         build_request("invoke", "meta.llama3-8b-instruct-v1:0", "hi", options=RequestOptions(stop_sequences=("x",)))
 
