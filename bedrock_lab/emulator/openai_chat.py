@@ -48,7 +48,9 @@ _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperatu
           "stream_options", "stop", "service_tier", "n", "frequency_penalty", "presence_penalty", "seed", "user",
           "logprobs", "top_logprobs", "logit_bias", "tools", "tool_choice", "parallel_tool_calls", "response_format",
           "reasoning_effort", "metadata", "store", "modalities", "prediction", "audio", "verbosity",
-          "web_search_options", "safety_identifier", "prompt_cache_key", "functions", "function_call"}  # fmt: skip
+          "web_search_options", "safety_identifier", "prompt_cache_key", "functions", "function_call",
+          # vLLM's sampling extensions, which OpenAI-compatible load tools send (GuideLLM: ignore_eos)
+          "ignore_eos", "min_tokens", "top_k", "min_p", "repetition_penalty", "skip_special_tokens"}  # fmt: skip
 #: AWS error code -> (HTTP status on this path, OpenAI error type, OpenAI error code)
 _ERRORS: dict[str, tuple[int, str, str]] = {
     "ValidationException": (400, "invalid_request_error", "invalid_request"),
