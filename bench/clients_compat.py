@@ -285,8 +285,7 @@ def setup(python: Path) -> None:
     """Create the clients' venv and install the client libraries into it (never into .venv)."""
     venv = python.parent.parent
     if not python.exists():
-        subprocess.run([sys.executable if "venv" not in sys.prefix else "python3", "-m", "venv", str(venv)],
-                       check=True)  # fmt: skip
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True)
 
 
