@@ -518,6 +518,18 @@ class ResponseParser:
     # InvokeModel(WithResponseStream) ---------------------------------------------------------------
     def feed_invoke_chunk(self, chunk: dict[str, Any]) -> str:
         """One provider JSON chunk of InvokeModelWithResponseStream."""
+        out = self._feed_invoke_chunk(chunk)
+        self._guardrail_action(chunk)
+        return out
+
+    def _guardrail_action(self, body: dict[str, Any]) -> None:
+        """InvokeModel with a guardrail: ``amazon-bedrock-guardrailAction: INTERVENED`` in the body (a stream: its
+        last chunk) is recorded as the stop reason ``guardrail_intervened``, Converse's name for it, so records
+        of every API say it the same way (the body formats' own stop reasons do not)."""
+        if body.get("amazon-bedrock-guardrailAction") == "INTERVENED":
+            self.stop_reason = "guardrail_intervened"
+
+    def _feed_invoke_chunk(self, chunk: dict[str, Any]) -> str:
         metrics = chunk.get("amazon-bedrock-invocationMetrics")
         if metrics:
             self.input_tokens = metrics.get("inputTokenCount", self.input_tokens)
@@ -619,6 +631,7 @@ class ResponseParser:
             outs = body.get("outputs") or [{}]
             self._add(outs[0].get("text"))
             self.stop_reason = outs[0].get("stop_reason")
+        self._guardrail_action(body)
         self.completed = True
         if headers:
             h = {k.lower(): v for k, v in headers.items()}

@@ -256,3 +256,25 @@ def test_anthropic_haiku3_has_no_structured_outputs(client: Any) -> None:
     with pytest.raises(ClientError) as e:
         _invoke(client, HAIKU3, _anthropic(output_config={"format": {"type": "json_schema", "schema": WEATHER}}))
     assert e.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_timing_log_carries_cache_tokens_and_the_guardrail_decision(tmp_path: Any) -> None:
+    from emu_helpers import FAST, make_client
+
+    from bedrock_lab.emulator import run_emulator
+
+    log = tmp_path / "timing.jsonl"
+    system = [{"text": "You are a meticulous weather analyst. " * 120}, {"cachePoint": {"type": "default"}}]
+    with run_emulator(seed=0, time_scale=FAST, timing_log=log) as emu:
+        c = make_client(emu.url)
+        _invoke(c, NOVA, _nova(system=system))
+        _invoke(c, NOVA, _nova(system=system), guardrailIdentifier="labguardblock", guardrailVersion="1")
+        c.converse(modelId=NOVA, messages=user(), guardrailConfig={"guardrailIdentifier": "labguardpass",
+                                                                  "guardrailVersion": "1"})  # fmt: skip
+        c.converse(modelId=NOVA, messages=user())
+    lines = sorted((json.loads(x) for x in log.read_text().splitlines()), key=lambda d: d["seq"])
+    write, read, passed, plain = lines
+    assert write["cache_write_tokens"] >= 1000 and write["cache_read_tokens"] == 0 and "guardrail_intervened" not in write
+    assert read["cache_read_tokens"] == write["cache_write_tokens"] and read["guardrail_intervened"] is True
+    assert passed["guardrail_intervened"] is False and passed["cache_read_tokens"] == 0
+    assert "cache_read_tokens" not in plain and "guardrail_intervened" not in plain

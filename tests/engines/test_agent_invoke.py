@@ -111,3 +111,15 @@ def test_parser_reads_anthropic_tool_use_from_stream_chunks_and_bodies() -> None
                                         {"type": "tool_use", "id": "t2", "name": "x", "input": {"a": 1}}],
                             "stop_reason": "tool_use", "usage": {"input_tokens": 3, "output_tokens": 4}})  # fmt: skip
     assert whole.text == "Looking." and whole.tool_uses == [{"toolUseId": "t2", "name": "x", "input": {"a": 1}}]
+
+
+@pytest.mark.parametrize("api", ["invoke", "invoke-stream"])
+def test_guardrail_cell_option_on_invoke_records_guardrail_intervened(emu: Any, tmp_path: Path, api: str) -> None:
+    """The guardrail goes in InvokeModel's headers; the body's amazon-bedrock-guardrailAction becomes the record's
+    stop reason, as Converse names it (the anthropic body alone would say end_turn)."""
+    block = BurstSpec(CLAUDE, api=api, users=2, requests=6, max_tokens=32, seed=3, guardrail="labguardblock:1")
+    df = run_burst_sync(block, Target.emulator(emu.url), tmp_path / "block", progress=False).records()
+    assert (df["status"] == "ok").all() and (df["stop_reason"] == "guardrail_intervened").all()
+    passing = BurstSpec(CLAUDE, api=api, users=2, requests=6, max_tokens=32, seed=3, guardrail="labguardpass:DRAFT")
+    df = run_burst_sync(passing, Target.emulator(emu.url), tmp_path / "pass", progress=False).records()
+    assert (df["status"] == "ok").all() and set(df["stop_reason"]) <= {"end_turn", "max_tokens"}
