@@ -278,3 +278,27 @@ def test_timing_log_carries_cache_tokens_and_the_guardrail_decision(tmp_path: An
     assert read["cache_read_tokens"] == write["cache_write_tokens"] and read["guardrail_intervened"] is True
     assert passed["guardrail_intervened"] is False and passed["cache_read_tokens"] == 0
     assert "cache_read_tokens" not in plain and "guardrail_intervened" not in plain
+
+
+GPT_OSS = "openai.gpt-oss-120b-1:0"
+
+
+def test_gpt_oss_on_converse_takes_a_system_prompt_and_tools(client: Any) -> None:
+    out = client.converse(modelId=GPT_OSS, messages=user(), system=[{"text": "Be brief."}],
+                          toolConfig=_tool_config({"any": {}}), inferenceConfig={"maxTokens": 200})  # fmt: skip
+    assert out["stopReason"] == "tool_use"
+    jsonschema.validate(out["output"]["message"]["content"][0]["toolUse"]["input"], WEATHER)
+
+
+@pytest.mark.parametrize("kw", [
+    {"messages": [{"role": "user", "content": [{"text": "what is this?"},
+                                               {"image": {"format": "png", "source": {"bytes": b"\x89PNG"}}}]}]},
+    {"messages": [{"role": "user", "content": [{"document": {"format": "txt", "name": "d",
+                                                             "source": {"bytes": b"text"}}}, {"text": "sum"}]}]},
+    {"messages": user(), "outputConfig": _output_config()},
+], ids=["image", "document", "structured-output"])  # fmt: skip
+def test_gpt_oss_is_text_only_on_converse(client: Any, kw: dict[str, Any]) -> None:
+    """AWS: the OpenAI models "support only text input and text output"."""
+    with pytest.raises(ClientError) as e:
+        client.converse(modelId=GPT_OSS, **kw)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
