@@ -136,10 +136,18 @@ def _pydantic_ai(url: str) -> dict[str, Callable[[], str]]:
             raise TypeError(f"output is {type(out).__name__}")
         return str(out.model_dump_json())
 
+    async def structured_stream() -> str:
+        async with Agent(model, output_type=weather).run_stream(PROMPT, model_settings=settings) as run:
+            out = await run.get_output()
+        if not isinstance(out, weather):
+            raise TypeError(f"output is {type(out).__name__}")
+        return str(out.model_dump_json())
+
     return {
         "Agent.run_sync (Converse)": lambda: str(Agent(model).run_sync(PROMPT, model_settings=settings).output),
         "Agent.run_stream (ConverseStream)": lambda: asyncio.run(stream()),
         "Agent(output_type=...)": structured,
+        "Agent(output_type=...).run_stream (ConverseStream)": lambda: asyncio.run(structured_stream()),
     }
 
 
@@ -167,10 +175,12 @@ def _litellm(url: str) -> dict[str, Callable[[], str]]:
             raise ValueError(f"no tool call; finish_reason={r.choices[0].finish_reason}")
         return str(weather.model_validate_json(calls[0].function.arguments).model_dump_json())
 
-    def structured(model: str) -> Callable[[], str]:
+    def structured(model: str, stream: bool = False) -> Callable[[], str]:
         def call() -> str:
-            r = litellm.completion(model=model, response_format=weather, **common)
-            return str(weather.model_validate_json(r.choices[0].message.content).model_dump_json())
+            r = litellm.completion(model=model, response_format=weather, stream=stream, **common)
+            text = ("".join(c.choices[0].delta.content or "" for c in r if c.choices) if stream
+                    else r.choices[0].message.content)  # fmt: skip
+            return str(weather.model_validate_json(text).model_dump_json())
         return call
 
     return {
@@ -178,6 +188,7 @@ def _litellm(url: str) -> dict[str, Callable[[], str]]:
         "completion stream (ConverseStream)": text(f"bedrock/converse/{MODEL}", True),
         "completion tools, tool_choice=required": tools,
         "completion response_format=<pydantic model>": structured(f"bedrock/converse/{MODEL}"),
+        "completion response_format stream (ConverseStream)": structured(f"bedrock/converse/{MODEL}", True),
         "completion response_format (bedrock/invoke)": structured(f"bedrock/invoke/{MODEL}"),
         "completion (bedrock/invoke, InvokeModel)": text(f"bedrock/invoke/{MODEL}", False),
         "completion stream (bedrock/invoke, InvokeModelWithResponseStream)": text(f"bedrock/invoke/{MODEL}", True),
@@ -227,6 +238,14 @@ def _aiobotocore(url: str) -> dict[str, Callable[[], str]]:
             raise ValueError(f"stopReason={stop}")
         return str(weather.model_validate_json(raw).model_dump_json())
 
+    async def structured_stream(c: Any) -> str:
+        schema = json.dumps(weather.model_json_schema())
+        out_cfg = {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": schema}}}}
+        r = await c.converse_stream(modelId=MODEL, messages=msgs, inferenceConfig=cfg, outputConfig=out_cfg)
+        parts = [ev["contentBlockDelta"]["delta"].get("text", "") async for ev in r["stream"]
+                 if "contentBlockDelta" in ev]  # fmt: skip
+        return str(weather.model_validate_json("".join(parts)).model_dump_json())
+
     async def invoke_stream(c: Any) -> str:
         body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": MAX_TOKENS,
                 "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
@@ -243,6 +262,7 @@ def _aiobotocore(url: str) -> dict[str, Callable[[], str]]:
         "converse_stream": lambda: asyncio.run(with_client(converse_stream)),
         "converse toolConfig (toolChoice tool)": lambda: asyncio.run(with_client(tool_use)),
         "converse_stream toolConfig (toolChoice tool)": lambda: asyncio.run(with_client(tool_use_stream)),
+        "converse_stream outputConfig (json_schema)": lambda: asyncio.run(with_client(structured_stream)),
         "invoke_model_with_response_stream (anthropic body)": lambda: asyncio.run(with_client(invoke_stream)),
     }
 
