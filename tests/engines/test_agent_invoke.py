@@ -1,7 +1,8 @@
 """The ``agent`` workload on InvokeModel and InvokeModelWithResponseStream (issue #13): the Anthropic Messages body
 (``tools``, ``tool_choice``, ``tool_use`` / ``tool_result`` blocks, ``input_json_delta`` stream events) and the
 Nova messages-v1 body (``toolConfig``, Converse's blocks and events), in both engines, against a real emulator.
-Each task is a tool call, then the final answer after the tool's result; the tool input satisfies its schema."""
+Each task is a tool call, then the final answer after the tool's result; the tool input satisfies its schema. Also on
+InvokeModel: the guardrail cell option (recorded as guardrail_intervened) and the cached workload's cache reads."""
 
 from __future__ import annotations
 
@@ -123,3 +124,16 @@ def test_guardrail_cell_option_on_invoke_records_guardrail_intervened(emu: Any, 
     passing = BurstSpec(CLAUDE, api=api, users=2, requests=6, max_tokens=32, seed=3, guardrail="labguardpass:DRAFT")
     df = run_burst_sync(passing, Target.emulator(emu.url), tmp_path / "pass", progress=False).records()
     assert (df["status"] == "ok").all() and set(df["stop_reason"]) <= {"end_turn", "max_tokens"}
+
+
+@pytest.mark.parametrize("api", ["invoke", "invoke-stream"])
+@pytest.mark.parametrize("model", ["anthropic.claude-sonnet-4-5-20250929-v1:0", NOVA])
+def test_cached_workload_on_invoke_reads_the_cache(emu: Any, tmp_path: Path, api: str, model: str) -> None:
+    """The cached workload's cache point in the InvokeModel body (anthropic cache_control, nova cachePoint): the
+    first request writes the shared prefix, the later ones read it."""
+    spec = BurstSpec(model, api=api, workload="cached", users=1, requests=4, max_tokens=16, seed=5)
+    df = run_burst_sync(spec, Target.emulator(emu.url), tmp_path, progress=False).records().sort_values("start")
+    assert (df["status"] == "ok").all(), df[["error_code", "error_message"]].dropna().head()
+    reads, writes = df["cache_read_tokens"].tolist(), df["cache_write_tokens"].tolist()
+    assert reads[0] + writes[0] >= 1000, "the first request writes (or reads what an earlier test on this emulator wrote)"
+    assert all(r >= 1000 for r in reads[1:]) and not any(writes[1:]), (reads, writes)
