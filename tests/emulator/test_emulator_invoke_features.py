@@ -21,6 +21,7 @@ HAIKU3 = "anthropic.claude-3-haiku-20240307-v1:0"
 NOVA = "amazon.nova-lite-v1:0"
 TITAN = "amazon.titan-text-express-v1"
 LLAMA = "meta.llama3-1-70b-instruct-v1:0"
+GPT_OSS = "openai.gpt-oss-120b-1:0"
 
 WEATHER = {"type": "object", "additionalProperties": False, "required": ["city", "temperature_c", "conditions"],
            "properties": {"city": {"type": "string"}, "temperature_c": {"type": "number"},
@@ -127,6 +128,8 @@ def test_invoke_guardrail_that_passes_says_none_and_traces_only_when_asked(clien
     (TITAN, {"inputText": "Weather?", "textGenerationConfig": {"maxTokenCount": 50}},
      ("results", 0, "completionReason"), "CONTENT_FILTERED"),
     (LLAMA, {"prompt": "Weather?", "max_gen_len": 50}, ("stop_reason",), "stop"),
+    (GPT_OSS, {"messages": [{"role": "user", "content": "Weather?"}], "max_completion_tokens": 50},
+     ("choices", 0, "finish_reason"), "stop"),  # AWS: the OpenAI models take guardrails in the headers
 ])  # fmt: skip
 def test_invoke_guardrail_blocks_in_each_body_format(client: Any, model: str, body: dict[str, Any],
                                                     stop_key: tuple[Any, ...], stop: str) -> None:  # fmt: skip
@@ -278,9 +281,6 @@ def test_timing_log_carries_cache_tokens_and_the_guardrail_decision(tmp_path: An
     assert read["cache_read_tokens"] == write["cache_write_tokens"] and read["guardrail_intervened"] is True
     assert passed["guardrail_intervened"] is False and passed["cache_read_tokens"] == 0
     assert "cache_read_tokens" not in plain and "guardrail_intervened" not in plain
-
-
-GPT_OSS = "openai.gpt-oss-120b-1:0"
 
 
 def test_gpt_oss_on_converse_takes_a_system_prompt_and_tools(client: Any) -> None:
