@@ -83,6 +83,36 @@ def _qaxis(fmt: str = ".2~f", *, values: Sequence[float] | None = None, grid: bo
     return alt.Axis(format=fmt, labelOverlap=True, tickCount=6, grid=grid)
 
 
+def _tick_step(span: float, count: int = 6) -> float:
+    """The tick step Vega (d3's ``tickIncrement``) picks for ``count`` ticks over ``span``: 1, 2 or 5 x 10^k."""
+    raw = span / count
+    power = 10.0 ** np.floor(np.log10(raw))
+    error = raw / power
+    factor = 10 if error >= np.sqrt(50) else 5 if error >= np.sqrt(10) else 2 if error >= np.sqrt(2) else 1
+    return float(factor * power)
+
+
+def tick_format(*columns: pd.Series | Sequence[float], groups: pd.Series | None = None, zero: bool = False,
+                count: int = 6) -> str:
+    """A d3 format with enough decimals for the finest tick step the axis can show, so no two ticks read alike
+    ("0.01 0.01 0.01" for steps of 0.002 s). ``groups`` labels each value with the view it is drawn in (a
+    menu that filters the data rescales the axis per group: the finest group decides); ``zero`` when the
+    scale includes 0. Trailing zeros are trimmed (``~``): "0.005 0.01 0.015", "0.5 1 1.5"."""
+    values = pd.concat([pd.Series(pd.to_numeric(pd.Series(c), errors="coerce").to_numpy(float)) for c in columns],
+                       ignore_index=True) if columns else pd.Series(dtype=float)
+    keys = (pd.concat([pd.Series(groups.to_numpy())] * len(columns), ignore_index=True)
+            if groups is not None and len(columns) else pd.Series(0, index=values.index))
+    decimals = 0
+    for _, v in values.groupby(keys.to_numpy(), sort=False):
+        v = v[np.isfinite(v)]
+        if v.empty:
+            continue
+        lo, hi = (min(float(v.min()), 0.0), max(float(v.max()), 0.0)) if zero else (float(v.min()), float(v.max()))
+        span = hi - lo if hi > lo else (abs(hi) or 1.0)
+        decimals = max(decimals, int(max(0.0, -np.floor(np.log10(_tick_step(span, count)) + 1e-9))))
+    return f".{min(decimals, 9)}~f"
+
+
 def load_title(load_unit: str = "users") -> str:
     """Axis title of the load column: closed loop ("users") or open loop ("rate", stored in ``users``)."""
     return METRIC_LABELS["rate_rps"] if load_unit == "rate" else METRIC_LABELS["users"]
@@ -187,7 +217,8 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
         alt.Chart(compact)
         .mark_line(interpolate="step-after")
         .encode(
-            x=alt.X(f"{metric}:Q", title=_label(metric), scale=alt.Scale(zero=False), axis=_qaxis()),
+            x=alt.X(f"{metric}:Q", title=_label(metric), scale=alt.Scale(zero=False),
+                    axis=_qaxis(tick_format(pts[metric], groups=pts["users"]))),
             y=alt.Y("ecdf_pct:Q", title="requests at or below (%)", scale=alt.Scale(domain=[0, 100]),
                     axis=_qaxis("d")),
             color=alt.Color("tier:N", title="service tier", scale=tier_scale(pts["tier"])),
@@ -195,7 +226,7 @@ def ecdf_chart(records: pd.DataFrame, metric: str = "ttft_s", *, users: float | 
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
             tooltip=[
                 "model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title=load_title(load_unit)),
-                alt.Tooltip(f"{metric}:Q", title=_label(metric), format=".3f"),
+                alt.Tooltip(f"{metric}:Q", title=_label(metric), format=".3~r"),
                 alt.Tooltip("ecdf_pct:Q", title="percentile (%)", format=".0f"), alt.Tooltip("n:Q", title="requests"),
             ],  # fmt: skip
         )
@@ -238,9 +269,10 @@ def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percen
         color=alt.Color("tier:N", title="service tier", scale=tier_scale(table["tier"])),
     )
     y_title, y_scale = f"{percentile} {_label(metric)}", alt.Scale(zero=True, nice=True, padding=8)
-    y = alt.Y("estimate:Q", title=y_title, scale=y_scale, axis=_qaxis())
+    y_axis = _qaxis(tick_format(table["estimate"], table["lo"], table["hi"], zero=True))
+    y = alt.Y("estimate:Q", title=y_title, scale=y_scale, axis=y_axis)
     interval = base.mark_rule(strokeWidth=2, opacity=0.6).encode(
-        y=alt.Y("lo:Q", title=y_title, scale=y_scale, axis=_qaxis()), y2="hi:Q", detail="prompt_size:N")
+        y=alt.Y("lo:Q", title=y_title, scale=y_scale, axis=y_axis), y2="hi:Q", detail="prompt_size:N")
     line = base.mark_line(opacity=0.5, strokeWidth=1).encode(y=y, detail="prompt_size:N")
     points = base.mark_point(filled=True, size=60).encode(
         y=y,
@@ -274,7 +306,7 @@ def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str =
     rect = base.mark_rect().encode(
         # anchored at zero: shades compare relative sizes (0.57 vs 0.63 s get similar shades, not pale vs dark)
         color=alt.Color(f"{value}:Q", title=title, scale=alt.Scale(scheme="orangered", domainMin=0, zero=True),
-                        legend=alt.Legend(format=".2~f")),
+                        legend=alt.Legend(format=tick_format(table[value], zero=True, count=5))),
         tooltip=["model:N", "tier:N", "prompt_size:N", alt.Tooltip(f"{value}:Q", title=title, format=".3f")],
     )
     # white numbers on the dark end of the scale (domain 0..max), black on the pale end
@@ -310,7 +342,7 @@ def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None, kn
     x = alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(zero=True, nice=True, padding=16),
               axis=_qaxis("~g"))
     y = alt.Y("throughput_rps:Q", title=_label("throughput_rps"), scale=alt.Scale(zero=True, nice=True, padding=12),
-              axis=_qaxis())
+              axis=_qaxis(tick_format(measured["throughput_rps"], zero=True)))
     layers: list[alt.Chart] = [
         alt.Chart(measured).mark_point(filled=True, size=50).encode(
             x=x, y=y, color=color,
@@ -381,8 +413,10 @@ def qq_chart(qq: pd.DataFrame, *, metric: str = "ttft_s", dist: str = "") -> alt
     hi = float(max(qq["theoretical"].max(), qq["sample"].max()))
     line = pd.DataFrame({"theoretical": [lo, hi], "sample": [lo, hi]})
     pts = alt.Chart(qq).mark_point(filled=True, size=18, opacity=0.7).encode(
-        x=alt.X("theoretical:Q", title=f"fitted {dist} quantile (s)".replace("  ", " "), axis=_qaxis()),
-        y=alt.Y("sample:Q", title=f"observed {_label(metric)}", axis=_qaxis()),
+        x=alt.X("theoretical:Q", title=f"fitted {dist} quantile (s)".replace("  ", " "),
+                axis=_qaxis(tick_format(qq["theoretical"], qq["sample"]))),
+        y=alt.Y("sample:Q", title=f"observed {_label(metric)}", axis=_qaxis(tick_format(qq["theoretical"],
+                                                                                        qq["sample"]))),
         tooltip=[alt.Tooltip("theoretical:Q", format=".3f"), alt.Tooltip("sample:Q", format=".3f")],
     )
     ref = alt.Chart(line).mark_line(color="#888", strokeDash=[4, 3]).encode(x="theoretical:Q", y="sample:Q")
@@ -515,9 +549,10 @@ def percentiles_vs_load_chart(table: pd.DataFrame, *, metric: str = "tpot_s",
     y_scale = alt.Scale(zero=True, nice=True)
     base = alt.Chart(df).encode(x=_tested_load_x(df, load_unit),
                                 color=alt.Color("tier:N", title="service tier", scale=tier_scale(df["tier"])))
+    y_axis = _qaxis(tick_format(df["estimate"], df["lo"], df["hi"], groups=df["percentile"], zero=True))
     interval = base.mark_rule(strokeWidth=2, opacity=0.6).encode(
-        y=alt.Y("lo:Q", title=y_title, scale=y_scale, axis=_qaxis()), y2="hi:Q", detail="prompt_size:N")
-    y = alt.Y("estimate:Q", title=y_title, scale=y_scale, axis=_qaxis())
+        y=alt.Y("lo:Q", title=y_title, scale=y_scale, axis=y_axis), y2="hi:Q", detail="prompt_size:N")
+    y = alt.Y("estimate:Q", title=y_title, scale=y_scale, axis=y_axis)
     line = base.mark_line(opacity=0.5, strokeWidth=1).encode(y=y, detail="prompt_size:N")
     points = base.mark_point(filled=True, size=60).encode(
         y=y, shape=alt.Shape("prompt_size:N", title="prompt size", sort=prompt_order(df["prompt_size"])),
@@ -570,14 +605,15 @@ def timeseries_chart(bins: pd.DataFrame, *, metric: str = "ttft_s", cell: str | 
     top = (alt.Chart(rps).transform_filter(f"datum.cell == {pick.name}")
            .mark_line(point=True, strokeWidth=1.5)
            .encode(x=x, y=alt.Y("value:Q", title="completed requests (requests/s)", scale=alt.Scale(zero=True),
-                                axis=_qaxis()),
+                                axis=_qaxis(tick_format(rps["value"], groups=rps["cell"], zero=True))),
                    color=alt.Color("series:N", title="requests", scale=alt.Scale(
                        domain=["successful", "failed"], range=["#4c78a8", "#e45756"])),
                    tooltip=[*tip, alt.Tooltip("value:Q", title="requests/s", format=".2f")])
            .properties(width=640, height=180))
     bottom = (alt.Chart(lat).transform_filter(f"datum.cell == {pick.name}")
               .mark_line(point=True, strokeWidth=1.5)
-              .encode(x=x, y=alt.Y("value:Q", title=_label(metric), scale=alt.Scale(zero=True), axis=_qaxis()),
+              .encode(x=x, y=alt.Y("value:Q", title=_label(metric), scale=alt.Scale(zero=True),
+                                   axis=_qaxis(tick_format(lat["value"], groups=lat["cell"], zero=True))),
                       color=alt.Color("series:N", title="percentile", scale=alt.Scale(
                           domain=["p50", "p95"], range=["#54a24b", "#f58518"])),
                       tooltip=[*tip, alt.Tooltip("value:Q", title=_label(metric), format=".3f")])

@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 
 from bedrock_lab._money import fmt_usd
-from bedrock_lab.report.summary import _users, fmt_monthly, fmt_pct, fmt_quantile, fmt_s, per_month_label
+from bedrock_lab.report.summary import (
+    _users,
+    fmt_monthly,
+    fmt_pct,
+    fmt_quantile,
+    fmt_s,
+    name_models,
+    per_month_label,
+)
 from bedrock_lab.stats.analysis import Analysis
 from bedrock_lab.stats.decision import CHEAPEST_FAILING, CHOICE, RUNNER_UP
 
@@ -174,8 +182,12 @@ def sweep_cost_sentence(analysis: Analysis) -> str:
     priced = c["cost_usd"].notna()
     tin, tout = float(c["input_tokens"].sum()), float(c["output_tokens"].sum())
     emulated = _emulated(analysis)
-    head = (f"This test sent {int(c['requests'].sum()):,} requests using {tin:,.0f} input and {tout:,.0f} output "
-            "tokens (the counts in its records)")
+    head = f"This test sent {int(c['requests'].sum()):,} requests using {tin:,.0f} input and {tout:,.0f} output tokens"
+    cached = [f"{float(c[col].sum()):,.0f} {what}" for col, what in (("cache_read_tokens", "cache-read"),
+                                                                     ("cache_write_tokens", "cache-write"))
+              if col in c and float(c[col].sum()) > 0]
+    head += (f", plus {' and '.join(cached)} input tokens at the prompt cache's prices" if cached else "") + \
+        " (the counts in its records)"
     if not priced.any():
         return head + "; the catalog has no price for them, so their cost is unknown."
     money = fmt_usd(total)
@@ -193,11 +205,14 @@ def sweep_cost_by_config(analysis: Analysis) -> pd.DataFrame:
         return pd.DataFrame({"note": ["no token counts in the records"]})
     c = c.sort_values([k for k in ("model", "tier", "prompt_size", "users") if k in c])
     return pd.DataFrame({
-        "cell": c["cell_id"], "model": c["model"], "tier": c["tier"], "prompt": c["prompt_size"],
+        "cell": c["cell_id"], "model": name_models(c["model"], analysis), "tier": c["tier"], "prompt": c["prompt_size"],
         "load": c["users"].map(lambda u: _users(u, analysis.load_kind)),
         "requests": c["requests"].map(lambda v: f"{int(v):,}"),
         "input tokens": c["input_tokens"].map(lambda v: f"{v:,.0f}" if np.isfinite(v) else "n/a"),
         "output tokens": c["output_tokens"].map(lambda v: f"{v:,.0f}" if np.isfinite(v) else "n/a"),
+        **{label: c[col].map(lambda v: f"{v:,.0f}") for col, label in (("cache_read_tokens", "cache read tokens"),
+                                                                       ("cache_write_tokens", "cache write tokens"))
+           if col in c and float(c[col].sum()) > 0},  # only when the prompt cache was used
         "cost": c["cost_usd"].map(_money),
     })  # fmt: skip
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from bedrock_lab.report.summary import fmt_ci, fmt_pct, fmt_s, fmt_usd
+from bedrock_lab._money import fmt_usd
+from bedrock_lab.report.summary import _users, fmt_ci, fmt_pct, fmt_s, model_names
 from bedrock_lab.stats.analysis import Analysis
+from bedrock_lab.stats.labels import model_label
 
 
 def has_production(analysis: Analysis) -> bool:
@@ -21,12 +23,15 @@ def has_production(analysis: Analysis) -> bool:
     return any(not getattr(analysis, name).empty for name in ("cache", "agent", "fallback"))
 
 
-def _cfg(row: Any) -> str:
-    cfg = f"{row['model']} / {row['tier']} / {row['prompt_size']}"
+def _cfg(row: Any, analysis: Analysis) -> str:
+    """"Claude 3 Haiku / flex / small at 8 users" (or "at 2.5 requests/s" for an open-loop run): the report's
+    model names and load unit."""
+    cfg = f"{model_label(row['model'], model_names(analysis))} / {row['tier']} / {row['prompt_size']}"
     try:
-        return f"{cfg} at {float(row['users']):g} users"
+        users = float(row["users"])
     except (KeyError, TypeError, ValueError):
         return cfg
+    return f"{cfg} at {_users(users, analysis.load_kind)}" if math.isfinite(users) else cfg
 
 
 def _finite(v: Any) -> bool:
@@ -37,8 +42,8 @@ def production_sentences(analysis: Analysis) -> list[str]:
     """One sentence per configuration and feature: hit rate and what a hit saves; task latency; the fallback."""
     out: list[str] = []
     for _, r in analysis.cache.iterrows():
-        s = (f"Prompt cache, {_cfg(r)}: {fmt_pct(r['hit_rate'])} of answers read the cache "
-             f"(95% CI {fmt_ci(r['hit_rate_lo'], r['hit_rate_hi'], fmt_pct)})")  # fmt: skip
+        s = (f"Prompt cache, {_cfg(r, analysis)}: {fmt_pct(r['hit_rate'])} of answers read the cache "
+             f"{fmt_ci(r['hit_rate_lo'], r['hit_rate_hi'], fmt_pct)}")  # fmt: skip
         if _finite(r["ttft_ratio"]):
             s += (f"; median time to first token {fmt_s(r['ttft_p50_hit_s'])} on a hit vs "
                   f"{fmt_s(r['ttft_p50_miss_s'])} on a miss ({r['ttft_ratio']:.2f}x)")  # fmt: skip
@@ -47,14 +52,14 @@ def production_sentences(analysis: Analysis) -> list[str]:
                   f"{fmt_usd(r['cost_per_1k_uncached'])} uncached ({fmt_pct(r['cost_saving'])} less)")  # fmt: skip
         out.append(s + ".")
     for _, r in analysis.agent.iterrows():
-        out.append(f"Agent tasks, {_cfg(r)}: {fmt_pct(r['task_success'])} of {int(r['n_tasks'])} tasks succeeded, "
+        out.append(f"Agent tasks, {_cfg(r, analysis)}: {fmt_pct(r['task_success'])} of {int(r['n_tasks'])} tasks succeeded, "
                    f"{r['turns_mean']:.1f} turns each on average; a whole task took {fmt_s(r['task_s_p50'])} at the "
                    f"median and {fmt_s(r['task_s_p95'])} at p95 (first request sent to last answer).")  # fmt: skip
     for _, r in analysis.fallback.iterrows():
         if not r["n_fallback"]:
-            out.append(f"Fallback, {_cfg(r)}: never needed (no request was throttled or failed on the server).")
+            out.append(f"Fallback, {_cfg(r, analysis)}: never needed (no request was throttled or failed on the server).")
             continue
-        out.append(f"Fallback, {_cfg(r)}: {fmt_pct(r['fallback_share'])} of requests went to the fallback "
+        out.append(f"Fallback, {_cfg(r, analysis)}: {fmt_pct(r['fallback_share'])} of requests went to the fallback "
                    f"({r['fallback_model'] or 'no answer'}), which gave {fmt_pct(r['fallback_answer_share'])} of the "
                    f"answers; goodput {fmt_pct(r['goodput'])} with it vs {fmt_pct(r['goodput_without'])} without "
                    f"(+{fmt_pct(r['goodput_gain'])}).")  # fmt: skip
@@ -66,8 +71,8 @@ def cache_display(analysis: Analysis) -> pd.DataFrame:
     if t.empty:
         return t
     return pd.DataFrame({
-        "configuration": [_cfg(r) for _, r in t.iterrows()], "answers": t["n_ok"],
-        "cache hit rate": [f"{fmt_pct(r)} ({fmt_ci(lo, hi, fmt_pct)})" for r, lo, hi in
+        "configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "answers": t["n_ok"],
+        "cache hit rate": [f"{fmt_pct(r)} {fmt_ci(lo, hi, fmt_pct)}" for r, lo, hi in
                            zip(t["hit_rate"], t["hit_rate_lo"], t["hit_rate_hi"], strict=True)],
         "TTFT p50 hit": t["ttft_p50_hit_s"].map(fmt_s), "TTFT p50 miss": t["ttft_p50_miss_s"].map(fmt_s),
         "cost / 1k (cache prices)": t["cost_per_1k"].map(fmt_usd),
@@ -80,7 +85,7 @@ def agent_display(analysis: Analysis) -> pd.DataFrame:
     if t.empty:
         return t
     return pd.DataFrame({
-        "configuration": [_cfg(r) for _, r in t.iterrows()], "tasks": t["n_tasks"],
+        "configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "tasks": t["n_tasks"],
         "succeeded": t["task_success"].map(fmt_pct), "turns / task": t["turns_mean"].map(lambda v: f"{v:.1f}"),
         "task p50": t["task_s_p50"].map(fmt_s), "task p95": t["task_s_p95"].map(fmt_s),
         "sum of turns p50": t["sum_turn_s_p50"].map(fmt_s),
@@ -92,7 +97,7 @@ def turns_display(analysis: Analysis) -> pd.DataFrame:
     if t.empty:
         return t
     return pd.DataFrame({
-        "configuration": [_cfg(r) for _, r in t.iterrows()], "turn": t["turn"], "requests": t["n"],
+        "configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "turn": t["turn"], "requests": t["n"],
         "ok": t["ok_rate"].map(fmt_pct), "TTFT p50": t["ttft_s_p50"].map(fmt_s),
         "e2e p50": t["e2e_s_p50"].map(fmt_s), "e2e p95": t["e2e_s_p95"].map(fmt_s),
         "input tokens": t["mean_input_tokens"].map(lambda v: f"{v:,.0f}" if _finite(v) else "n/a"),
@@ -105,7 +110,7 @@ def fallback_display(analysis: Analysis) -> pd.DataFrame:
     if t.empty:
         return t
     return pd.DataFrame({
-        "configuration": [_cfg(r) for _, r in t.iterrows()], "requests": t["n"],
+        "configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "requests": t["n"],
         "sent to fallback": t["fallback_share"].map(fmt_pct), "answers by fallback": t["fallback_answer_share"].map(fmt_pct),
         "fallback model": t["fallback_model"].replace("", "n/a"), "goodput": t["goodput"].map(fmt_pct),
         "goodput without fallback": t["goodput_without"].map(fmt_pct),
@@ -120,7 +125,7 @@ def production_charts(analysis: Analysis) -> dict[str, Any]:
     charts: dict[str, Any] = {}
     if not analysis.cache.empty:
         t = analysis.cache
-        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r) for _, r in t.iterrows()], "request": label,
+        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "request": label,
                                         "TTFT p50 (s)": t[col]}) for label, col in
                           (("cache hit", "ttft_p50_hit_s"), ("cache miss", "ttft_p50_miss_s"))])  # fmt: skip
         charts["cache_ttft"] = alt.Chart(long.dropna()).mark_bar().encode(
@@ -129,7 +134,7 @@ def production_charts(analysis: Analysis) -> dict[str, Any]:
         ).properties(title="Median time to first token: cache hit vs miss", width=520)  # fmt: skip
     if not analysis.agent.empty:
         t = analysis.agent
-        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r) for _, r in t.iterrows()], "percentile": label,
+        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "percentile": label,
                                         "task latency (s)": t[col]}) for label, col in
                           (("p50", "task_s_p50"), ("p95", "task_s_p95"))])  # fmt: skip
         charts["agent_tasks"] = alt.Chart(long.dropna()).mark_bar().encode(
@@ -138,7 +143,7 @@ def production_charts(analysis: Analysis) -> dict[str, Any]:
         ).properties(title="Whole agent task: first request sent to last answer", width=520)  # fmt: skip
     if not analysis.fallback.empty:
         t = analysis.fallback
-        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r) for _, r in t.iterrows()], "policy": label,
+        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "policy": label,
                                         "goodput": t[col]}) for label, col in
                           (("with fallback", "goodput"), ("without (fallback answers failed)", "goodput_without"))])  # fmt: skip
         charts["fallback_goodput"] = alt.Chart(long).mark_bar().encode(

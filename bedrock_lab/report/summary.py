@@ -19,6 +19,7 @@ import pandas as pd
 from bedrock_lab._money import fmt_usd as money_usd
 from bedrock_lab.stats import decision as stats_decision
 from bedrock_lab.stats.analysis import CONFIG, KEYS, Analysis
+from bedrock_lab.stats.labels import display_names, model_label
 from bedrock_lab.stats.saturation import USL_NMAX_OVERSTATES
 
 # ---------------------------------------------------------------- formatting
@@ -85,8 +86,32 @@ def _users(u: float, kind: str = "users") -> str:
 _CI_KIND = {"bonferroni": "95% simultaneous CI", "bh": "95% FCR-adjusted CI", "none": "95% CI"}
 
 
-def _cfg(row: Mapping[str, Any], with_size: bool = True) -> str:
-    text = f"{row['model']} on the {row['tier']} tier"
+def model_names(analysis: Analysis) -> dict[str, str]:
+    """The one readable name of each model, by short label and by model id: the catalog's display name
+    ("Claude 3 Haiku", :func:`bedrock_lab.stats.labels.display_names`) as the decision table holds it, so the
+    summary, the decision and every table name a model alike; models the catalog does not know keep their label."""
+    d, s = analysis.decision, analysis.summary
+    names: dict[str, str] = {}
+    if not d.empty and {"model", "model_name"} <= set(d.columns):
+        for col in ("model", "model_id"):
+            if col in d:
+                names.update({str(k): str(v) for k, v in zip(d[col], d["model_name"], strict=True) if pd.notna(v)})
+    elif "model_id" in s and len(s):
+        found = display_names(stats_decision.load_catalog_or_reason(), s["model_id"])
+        for mid, short in zip(s["model_id"].astype(str), s["model"].astype(str), strict=True):
+            if mid in found:
+                names[mid] = names[short] = found[mid]
+    return names
+
+
+def name_models(models: pd.Series, analysis: Analysis) -> pd.Series:
+    """A table's model column in the report's words (:func:`model_names`)."""
+    names = model_names(analysis)
+    return models.map(lambda m: model_label(m, names))
+
+
+def _cfg(row: Mapping[str, Any], with_size: bool = True, names: Mapping[str, str] | None = None) -> str:
+    text = f"{model_label(row['model'], names or {})} on the {row['tier']} tier"
     return text + (f" with {row['prompt_size']} prompts" if with_size else "")
 
 
@@ -108,6 +133,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
     if d.empty:
         d = stats_decision.decision_table(s, analysis.capacity, analysis.costs, analysis.slo, analysis.traffic)
     per_month = per_month_label(analysis)
+    names = model_names(analysis)
     rows = []
     for size in sorted(s["prompt_size"].unique()):
         options = d[d["prompt_size"] == size]
@@ -116,7 +142,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
             best = s[s["prompt_size"] == size].sort_values(["goodput", "users"], ascending=[False, True]).iloc[0]
             rows.append({"workload": f"{size} prompts", "recommendation": "none meets the SLOs",
                          "holds the SLOs up to": "-",
-                         "goodput": f"best: {best['model']} / {best['tier']} at {_users(best['users'], analysis.load_kind)}, "
+                         "goodput": f"best: {model_label(best['model'], names)} / {best['tier']} at {_users(best['users'], analysis.load_kind)}, "
                                     f"{fmt_pct(best['goodput'])}",
                          "p95 time to first token": "-", "cost per 1k requests": "-", per_month: "-",
                          "runners-up (also meet the SLOs, cost more)": 0})
@@ -128,7 +154,7 @@ def recommendations(analysis: Analysis) -> pd.DataFrame:
         at = at_rows.iloc[0] if len(at_rows) else None
         rows.append({
             "workload": f"{size} prompts",
-            "recommendation": f"{r['model']} / {r['tier']}",
+            "recommendation": f"{model_label(r['model'], names)} / {r['tier']}",
             "holds the SLOs up to": _users(u, analysis.load_kind) + (" (highest tested)" if u == analysis.max_users else ""),
             "goodput": (f"{fmt_pct(at['goodput'])} {fmt_ci(at['goodput_lo'], at['goodput_hi'], fmt_pct)}"
                         if at is not None else "n/a"),
@@ -165,6 +191,7 @@ def _tier_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
     for item in found:  # the strongest evidence for each non-default tier
         best_per_tier.setdefault(item[2], item)
     out = []
+    names = model_names(analysis)
     for significant, _, other, change, lo, hi, r in list(best_per_tier.values())[:limit]:
         verb = "cut" if change < 0 else "raised"
         p = r.get("p_adjusted", r["p_value"])
@@ -174,10 +201,10 @@ def _tier_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
             out.append(
                 f"At {_users(analysis.max_users, analysis.load_kind)}, {other} {verb} median time to first token by {abs(change):.0%} "
                 f"[{ci} {min(abs(lo), abs(hi)):.0%}-{max(abs(lo), abs(hi)):.0%}] versus default for "
-                f"{r['model']} with {r['prompt_size']} prompts (adjusted {p_text}){_p95_clause(r)}.")
+                f"{model_label(r['model'], names)} with {r['prompt_size']} prompts (adjusted {p_text}){_p95_clause(r)}.")
         else:
             out.append(
-                f"For {r['model']} with {r['prompt_size']} prompts at {_users(analysis.max_users, analysis.load_kind)}, no difference in "
+                f"For {model_label(r['model'], names)} with {r['prompt_size']} prompts at {_users(analysis.max_users, analysis.load_kind)}, no difference in "
                 f"time to first token between {other} and default was detected (the data could detect a "
                 f"{r['mde_ratio'] - 1:.0%} change in the median).")
     return out
@@ -261,7 +288,8 @@ def executive_summary(analysis: Analysis) -> list[str]:
         r = thr.iloc[0]
         out.append(f"{r['tier'].capitalize()} was throttled on {fmt_pct(r['throttle_rate'])} "
                    f"{fmt_ci(r['throttle_rate_lo'], r['throttle_rate_hi'], fmt_pct)} of requests for "
-                   f"{r['model']} with {r['prompt_size']} prompts at {_users(r['users'], analysis.load_kind)} "
+                   f"{model_label(r['model'], model_names(analysis))} with {r['prompt_size']} prompts at "
+                   f"{_users(r['users'], analysis.load_kind)} "
                    f"({len(thr)} configuration(s) saw throttling in total).")
     return out
 
@@ -343,7 +371,7 @@ def bound_sentences(analysis: Analysis, limit: int = 3) -> list[str]:
             model = float(r.get(f"{metric}_{lab}_model", np.nan))
             extra = (f"; a censored log-normal model, which assumes timed-out requests are like the others, "
                      f"puts it near {fmt_s(model)}" if np.isfinite(model) else "")
-            items.append(f"{lab} {fmt_quantile(r, metric, lab)} for {_cfg(r)} at "
+            items.append(f"{lab} {fmt_quantile(r, metric, lab)} for {_cfg(r, names=model_names(analysis))} at "
                          f"{_users(r['users'], analysis.load_kind)}{extra}")
         more = f" ({len(found)} cells in all; summary.csv column {metric}_pXX_bound)" if len(found) > limit else ""
         out.append(f"Timeouts could hide the tail of {name}, so it is quoted as a bound, not an estimate: "
@@ -387,7 +415,7 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
     if analysis.fit_cell:
         fc = analysis.fit_cell
         lines.append(f"Distribution fits (maximum likelihood, ranked by AIC, parametric-bootstrap goodness of "
-                     f"fit) are shown for {fc['model']} / {fc['tier']} / {fc['prompt_size']} at "
+                     f"fit) are shown for {model_label(fc['model'], model_names(analysis))} / {fc['tier']} / {fc['prompt_size']} at "
                      f"{_users(fc['users'], analysis.load_kind)} ({fc['n']} requests); the best was {fc['name']}.")
     if (analysis.load_kind == "users" and not analysis.capacity.empty
             and analysis.capacity["client_bottleneck_users"].map(len).gt(0).any()):
@@ -410,7 +438,7 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
             + (f" ({bounded} percentile(s) of the censored table)" if bounded else "")
             + ", never as a two-sided interval. Kaplan-Meier alone would assume a timed-out request is like "
             "those still running, which a read timeout (silence between bytes) is not. For "
-            f"{worst['model']} / {worst['tier']} / {worst['prompt_size']} at "
+            f"{model_label(worst['model'], model_names(analysis))} / {worst['tier']} / {worst['prompt_size']} at "
             f"{_users(worst['users'], analysis.load_kind)}, end-to-end p95 is "
             + (f">= {fmt_s(worst['p95'])} (a bound)" if str(worst.get("p95_bound", "")) == "lower"
                else fmt_s(worst.get("p95", worst["p95_km"])))
@@ -424,7 +452,8 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
             f"Absolute percentiles are distorted in {len(bad)} of {len(q)} cells: the client's own overhead "
             "(measured time to first token minus the emulator's ground truth) exceeds 2% of the median TTFT, up "
             f"to {float(r['client_overhead_s']) * 1000:.1f} ms ({fmt_pct(float(r['overhead_share']))}) for "
-            f"{r['model']} / {r['tier']} / {r['prompt_size']} at {_users(r['users'], analysis.load_kind)}, so "
+            f"{model_label(r['model'], model_names(analysis))} / {r['tier']} / {r['prompt_size']} at "
+            f"{_users(r['users'], analysis.load_kind)}, so "
             "their absolute latencies are overstated by about that much; comparisons between configurations "
             "(ratios) are unaffected.")
     if not q.empty and "flags" in q:
@@ -532,7 +561,8 @@ def cell_appendix(analysis: Analysis) -> pd.DataFrame:
         s["flags"] = ""
     return pd.DataFrame({
         "cell": s["cell_id"].fillna(""),
-        "model": s["model"], "tier": s["tier"], "prompt": s["prompt_size"], "load": s["users"].map(lambda u: _users(u, analysis.load_kind)),
+        "model": name_models(s["model"], analysis), "tier": s["tier"], "prompt": s["prompt_size"],
+        "load": s["users"].map(lambda u: _users(u, analysis.load_kind)),
         "requests": s["n_requests"].astype(int),
         "success": s["success_rate"].map(fmt_pct),
         "throttled": s["throttle_rate"].map(fmt_pct),
@@ -555,7 +585,8 @@ def comparison_table(analysis: Analysis, metric: str = "ttft_s") -> pd.DataFrame
     p_col = "p_adjusted" if "p_adjusted" in c else "p_value"
     ci = _CI_KIND.get(str(c["correction"].iloc[0]) if "correction" in c and len(c) else "none", "95% CI")
     return pd.DataFrame({
-        "model": c["model"], "prompt": c["prompt_size"], "load": c["users"].map(lambda u: _users(u, analysis.load_kind)),
+        "model": name_models(c["model"], analysis), "prompt": c["prompt_size"],
+        "load": c["users"].map(lambda u: _users(u, analysis.load_kind)),
         "A vs B": c["a"] + " vs " + c["b"],
         f"median A / median B [{ci}]": [f"{r:.2f} [{lo:.2f}-{hi:.2f}]" for r, lo, hi in
                                          zip(c["ratio"], c["ratio_lo"], c["ratio_hi"], strict=True)],
@@ -595,6 +626,6 @@ def html_definitions(items: Mapping[str, str]) -> str:
 __all__ = [
     "bound_sentences", "capacity_sentences", "cell_appendix", "comparison_table", "fit_table", "environment",
     "executive_summary", "fmt_ci", "fmt_pct", "fmt_quantile", "fmt_s", "fmt_usd", "html_definitions",
-    "html_list", "html_table", "methods_and_caveats", "recommendations",
+    "html_list", "html_table", "methods_and_caveats", "model_names", "name_models", "recommendations",
 ]  # fmt: skip
 

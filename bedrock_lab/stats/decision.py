@@ -31,6 +31,7 @@ import pandas as pd
 
 from bedrock_lab._money import DEFAULT_DAYS_PER_MONTH, DEFAULT_REQUESTS_PER_DAY, monthly_usd
 from bedrock_lab.errors import StatsError
+from bedrock_lab.stats.labels import display_names
 
 #: roles of a row of the decision table
 CHOICE, RUNNER_UP, CHEAPEST_FAILING, FAILS = "choice", "runner-up", "cheapest failing", "fails"
@@ -130,33 +131,28 @@ def load_catalog_or_reason() -> Any:
         return exc
 
 
-def price_usd(catalog: Any, model_id: str, tier: str, input_tokens: float, output_tokens: float) -> tuple[float, str]:
+def price_usd(catalog: Any, model_id: str, tier: str, input_tokens: float, output_tokens: float, *,
+              cache_read_tokens: float = 0.0, cache_write_tokens: float = 0.0) -> tuple[float, str]:
     """``(USD, note)`` of these tokens on ``model_id`` at ``tier`` ("default" = no tier asked) by the catalog's
-    :meth:`cost_usd`; NaN with the reason when the catalog, the model, the price or the counts are missing."""
+    :meth:`cost_usd` (``input_tokens`` uncached; prompt-cache reads and writes at the model's cache prices);
+    NaN with the reason when the catalog, the model, the price or the counts are missing."""
     if isinstance(catalog, Exception):
         return float("nan"), f"no catalog: {catalog}"
     if not (math.isfinite(input_tokens) and math.isfinite(output_tokens)):
         return float("nan"), "token counts missing"
+    read = cache_read_tokens if math.isfinite(cache_read_tokens) else 0.0
+    write = cache_write_tokens if math.isfinite(cache_write_tokens) else 0.0
     try:
         spec = catalog.resolve(model_id)
-        return float(spec.cost_usd(input_tokens, output_tokens, None if tier == "default" else tier)), ""
+        return float(spec.cost_usd(input_tokens, output_tokens, None if tier == "default" else tier,
+                                   cache_read_tokens=read, cache_write_tokens=write)), ""
     except Exception as exc:  # an unknown model or tier price: say so in the table
         return float("nan"), str(exc)
 
 
 def model_names(catalog: Any, model_ids: Any) -> dict[str, str]:
-    """Catalog display names ("Claude 3 Haiku") of model ids; ids the catalog does not know keep no name."""
-    out: dict[str, str] = {}
-    if isinstance(catalog, Exception):
-        return out
-    for mid in dict.fromkeys(str(m) for m in model_ids):
-        try:
-            name = getattr(catalog.resolve(mid), "display_name", None)
-        except Exception:  # unknown to this catalog: the short id label stands
-            name = None
-        if name:
-            out[mid] = str(name)
-    return out
+    """Catalog display names ("Claude 3 Haiku") of model ids (:func:`bedrock_lab.stats.labels.display_names`)."""
+    return display_names(catalog, model_ids)
 
 
 def _sum(df: pd.DataFrame, column: str) -> float:
@@ -169,8 +165,10 @@ def _sum(df: pd.DataFrame, column: str) -> float:
 def sweep_cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFrame:
     """What the load test itself cost, per cell: the tokens its records report (successful and failed requests
     alike: a request that streamed tokens before failing was billed for them) x catalog prices. On the emulator
-    it is what the same tokens would have cost on AWS. Columns: ``cell_id``, model/tier/prompt_size/users,
-    ``requests``, ``input_tokens``, ``output_tokens``, ``cost_usd``, ``cost_note``."""
+    it is what the same tokens would have cost on AWS. Prompt-cache reads and writes (``cache_read_tokens`` /
+    ``cache_write_tokens``, absent in old shards: none) are priced at the model's cache prices by the same
+    :func:`price_usd`. Columns: ``cell_id``, model/tier/prompt_size/users, ``requests``, ``input_tokens``,
+    ``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``, ``cost_usd``, ``cost_note``."""
     catalog = load_catalog_or_reason() if catalog is None else catalog
     if "model_id" not in records:
         records = records.assign(model_id=records["model"])
@@ -181,10 +179,15 @@ def sweep_cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.Da
     for key, sub in records.groupby(keys, sort=True, dropna=False):
         row = dict(zip(keys, key, strict=True))
         tin, tout = _sum(sub, "input_tokens"), _sum(sub, "output_tokens")
+        read, write = _sum(sub, "cache_read_tokens"), _sum(sub, "cache_write_tokens")
         cost, note = price_usd(catalog, str(row["model_id"]), str(row.get("tier", "default")),
                                0.0 if math.isnan(tin) and not math.isnan(tout) else tin,
-                               0.0 if math.isnan(tout) and not math.isnan(tin) else tout)
-        rows.append({**row, "requests": len(sub), "input_tokens": tin, "output_tokens": tout, "cost_usd": cost,
+                               0.0 if math.isnan(tout) and not math.isnan(tin) else tout,
+                               cache_read_tokens=0.0 if math.isnan(read) else read,
+                               cache_write_tokens=0.0 if math.isnan(write) else write)
+        rows.append({**row, "requests": len(sub), "input_tokens": tin, "output_tokens": tout,
+                     "cache_read_tokens": 0.0 if math.isnan(read) else read,
+                     "cache_write_tokens": 0.0 if math.isnan(write) else write, "cost_usd": cost,
                      "cost_note": note})
     return pd.DataFrame(rows)
 

@@ -14,6 +14,9 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import pandas as pd
 
 #: the label columns :func:`label_records` adds
@@ -58,3 +61,25 @@ def label_records(records: pd.DataFrame) -> pd.DataFrame:
     df["prompt_size"] = df["prompt_size"].astype(object).fillna("n/a").astype(str)
     df["config"] = df["model"] + " / " + df["tier"] + " / " + df["prompt_size"]
     return df
+
+
+def display_names(catalog: Any, model_ids: Iterable[Any]) -> dict[str, str]:
+    """Catalog display names ("Claude 3 Haiku") of model ids; ids the catalog does not know (or no catalog: an
+    exception saying why there is none) keep no name. The one source of a model's readable name."""
+    out: dict[str, str] = {}
+    if catalog is None or isinstance(catalog, Exception):
+        return out
+    for mid in dict.fromkeys(str(m) for m in model_ids):
+        try:
+            name = getattr(catalog.resolve(mid), "display_name", None)
+        except Exception:  # unknown to this catalog: the short id label stands
+            name = None
+        if name:
+            out[mid] = str(name)
+    return out
+
+
+def model_label(model: Any, names: Mapping[str, str]) -> str:
+    """The one label of a model in the report's words: its display name from ``names`` (short label or model
+    id -> display name, e.g. :func:`display_names` or the decision table's ``model_name``), else the label."""
+    return names.get(str(model), str(model))

@@ -189,7 +189,9 @@ def quality_flags(df: pd.DataFrame, by: Sequence[str] | None = None, metric: str
         co = bool(np.isfinite(lag_p99) and lag_p99 > LAG_MIN_S and (not np.isfinite(med) or lag_p99 > LAG_REL * med))
         if co:
             flags.append(f"coordinated omission risk: p99 schedule lag {lag_p99:.3g} s")
-        retries = pd.to_numeric(sub["retries"], errors="coerce").fillna(0) if "retries" in sub else pd.Series(0.0)
+        # optional columns (old shards have no retries): absent means none, aligned with the cell's rows
+        retries = (pd.to_numeric(sub["retries"], errors="coerce").fillna(0) if "retries" in sub
+                   else pd.Series(0.0, index=sub.index))
         retried = float((retries[ok] > 0).mean()) if ok.any() else 0.0
         throttled = float(error_kind_is(sub, "throttled").mean()) if n else 0.0
         # bimodality on TTFT when there is one: it carries retry back-offs but not the spread of output

@@ -49,7 +49,7 @@ def test_without_a_stated_traffic_the_assumption_is_shown(analysis: an.Analysis)
     # the recommendation table the executive summary reads explains its count, and agrees with the decision
     rec = summary.recommendations(analysis)
     assert "alternatives" not in rec.columns and "runners-up (also meet the SLOs, cost more)" in rec.columns
-    assert rec.set_index("workload").loc["small prompts", "recommendation"] == f"{choice['model']} / {choice['tier']}"
+    assert rec.set_index("workload").loc["small prompts", "recommendation"] == f"{choice['model_name']} / {choice['tier']}"
 
 
 def test_a_stated_traffic_gives_the_monthly_arithmetic(synthetic_sweep: Path, tmp_path: Path) -> None:
