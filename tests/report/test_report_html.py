@@ -39,7 +39,7 @@ def test_report_is_one_file_without_code_or_remote_urls(built_report: Path) -> N
     for code in ("import warnings", "enable_offline_renderer(", "an.load_sweep_data("):  # --no-input
         assert code not in html
     assert "Sweep analysis and stakeholder report" not in html  # analyst-only cell removed
-    for section in ("Executive summary", "Recommendation", "Methods and caveats", "Environment",
+    for section in ("Executive summary", "Decision", "Methods and caveats", "Environment",
                     "Appendix: every cell"):
         assert f">{section}" in html
     assert "[95% CI" in html and "per 1k requests" in html

@@ -160,7 +160,7 @@ def test_the_report_lists_the_failed_cell_and_charts_only_the_good_one(tmp_path:
 
     root = _good_and_failed_sweep(tmp_path / "mixed")
     html = build_report(root).html.read_text()
-    failed_section = html[html.index("Failed cells"):html.index("Recommendation")]
+    failed_section = html[html.index("Failed cells"):html.index("Latency distributions")]
     assert "bad" in failed_section and "Cannot connect" in failed_section
     assert "run-bad-1" not in html and "run-good-1" not in html  # neither the failed cell nor the stray run
     assert '"tier":"flex"' not in html and '"tier": "flex"' not in html  # in no chart's data
