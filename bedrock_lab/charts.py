@@ -113,6 +113,10 @@ def tick_format(*columns: pd.Series | Sequence[float], groups: pd.Series | None 
     return f".{min(decimals, 9)}~f"
 
 
+#: tick format of a load axis, closed loop (users) / open loop (requests/s): Vega's bare "~g" draws 10 as "1e+1"
+LOAD_FORMAT: dict[bool, str] = {False: "d", True: ".6~g"}
+
+
 def load_title(load_unit: str = "users") -> str:
     """Axis title of the load column: closed loop ("users") or open loop ("rate", stored in ``users``)."""
     return METRIC_LABELS["rate_rps"] if load_unit == "rate" else METRIC_LABELS["users"]
@@ -130,7 +134,7 @@ def load_text(value: float | None, load_unit: str = "users") -> str:
 def _load_text_expr(signal: str, load_unit: str = "users") -> str:
     """The Vega expression twin of ``load_text`` for a load held in a signal (a menu-bound param)."""
     if load_unit == "rate":
-        return f"format({signal}, '~g') + ' requests/s'"
+        return f"format({signal}, '{LOAD_FORMAT[True]}') + ' requests/s'"
     return f"format({signal}, 'd') + ' concurrent user' + ({signal} == 1 ? '' : 's')"
 
 
@@ -260,7 +264,7 @@ def percentile_band_chart(table: pd.DataFrame, *, metric: str = "ttft_s", percen
     """
     _check_rows(table, "percentile vs users")
     loads = sorted({float(u) for u in pd.to_numeric(table["users"], errors="coerce").dropna()})
-    fmt = "~g" if load_unit == "rate" else "d"
+    fmt = LOAD_FORMAT[load_unit == "rate"]
     sizes = prompt_order(table["prompt_size"])
     base = alt.Chart(table).encode(
         x=alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(type="log", base=2, nice=False,
@@ -337,10 +341,11 @@ def throughput_chart(measured: pd.DataFrame, fit: pd.DataFrame | None = None, kn
     """
     _check_rows(measured, "throughput vs users")
     color = alt.Color("tier:N", title="service tier", scale=tier_scale(measured["tier"]))
-    dash = alt.StrokeDash("prompt_size:N", title="prompt size", sort=prompt_order(measured["prompt_size"]))
-    # zero-based and padded: no point sits on the plot border
+    dash = alt.StrokeDash("prompt_size:N", title="prompt size (fit line)", sort=prompt_order(measured["prompt_size"]))
+    # zero-based and padded: no point sits on the plot border; ticks at the tested loads (no "-10" left of 0)
+    loads = sorted({float(u) for u in pd.to_numeric(measured["users"], errors="coerce").dropna()})
     x = alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(zero=True, nice=True, padding=16),
-              axis=_qaxis("~g"))
+              axis=_qaxis(LOAD_FORMAT[load_unit == "rate"], values=loads, grid=False))
     y = alt.Y("throughput_rps:Q", title=_label("throughput_rps"), scale=alt.Scale(zero=True, nice=True, padding=12),
               axis=_qaxis(tick_format(measured["throughput_rps"], zero=True)))
     layers: list[alt.Chart] = [
@@ -501,7 +506,7 @@ def timeline_chart(records: pd.DataFrame, *, max_points: int = MAX_POINTS, seed:
 def _tested_load_x(table: pd.DataFrame, load_unit: str) -> alt.X:
     """x = load on a log2 axis with ticks exactly at the tested loads (nothing suggests values between them)."""
     loads = sorted({float(u) for u in pd.to_numeric(table["users"], errors="coerce").dropna() if u > 0})
-    fmt = "~g" if load_unit == "rate" else "d"
+    fmt = LOAD_FORMAT[load_unit == "rate"]
     return alt.X("users:Q", title=load_title(load_unit), scale=alt.Scale(type="log", base=2, nice=False, padding=16),
                  axis=_qaxis(fmt, values=loads, grid=False))
 
@@ -599,7 +604,7 @@ def timeseries_chart(bins: pd.DataFrame, *, metric: str = "ttft_s", cell: str | 
     _check_rows(pd.concat([rps, lat]), "throughput and latency over time")
     pick = alt.param(name="ts_cell", value=cell, bind=alt.binding_select(options=order, name="cell: "))
     x = alt.X("t_mid:Q", title="time since the cell's first request (s)", scale=alt.Scale(zero=True, nice=True),
-              axis=_qaxis("~g"))
+              axis=_qaxis(tick_format(df["t_mid"], df["t_s"] + df["width_s"], groups=df["cell"], zero=True)))
     tip = [alt.Tooltip("t_s:Q", title="bin start (s)", format=".1f"), alt.Tooltip("width_s:Q", title="bin (s)",
                                                                                    format=".2~f"), "series:N"]
     top = (alt.Chart(rps).transform_filter(f"datum.cell == {pick.name}")

@@ -82,8 +82,18 @@ def test_every_report_chart_of_the_synthetic_sweep_has_distinct_tick_labels(anal
             continue
         labels = axis_labels(figures[name].to_dict())
         assert not repeated(labels), f"{name}: repeated tick labels {repeated(labels)}"
+        assert not any("e+" in t or "e-" in t for axis in labels for t in axis), f"{name}: {labels}"
         checked += 1
     assert checked >= 5, sorted(figures)
+
+
+def test_load_axes_read_as_numbers_at_the_tested_loads() -> None:
+    measured = pd.DataFrame({"model": "m", "tier": "default", "prompt_size": "small", "users": [8, 24, 64],
+                             "throughput_rps": [10.0, 28.0, 53.0]})
+    labels = axis_labels(charts.throughput_chart(measured).to_dict())
+    assert ["8", "24", "64"] in labels, labels  # not "-1e+1 0 1e+1 2e+1 ..."
+    rate = measured.assign(users=[2.5, 10.0, 120.0])
+    assert ["2.5", "10", "120"] in axis_labels(charts.throughput_chart(rate, load_unit="rate").to_dict())
 
 
 def test_one_model_name_everywhere(analysis: Analysis) -> None:
