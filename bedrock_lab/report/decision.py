@@ -109,6 +109,9 @@ def decision_sentences(analysis: Analysis) -> list[str]:
     out = []
     if d.empty:
         return ["No decision: the analysis has no configuration to compare."]
+    shown_table = decision_table(analysis)  # what the reader sees below: the sentence counts the same rows
+    table_rows = ({str(w).removesuffix(" prompts"): g["option"] for w, g in shown_table.groupby("workload")}
+                  if "workload" in shown_table else {})
     for size, group in d.groupby("prompt_size", sort=True):
         choice = group[group["role"] == CHOICE]
         failing = group[group["role"] == CHEAPEST_FAILING]
@@ -124,8 +127,12 @@ def decision_sentences(analysis: Analysis) -> list[str]:
         if np.isfinite(c["cost_per_month"]):
             text += f", about {fmt_monthly(c['cost_per_month'])}/month at {traffic_phrase(analysis)}"
         n_runners = int((group["role"] == RUNNER_UP).sum())
+        shown = int((table_rows.get(size, pd.Series(dtype=str)) == _ROLE_WORDS[RUNNER_UP]).sum())
+        where = ("table below" if shown >= n_runners else
+                 f"the table below shows {shown}: the cheapest and the best of each other model; "
+                 "tables/decision.csv lists all")
         text += (f"; {n_runners} runner{'s' if n_runners > 1 else ''}-up also meet them at a higher cost "
-                 "(table below)") if n_runners else ""
+                 f"({where})") if n_runners else ""
         if len(failing) and np.isfinite(failing.iloc[0]["cost_per_1k"]) and np.isfinite(c["cost_per_1k"]) \
                 and failing.iloc[0]["cost_per_1k"] < c["cost_per_1k"]:
             f = failing.iloc[0]

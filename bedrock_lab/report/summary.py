@@ -246,11 +246,12 @@ def executive_summary(analysis: Analysis) -> list[str]:
     levels = sorted(s["users"].unique().tolist())
     unit = "requests/s arrival rate" if analysis.load_kind == "rate" else "concurrent users"
     target = environment(analysis).get("target", "not recorded")
-    target = "the target" if target == "not recorded" else target
+    target = ("the target" if target == "not recorded" else f"the {target}" if target.startswith("emulator")
+              else "Amazon Bedrock" if target == "aws" else target)
     out = [
-        f"This sweep sent {n:,} requests to {target} across {len(configs)} configurations "
-        f"({rec['model'].nunique()} model(s) x {rec['tier'].nunique()} service tier(s) x "
-        f"{rec['prompt_size'].nunique()} prompt size(s)) at {len(levels)} load level(s) "
+        f"This sweep sent {n:,} requests to {target} across {_n(len(configs), 'configuration')} "
+        f"({_n(rec['model'].nunique(), 'model')} x {_n(rec['tier'].nunique(), 'service tier')} x "
+        f"{_n(rec['prompt_size'].nunique(), 'prompt size')}) at {_n(len(levels), 'load level')} "
         f"({_join([f'{u:g}' for u in levels])} {unit}); {fmt_pct(ok / n if n else float('nan'))} succeeded."
     ]
     n_failed = len(analysis.data.failed) if analysis.data.failed is not None else 0
@@ -290,13 +291,23 @@ def executive_summary(analysis: Analysis) -> list[str]:
                    f"{fmt_ci(r['throttle_rate_lo'], r['throttle_rate_hi'], fmt_pct)} of requests for "
                    f"{model_label(r['model'], model_names(analysis))} with {r['prompt_size']} prompts at "
                    f"{_users(r['users'], analysis.load_kind)} "
-                   f"({len(thr)} configuration(s) saw throttling in total).")
+                   f"({_n(len(thr), 'configuration')} saw throttling in total).")
     return out
 
 
+def _n(count: int, noun: str) -> str:
+    """"1 model", "2 models": counts in words a reader does not have to decode ("2 model(s)")."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def _level_range(values: pd.Series, kind: str) -> str:
+    """"24 users" or "24 to 64 users, depending on the configuration" (the unit once)."""
     lo, hi = _users(values.min(), kind), _users(values.max(), kind)
-    return lo if lo == hi else f"{lo} to {hi}, depending on the configuration"
+    if lo == hi:
+        return lo
+    unit = "requests/s" if kind == "rate" else "users"
+    lo = lo.removesuffix(" " + unit).removesuffix(" user")
+    return f"{lo} to {hi}, depending on the configuration"
 
 
 def capacity_sentences(analysis: Analysis) -> list[str]:
@@ -322,7 +333,7 @@ def capacity_sentences(analysis: Analysis) -> list[str]:
     if len(beyond):  # a near-linear curve puts the fitted peak absurdly far out: say so instead of quoting it
         unit = "requests/s" if kind == "rate" else "users"
         out.append(f"The Universal Scalability Law finds no throughput peak within {NMAX_QUOTED_WITHIN:g}x the "
-                   f"highest tested load ({top:g} {unit}) for {len(beyond)} configuration(s): throughput still grew "
+                   f"highest tested load ({top:g} {unit}) for {_n(len(beyond), 'configuration')}: throughput still grew "
                    "almost linearly, so test higher loads to find their capacity.")
     if len(fitted):
         unit = "requests/s" if kind == "rate" else "users"
@@ -334,8 +345,10 @@ def capacity_sentences(analysis: Analysis) -> list[str]:
             where = f"N_max = {float(r['n_max']):.0f} {unit}{ci}"
         else:
             nm = fitted["n_max"].astype(float)
-            where = (f"N_max at {nm.min():.0f} to {nm.max():.0f} {unit}, depending on the configuration "
-                     "(95% intervals in capacity.csv)")
+            others = " of the other configurations" if len(beyond) else ""
+            span = f"{nm.min():.0f} {unit}" if round(nm.min()) == round(nm.max()) else \
+                f"{nm.min():.0f} to {nm.max():.0f} {unit}, depending on the configuration"
+            where = f"{span} (N_max{others}; 95% intervals in capacity.csv)"
         lo_b, hi_b = USL_NMAX_OVERSTATES
         out.append(f"The Universal Scalability Law puts peak throughput at {where}; that is a model-based "
                    f"extrapolation which overstated a hard capacity by {lo_b:g}-{hi_b:g}x in our measurements "
@@ -403,7 +416,7 @@ def methods_and_caveats(analysis: Analysis) -> list[str]:
         "latency percentiles, except timeouts, which are right-censored latencies (below).",
         f"Cells hold {n_min:,} to {n_max:,} requests. Percentile intervals are distribution-free (order "
         "statistics); a two-sided 95% interval needs at least 6 requests for p50, 72 for p95 and 368 for p99"
-        + (f", so {few_p99} cell(s) have no p99 interval." if few_p99 else "."),
+        + (f", so {_n(few_p99, 'cell')} {'has' if few_p99 == 1 else 'have'} no p99 interval." if few_p99 else "."),
         "Comparisons between tiers are ratios of medians with intervals that hold simultaneously at 95% over "
         "the whole grid (Bonferroni); a verdict is read off its interval alone (faster only when the whole "
         "interval lies on one side of 1), and 'no difference detected' states the smallest effect the data "

@@ -160,3 +160,34 @@ def test_production_section_names_open_loop_load_in_requests_per_s(analysis: Ana
     closed = dataclasses.replace(analysis, cache=cache.assign(users=16))
     assert production.production_sentences(closed)[0].startswith("Prompt cache, Claude 3 Haiku / default / small "
                                                                   "at 16 users")
+
+
+def test_the_summary_reads_as_sentences(analysis: Analysis) -> None:
+    first = summary.executive_summary(analysis)[0]
+    assert "(s)" not in first and "to the emulator" in first, first
+    assert "2 models x 3 service tiers x 2 prompt sizes) at 3 load levels" in first, first
+    capacity = " ".join(summary.capacity_sentences(analysis))
+    assert "(s)" not in capacity and not re.search(r"\d+ users to \d+ users", capacity), capacity
+
+
+@pytest.mark.parametrize("all_qualify", [False, True])
+def test_the_runners_up_count_matches_the_table_shown(analysis: Analysis, all_qualify: bool) -> None:
+    if all_qualify:  # every configuration meets the SLOs (the demo: 5 runners-up, the table shows 3)
+        d = analysis.decision.copy()
+        d["role"] = np.where(d["rank"] == 1, "choice", "runner-up")
+        d["qualifies"] = True
+        d["max_users_meeting_slo"] = d["max_users_meeting_slo"].fillna(1.0)
+        analysis = dataclasses.replace(analysis, decision=d)
+    table = report_decision.decision_table(analysis)
+    checked = 0
+    for line in report_decision.decision_sentences(analysis):
+        m = re.search(r"For (\w+) prompts.*; (\d+) runners?-up also meet them at a higher cost \(([^)]*)\)", line)
+        if not m:
+            continue
+        checked += 1
+        shown = int((table[table["workload"] == f"{m.group(1)} prompts"]["option"] == "runner-up").sum())
+        if shown < int(m.group(2)):
+            assert f"the table below shows {shown}:" in m.group(3) and "decision.csv" in m.group(3), line
+        else:
+            assert m.group(3) == "table below", line
+    assert checked, report_decision.decision_sentences(analysis)
