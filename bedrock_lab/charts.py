@@ -440,17 +440,20 @@ def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: in
     ok = (df["status"] == "ok").to_numpy() if "status" in df else np.ones(len(df), dtype=bool)
     df = df.loc[ok, ["model", "tier", "prompt_size", "users", "ttft_s", per]].dropna()
     df = df[(df["ttft_s"] > 0) & (df[per] > 0)]
+    total = len(df)
     if len(df) > max_points:
         df = df.sample(n=max_points, random_state=seed)
     _check_rows(df, "TTFT vs ITL")
     pick = alt.selection_point(fields=["tier"], bind="legend")
+    # points, not circles: a circle mark has no shape, and the model legend would be missing; log scales
+    # fitted to the data (a nice log domain spans whole decades, most of it empty)
     return (
-        alt.Chart(df).mark_circle(size=14)
+        alt.Chart(df).mark_point(filled=True, size=16)
         .encode(
-            x=alt.X(f"{per}:Q", title=_label(per), scale=alt.Scale(type="log")),
-            y=alt.Y("ttft_s:Q", title=_label("ttft_s"), scale=alt.Scale(type="log")),
+            x=alt.X(f"{per}:Q", title=_label(per), scale=alt.Scale(type="log", nice=False, padding=8)),
+            y=alt.Y("ttft_s:Q", title=_label("ttft_s"), scale=alt.Scale(type="log", nice=False, padding=8)),
             color=alt.Color("tier:N", title="service tier", scale=tier_scale(df["tier"])),
-            shape=alt.Shape("model:N", title="model"),
+            shape=alt.Shape("model:N", title="model", legend=alt.Legend(labelLimit=360)),
             opacity=alt.condition(pick, alt.value(0.6), alt.value(0.05)),
             tooltip=["model:N", "tier:N", "prompt_size:N", "users:Q",
                      alt.Tooltip("ttft_s:Q", format=".3f"), alt.Tooltip(f"{per}:Q", format=".4f")],
@@ -458,7 +461,8 @@ def ttft_vs_itl_chart(records: pd.DataFrame, *, max_points: int = 2000, seed: in
         .add_params(pick)
         .properties(width=600, height=360, title=alt.Title(
             "Time to first token vs " + _label(per).removesuffix(" (s)"),
-            subtitle=f"sample of {len(df)} successful requests"))
+            subtitle=(f"seeded sample of {len(df)} of {total} successful requests" if total > len(df)
+                      else f"all {total} successful requests")))
     )
 
 

@@ -191,3 +191,11 @@ def test_the_runners_up_count_matches_the_table_shown(analysis: Analysis, all_qu
         else:
             assert m.group(3) == "table below", line
     assert checked, report_decision.decision_sentences(analysis)
+
+
+def test_ttft_vs_tpot_scatter_tells_the_models_apart() -> None:
+    spec = charts.ttft_vs_itl_chart(tpot_records()).to_dict()
+    assert spec["mark"]["type"] == "point" and spec["encoding"]["shape"]["field"] == "model"  # circles drop shape
+    svg = vlc.vegalite_to_svg(spec)
+    assert "claude-sonnet-4-5-20250929-v1:0" in svg  # the model legend is drawn, its label not cut off
+    assert spec["title"]["subtitle"] == "all 600 successful requests"  # not a "sample" of all of them
