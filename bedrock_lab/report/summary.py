@@ -324,7 +324,7 @@ def capacity_sentences(analysis: Analysis) -> list[str]:
     parts.append(f"the highest load meeting the SLOs is {_level_range(meeting, kind)}" if len(meeting)
                  else "no tested load meets the SLOs")
     how = "Kneedle knee of the measured throughput curve; " if len(knees) else ""
-    out = ["Capacity, as measured: " + " and ".join(parts) + f" ({how}SLOs by goodput per cell)."]
+    out = ["Capacity, as measured: " + "; ".join(parts) + f" ({how}SLOs by goodput per cell)."]
     fitted = cap[np.isfinite(pd.to_numeric(cap.get("n_max"), errors="coerce"))] if "n_max" in cap else cap.iloc[0:0]
     top = analysis.max_users
     beyond = (fitted[pd.to_numeric(fitted["n_max"], errors="coerce") > NMAX_QUOTED_WITHIN * float(top)]
