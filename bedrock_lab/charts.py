@@ -304,7 +304,8 @@ def heatmap_chart(table: pd.DataFrame, *, value: str = "estimate", metric: str =
     _check_rows(table, "tier x prompt heatmap")
     title = f"{percentile} {_label(metric)}"
     base = alt.Chart(table).encode(
-        x=alt.X("prompt_size:N", title="prompt size", sort=prompt_order(table["prompt_size"])),
+        x=alt.X("prompt_size:N", title="prompt size", sort=prompt_order(table["prompt_size"]),
+                axis=alt.Axis(labelAngle=0)),  # "small" read upright, not turned on its side
         y=alt.Y("tier:N", title="service tier", sort=list(TIER_COLORS)),
     )
     rect = base.mark_rect().encode(

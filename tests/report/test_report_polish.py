@@ -199,3 +199,10 @@ def test_ttft_vs_tpot_scatter_tells_the_models_apart() -> None:
     svg = vlc.vegalite_to_svg(spec)
     assert "claude-sonnet-4-5-20250929-v1:0" in svg  # the model legend is drawn, its label not cut off
     assert spec["title"]["subtitle"] == "all 600 successful requests"  # not a "sample" of all of them
+
+
+def test_heatmap_prompt_sizes_read_upright() -> None:
+    table = pd.DataFrame({"model": "m", "tier": ["default", "flex"], "prompt_size": "small", "estimate": [0.6, 0.7]})
+    svg = vlc.vegalite_to_svg(charts.heatmap_chart(table).to_dict())
+    label = re.search(r'<g class="mark-text role-axis-label"[^>]*>(?:(?!</g>).)*?>small</text>', svg, flags=re.S)
+    assert label and "rotate" not in label.group(0), label
