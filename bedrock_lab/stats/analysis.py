@@ -57,6 +57,7 @@ from bedrock_lab.stats.quality import quality_flags, warmup_trim
 from bedrock_lab.stats.quantiles import ecdf_points, quantile_table
 from bedrock_lab.stats.rates import outcome_rates
 from bedrock_lab.stats.saturation import saturation
+from bedrock_lab.stats.sequential import search_tables, stop_table
 from bedrock_lab.stats.slo import SLO, goodput
 from bedrock_lab.store import FAILED_COLUMNS, read_sweep
 
@@ -168,7 +169,8 @@ def error_rate_max(data: SweepData | None) -> float | None:
 
 
 def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFrame:
-    """Cost per 1k requests per (model, tier, prompt_size) from mean tokens and catalog prices.
+    """Cost per 1k requests per (model, tier, prompt_size) from mean tokens (cache reads/writes included) and
+    catalog prices.
 
     ``cost_per_1k`` is NaN (with ``cost_note``) when the catalog is missing or does not know the model: a
     report without prices is still a report. ``catalog`` may be an exception to say why there is none.
@@ -183,7 +185,10 @@ def cost_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFram
     rows = []
     for (model_id, model, tier, size), sub in ok.groupby(["model_id", "model", "tier", "prompt_size"], sort=True):
         mean_in, mean_out = _mean(sub, "input_tokens"), _mean(sub, "output_tokens")
-        cost, note = price_usd(catalog, model_id, tier, mean_in, mean_out)
+        # prompt-cache reads and writes at the model's cache prices (input_tokens counts only the uncached part)
+        cost, note = price_usd(catalog, model_id, tier, mean_in, mean_out,
+                               cache_read_tokens=_mean(sub, "cache_read_tokens"),
+                               cache_write_tokens=_mean(sub, "cache_write_tokens"))
         cost *= 1000
         rows.append({"model_id": model_id, "model": model, "tier": tier, "prompt_size": size,
                      "mean_input_tokens": mean_in, "mean_output_tokens": mean_out, "cost_per_1k": cost,
@@ -232,11 +237,19 @@ class Analysis:
     agent: pd.DataFrame = field(default_factory=pd.DataFrame)
     turns: pd.DataFrame = field(default_factory=pd.DataFrame)
     fallback: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: sequential cells and the SLO search (stats.sequential; empty when the sweep ran neither): per done cell
+    #: its stop reason and always-valid interval; per search group the found load, bracket and levels tried;
+    #: per search level its verdict
+    sequential_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    search: pd.DataFrame = field(default_factory=pd.DataFrame)
+    search_levels: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     #: the tables :func:`write_tables` writes (when not empty)
     TABLES: ClassVar[tuple[str, ...]] = ("summary", "load", "capacity", "comparisons", "verdicts", "costs",
                                          "decision", "sweep_cost", "quality", "censored", "warmup", "fits", "qq",
                                          "ecdf", "cache", "agent", "turns", "fallback")
+    #: written too when the sweep ran sequential cells or a search (the report's file names, tables/*.csv)
+    SEQUENTIAL_TABLES: ClassVar[tuple[str, ...]] = ("sequential_cells", "search", "search_levels")
 
     @property
     def records(self) -> pd.DataFrame:
@@ -405,6 +418,7 @@ def analyze(data: SweepData | pd.DataFrame, slo: SLO | Mapping[str, Any] | None 
                                                 catalog=catalog),
                         sweep_cost=sweep_cost_table(rec, catalog))
     _production(analysis, rec, catalog)
+    _sequential(analysis)
     if fit:
         _fit_chosen_cell(analysis, fit_metric, seed)
     return analysis
@@ -456,6 +470,17 @@ def _production(analysis: Analysis, rec: pd.DataFrame, catalog: Any) -> None:
         analysis.notes.append(f"production-feature tables skipped: {exc}")
 
 
+def _sequential(analysis: Analysis) -> None:
+    """Stop reasons of the sweep's cells and the SLO search's outcome (:mod:`bedrock_lab.stats.sequential`), kept
+    only when the sweep ran a sequential cell or a search, so a fixed sweep's tables stay as they were."""
+    if not analysis.data.manifest:  # records without a sweep folder (a DataFrame, a records folder)
+        return
+    stops = stop_table(analysis.data)
+    analysis.search, analysis.search_levels = search_tables(analysis.data)
+    if len(analysis.search) or (len(stops) and (stops["sequential"] != "off").any()):
+        analysis.sequential_cells = stops
+
+
 def _fit_chosen_cell(analysis: Analysis, metric: str, seed: int) -> None:
     """Fit distributions to the largest cell at the highest load that is not flagged bimodal (a mixture of
     throttled/retried and normal requests has no single distribution)."""
@@ -495,7 +520,7 @@ def write_tables(analysis: Analysis, folder: str | os.PathLike[str]) -> list[Pat
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in Analysis.TABLES:
+    for name in (*Analysis.TABLES, *Analysis.SEQUENTIAL_TABLES):
         table: pd.DataFrame = getattr(analysis, name)
         if table is None or table.empty:
             continue

@@ -6,9 +6,9 @@ records do not carry the feature, so a sweep without them shows nothing new.
 - :func:`cache_table`: cache hit rate (successful requests that read cached input tokens, with a Wilson interval),
   the median TTFT of hits and of misses and their ratio, and the cost per 1,000 requests with cache prices next to
   what the same tokens cost uncached. Cache reads and writes are priced by the catalog's per-model multipliers of
-  the input price (``cache.read_multiplier`` / ``write_multiplier``, :meth:`bedrock_lab.catalog.ModelSpec.cost_usd`);
-  where the catalog has none, :data:`DEFAULT_CACHE_READ` and :data:`DEFAULT_CACHE_WRITE` (AWS's Anthropic prices:
-  reads 0.1x, writes 1.25x the input price).
+  the input price (``prompt_cache`` in the catalog; :meth:`bedrock_lab.catalog.ModelSpec.cost_usd`, the one price
+  formula; a model without its own cache prices gets the catalog's defaults, AWS's Anthropic prices: reads 0.1x,
+  writes 1.25x the input price).
 - :func:`agent_tasks` / :func:`agent_table` / :func:`turn_table`: an agent task is the turns that share a
   ``task_id``. Whole-task latency is the span from the first turn's start to the last turn's end (what the user
   waits, think time included); ``sum_turn_s`` adds the turns' own latencies (the model's share). A task succeeded
@@ -40,8 +40,6 @@ from bedrock_lab.stats.rates import proportion
 from bedrock_lab.stats.slo import SLO, meets_slo
 
 #: cache prices relative to the input price when the catalog has none for a model (AWS, Anthropic models)
-DEFAULT_CACHE_READ = 0.1
-DEFAULT_CACHE_WRITE = 1.25
 
 
 def _num(df: pd.DataFrame, column: str) -> pd.Series:
@@ -81,16 +79,6 @@ def _fell_back(df: pd.DataFrame) -> pd.Series:
 
 
 # ---------------------------------------------------------------- prompt caching
-
-
-def _cache_cost(spec: Any, tier: str | None, inp: float, out: float, read: float, write: float) -> float:
-    """USD of token totals with cache prices: the catalog's (ModelSpec.cost_usd), else the documented defaults."""
-    try:
-        return float(spec.cost_usd(inp, out, tier, cache_read_tokens=read, cache_write_tokens=write))
-    except TypeError:  # a catalog without cache prices
-        base = float(spec.cost_usd(inp, out, tier))
-        per_in = float(spec.cost_usd(1000.0, 0.0, tier))
-        return base + (read * DEFAULT_CACHE_READ + write * DEFAULT_CACHE_WRITE) / 1000.0 * per_in
 
 
 def cache_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFrame:
@@ -133,7 +121,8 @@ def cache_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFra
             try:
                 spec = catalog.resolve(model_id)
                 t = None if tier in (None, "default") else str(tier)
-                cached = _cache_cost(spec, t, mean_in, mean_out, float(read.mean()), float(write.mean()))
+                cached = float(spec.cost_usd(mean_in, mean_out, t, cache_read_tokens=float(read.mean()),
+                                             cache_write_tokens=float(write.mean())))
                 plain = float(spec.cost_usd(mean_in + float(read.mean()) + float(write.mean()), mean_out, t))
                 row.update(cost_per_1k=1000 * cached, cost_per_1k_uncached=1000 * plain,
                            cost_saving=1 - cached / plain if plain > 0 else float("nan"))  # fmt: skip
@@ -247,8 +236,6 @@ def fallback_table(records: pd.DataFrame, slo: SLO | None = None,
 
 
 __all__ = [
-    "DEFAULT_CACHE_READ",
-    "DEFAULT_CACHE_WRITE",
     "agent_table",
     "agent_tasks",
     "cache_table",

@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from bedrock_lab.catalog import CacheProfile, load_catalog
 from bedrock_lab.stats import production as prod
-from bedrock_lab.stats.analysis import analyze, write_tables
+from bedrock_lab.stats.analysis import analyze, cost_table, write_tables
 from bedrock_lab.stats.slo import SLO
 
 
@@ -32,17 +33,17 @@ def test_cache_table_hit_rate_ttft_ratio_and_cost_with_cache_prices() -> None:
     assert (row["n_ok"], row["n_hit"], row["n_write"]) == (10, 9, 1)
     assert row["hit_rate"] == pytest.approx(0.9) and row["hit_rate_lo"] < 0.9 < row["hit_rate_hi"]
     assert row["ttft_p50_hit_s"] == pytest.approx(0.2) and row["ttft_ratio"] == pytest.approx(0.25)
-    from bedrock_lab.catalog import load_catalog
-
     spec = load_catalog().resolve("amazon.nova-lite-v1:0")
     per_in = spec.cost_usd(1000.0, 0.0)
-    cache = getattr(spec, "cache", None)
-    read_m = cache.read_multiplier if cache is not None else prod.DEFAULT_CACHE_READ
-    write_m = cache.write_multiplier if cache is not None else prod.DEFAULT_CACHE_WRITE
+    cache = spec.cache or CacheProfile()
+    read_m, write_m = cache.read_multiplier, cache.write_multiplier
     expected = spec.cost_usd(20.0, 50.0) + (1440.0 * read_m + 160.0 * write_m) / 1000.0 * per_in
     assert row["cost_per_1k"] == pytest.approx(1000 * expected)
     assert row["cost_per_1k_uncached"] == pytest.approx(1000 * spec.cost_usd(1620.0, 50.0))
     assert 0 < row["cost_saving"] < 1
+    # the analysis' cost per 1k requests (what the decision ranks by) prices the cache the same way
+    costs = cost_table(rec.assign(tier_requested=None), load_catalog())
+    assert costs.iloc[0]["cost_per_1k"] == pytest.approx(row["cost_per_1k"])
 
 
 def test_no_feature_no_table() -> None:
