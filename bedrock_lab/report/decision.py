@@ -19,6 +19,7 @@ import pandas as pd
 
 from bedrock_lab._money import fmt_usd
 from bedrock_lab.report.summary import (
+    _join,
     _users,
     fmt_monthly,
     fmt_pct,
@@ -39,6 +40,17 @@ OPTIONS_EXPLAINED = (
     "would cost in latency or errors."
 )
 
+
+
+def _missed_below(r: Any, kind: str) -> str:
+    """" (missed them at 8 users)" when a lower tested load missed the SLOs that a higher one met."""
+    raw = r.get("missed_below", "") if hasattr(r, "get") else ""
+    if isinstance(raw, (int, float)):  # read back from decision.csv: one load becomes a number, none NaN
+        raw = f"{raw:g}" if np.isfinite(raw) else ""
+    loads = [float(u) for u in str(raw or "").split(",") if u]
+    if not loads:
+        return ""
+    return f" (but missed them at {_join([_users(u, kind) for u in loads])}: not monotone in load, rerun longer)"
 
 def _money(v: float) -> str:
     return fmt_usd(v) if v is not None and np.isfinite(v) else "n/a (no price in the catalog)"
@@ -123,7 +135,7 @@ def decision_sentences(analysis: Analysis) -> list[str]:
         c = choice.iloc[0]
         top = " (the highest load tested)" if c["max_users_meeting_slo"] >= c["highest_tested"] else ""
         text = (f"For {size} prompts, {_name(c)} meets the SLOs at up to {_users(c['max_users_meeting_slo'], kind)}"
-                f"{top} at {_money(c['cost_per_1k'])} per 1k requests")
+                f"{top}{_missed_below(c, kind)} at {_money(c['cost_per_1k'])} per 1k requests")
         if np.isfinite(c["cost_per_month"]):
             text += f", about {fmt_monthly(c['cost_per_month'])}/month at {traffic_phrase(analysis)}"
         n_runners = int((group["role"] == RUNNER_UP).sum())
@@ -170,7 +182,8 @@ def decision_table(analysis: Analysis, runners_up: int = 3) -> pd.DataFrame:
                 "option": _ROLE_WORDS[r["role"]],
                 "model": r["model_name"],
                 "tier": r["tier"],
-                "meets the SLOs up to": _users(holds, kind) if np.isfinite(holds) else "no tested load",
+                "meets the SLOs up to": (_users(holds, kind) + _missed_below(r, kind)) if np.isfinite(holds)
+                else "no tested load",
                 "goodput there": fmt_pct(r["goodput"]) if np.isfinite(holds) else "-",
                 "p95 time to first token there": fmt_quantile(r, "ttft_s") if np.isfinite(holds) else "-",
                 "per 1k requests": _money(r["cost_per_1k"]),
@@ -242,7 +255,8 @@ def lines_from_tables(tables: str | os.PathLike[str]) -> list[str]:
         out.append(f"  {size} prompts:")
         for _, r in group.iterrows():
             holds = float(r["max_users_meeting_slo"])
-            load = f"holds the SLOs up to {_users(holds, kind)}" if np.isfinite(holds) else "meets the SLOs at no load"
+            load = (f"holds the SLOs up to {_users(holds, kind)}{_missed_below(r, kind)}" if np.isfinite(holds)
+                    else "meets the SLOs at no load")
             out.append(f"    {str(r['role']):<16} {r['model_name']} / {r['tier']}: {load}, "
                        f"{_money(r['cost_per_1k'])} per 1k requests, {fmt_monthly(r['cost_per_month'])}/month")
     return out

@@ -40,7 +40,7 @@ CHECKS = ("goodput", "ttft", "e2e", "tpot", "errors", "error_rate", "peak_users"
 
 DECISION_COLUMNS: tuple[str, ...] = (
     "prompt_size", "rank", "role", "model", "model_id", "model_name", "tier", "qualifies", "max_users_meeting_slo",
-    "highest_tested", "goodput", "goodput_lo", "goodput_hi", "ttft_s_p95", "ttft_s_p95_lo", "ttft_s_p95_hi",
+    "highest_tested", "missed_below", "goodput", "goodput_lo", "goodput_hi", "ttft_s_p95", "ttft_s_p95_lo", "ttft_s_p95_hi",
     "ttft_s_p95_bound", "ttft_s_censored_frac",
     "e2e_s_p95", "cost_per_1k", "cost_per_month", "requests_per_day", "days_per_month", "judged_at_users",
     "failed_checks", "judged_goodput", "judged_error_rate", "judged_ttft_s_p95", "judged_e2e_s_p95",
@@ -223,6 +223,8 @@ def decision_table(summary: pd.DataFrame, capacity: pd.DataFrame, costs: pd.Data
     ``max_users_meeting_slo`` is the highest tested load meeting the SLOs (NaN: none); ``judged_at_users`` and
     ``failed_checks`` say where and why a configuration stops: for a failing one its lowest tested load, for a
     qualifying one the next tested load above the one it holds (NaN/"" when it held the highest it was tested at).
+    ``missed_below`` lists the lower tested loads (comma-separated) that missed the SLOs although
+    ``max_users_meeting_slo`` met them: a verdict that is not monotone in load, which the report flags.
     """
     traffic = traffic or Traffic()
     if summary.empty:
@@ -247,6 +249,9 @@ def decision_table(summary: pd.DataFrame, capacity: pd.DataFrame, costs: pd.Data
         else:
             judged = cells.iloc[0]
         checks = _failed_checks(judged, slo, error_rate_max) if judged is not None else []
+        # lower tested loads that missed the SLOs although a higher one met them: "holds up to" would mislead
+        below = cells[cells["users"] < holds] if np.isfinite(holds) else cells.iloc[0:0]
+        missed_below = [float(c["users"]) for _, c in below.iterrows() if _failed_checks(c, slo, error_rate_max)]
         if np.isfinite(holds) and not qualifies:
             checks = ["peak_users"]
             judged = None
@@ -257,6 +262,7 @@ def decision_table(summary: pd.DataFrame, capacity: pd.DataFrame, costs: pd.Data
             "prompt_size": size, "model": model, "model_id": model_id, "model_name": names.get(model_id, str(model)),
             "tier": tier, "qualifies": qualifies, "max_users_meeting_slo": holds,
             "highest_tested": float(cells["users"].max()),
+            "missed_below": ",".join(f"{u:g}" for u in missed_below),
             **{c: src.get(c, np.nan) for c in ("goodput", "goodput_lo", "goodput_hi", "ttft_s_p95", "ttft_s_p95_lo",
                                                "ttft_s_p95_hi", "e2e_s_p95", "ttft_s_censored_frac")},
             "ttft_s_p95_bound": str(src.get("ttft_s_p95_bound", "") or "") if at is not None else "",

@@ -224,3 +224,22 @@ def test_bad_traffic_values_are_a_config_error_naming_the_key(traffic: object, k
 def test_a_hand_edited_traffic_section_read_by_the_analysis_is_a_stats_error(section: object) -> None:
     with pytest.raises(StatsError, match="traffic"):
         traffic_from({"traffic": section})
+
+
+def test_a_lower_load_that_missed_the_slos_is_named_not_hidden_behind_holds_up_to(records: pd.DataFrame) -> None:
+    # Nova Micro / default made to miss at 2 users (TTFT ~3 s) while it meets them at 8: "holds up to 8" would imply 2 is fine
+    rng = np.random.default_rng(11)
+    bad = (records["model_id"] == MICRO) & (records["tier_served"] == "default") & (records["users"] == 2)
+    recs = records.copy()
+    recs.loc[bad, "ttft_s"] = rng.lognormal(np.log(3.0), 0.1, int(bad.sum()))
+    recs.loc[bad, "e2e_s"] = recs.loc[bad, "ttft_s"] + 0.5
+    d = _analyze(recs).decision
+    row = d[(d["model_id"] == MICRO) & (d["tier"] == "default")].iloc[0]
+    assert row["max_users_meeting_slo"] == 8 and row["missed_below"] == "2"
+    others = d[~((d["model_id"] == MICRO) & (d["tier"] == "default"))]
+    assert (others["missed_below"] == "").all()
+    from bedrock_lab.report.decision import _missed_below
+
+    assert "missed them at 2 users" in _missed_below(row, "users")
+    assert _missed_below({"missed_below": 2.0}, "users") == _missed_below(row, "users")  # as read back from the CSV
+    assert _missed_below({"missed_below": float("nan")}, "users") == ""
