@@ -400,6 +400,9 @@ def fit_model(g: pd.DataFrame, catalog: Catalog) -> ModelFit:
                 fit.notes.append(f"no default-tier records: tokens_per_s from {t0} / its catalog tier_speed")
             fit.tier_speed = {t: v / lat["tokens_per_s"] for t, v in tps.items() if t != "default"}
             lat["jitter"] = sum(j * n for j, n in jit) / sum(n for _, n in jit)
+        else:  # say so: a replay with the catalog's decode speed is then compared against the measured one
+            fit.notes.append(f"fewer than {_MIN_RECORDS} streamed records per tier at the lowest load "
+                             f"({len(dec)} in all): tokens_per_s, tier_speed and jitter kept from the catalog")
     else:
         fit.notes.append("no streamed chunks: decode knobs kept")
     # output length

@@ -258,3 +258,11 @@ def test_a_model_without_answers_is_skipped_not_fatal() -> None:
     assert any(f.startswith("amazon.nova-micro-v1:0: not fitted") for f in cal.flags)
     micro = cal.rates[cal.rates["model"] == "amazon.nova-micro-v1:0"].iloc[0]
     assert micro["throttle_rate"] == 1.0
+
+
+def test_too_few_low_load_records_keep_the_decode_knobs_and_say_so() -> None:
+    lat = LatencyProfile(ttft_ms=500.0, prefill_ms_per_1k=500.0, tokens_per_s=80.0, jitter=0.3, chunk_tokens=8)
+    cal = calibrate_frame(prepare(_sampled(60, lat, ("default", "priority", "flex")), max_tokens=256))
+    fit = cal.fits[MODEL]
+    assert "tokens_per_s" not in fit.latency and not fit.tier_speed  # 20 per tier: below the minimum of 30
+    assert any("tokens_per_s, tier_speed and jitter kept from the catalog" in n for n in fit.notes)
