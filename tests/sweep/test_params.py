@@ -48,7 +48,7 @@ CASES = [
     ("cell-read-timeout-zero", _cell(read_timeout_s=0), "cell.read_timeout_s", "> 0", 0),
     ("cell-success-rate", _cell(min_success_rate=2), "cell.min_success_rate", "<= 1", 2),
     ("bad-prefix", _grid(region_prefixes=["mars"]), "grid.region_prefixes", "global.", ["mars"]),
-    ("bad-literal", base_sweep(target={"kind": "azure"}), "target.kind", "'emulator' or 'aws'", "azure"),
+    ("bad-literal", base_sweep(target={"kind": "azure"}), "target.kind", "'emulator', 'aws' or 'openai'", "azure"),
     ("bad-prompt-size", _grid(prompt_sizes=["small", "huge"]), "grid.prompt_sizes[1]", "medium", "huge"),
     ("duplicate-users", _grid(users=[2, 2]), "grid.users[1]", "duplicate", 2),
     ("no-stopping-rule", _cell(duration_s=0), "cell.duration_s", "stopping rule", 0.0),
