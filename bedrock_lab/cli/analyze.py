@@ -23,8 +23,10 @@ Law fit, knee, highest load meeting the SLOs), comparisons.csv (tier vs tier, or
 within otherwise equal configurations: ratio of medians with its Bonferroni-simultaneous interval, from which
 alone the verdict is read) and verdicts.csv (one line per pair of levels), costs.csv, quality.csv (warm-up,
 drift, coordinated omission, bimodality), censored.csv (Kaplan-Meier percentiles when requests timed out),
-fits.csv and qq.csv (distribution fits of the largest cell), ecdf.csv, and analysis.json. Prints the executive
-summary. `bedrock-lab report` runs the same analysis (bedrock_lab.stats.analyze) inside the HTML report.
+fits.csv and qq.csv (distribution fits of the largest cell), ecdf.csv, and analysis.json; for sequential cells
+and an SLO search also sequential_cells.csv (why each cell stopped, its always-valid interval), search.csv (per
+model x tier x prompt: the highest load meeting the SLOs, its bracket, the levels tried) and search_levels.csv.
+Prints the executive summary (with a line per search group) and each sequential cell's stop reason. `bedrock-lab report` runs the same analysis (bedrock_lab.stats.analyze) inside the HTML report.
 
 examples:
   bedrock-lab analyze outputs/demo                  # tables in outputs/demo/tables/
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"- {sentence}")
     _print_bounds(result)
     _print_overhead(result)
+    _print_stops(result)
     if args.compare_by != "tier":
         _print_comparisons(result, args.compare_by)
     print(f"\n{len(written)} files written to {out}" + (" and figures/" if args.figures else ""))
@@ -100,6 +103,23 @@ def _print_bounds(result: Analysis) -> None:
         print(line)
     if len(lines) > _MAX_LINES:
         print(f"- ... and {len(lines) - _MAX_LINES} more in summary.csv")
+
+
+def _print_stops(result: Analysis) -> None:
+    """Each sequential cell: why it stopped, when, and the always-valid interval it was judged by."""
+    from bedrock_lab.report.sequential import stop_reasons
+
+    cells = result.sequential_cells
+    if cells.empty or not (cells["sequential"] != "off").any():
+        return
+    shown = stop_reasons(result)
+    shown = shown[(cells["sequential"] != "off").to_numpy()]
+    print(f"\nSequential cells, judged by their always-valid interval (sequential_cells.csv): {len(shown)}")
+    for _, r in shown.head(_MAX_LINES).iterrows():
+        print(f"- {r['cell']} ({r['load']}): {r['stop reason']} after {r['requests']} requests in {r['duration']}; "
+              f"{r['percentile (always-valid interval)']} vs target {r['target']}: {r['verdict']}")
+    if len(shown) > _MAX_LINES:
+        print(f"- ... and {len(shown) - _MAX_LINES} more in sequential_cells.csv")
 
 
 def _print_overhead(result: Analysis) -> None:

@@ -21,6 +21,15 @@ sweep goes on (unless --fail-fast). After an interruption (Ctrl-C, a crash, even
 with --resume: finished cells are kept, the rest run. Results: OUT/<sweep>/results.csv (one row per cell) and
 bedrock_lab.sweep.load_sweep(OUT/<sweep>) (every request as one DataFrame).
 
+Sequential cells and the SLO search (docs/sequential.md): `cell: {sequential: verdict}` ends each cell as soon
+as the always-valid interval of its SLO percentile (slo_metric, slo_percentile, slo_target_s; default the file's
+slo.<metric>_p95_s) lies above or below the target, `sequential: precision` once it is `precision` narrow;
+duration_s / requests are then the maximum, min_duration_s / min_requests the minimum, warmup_s is not counted,
+check_every_s the seconds between looks. `search: {load: users | rate_rps, low, high, resolution, max_levels}`
+replaces the grid's load axes: per model x tier x prompt size it brackets and bisects sequential levels for the
+highest load meeting the SLO, into OUT/<sweep>/search.json. results.csv then adds each cell's stop_reason,
+stopped_at_s and always-valid interval (seq_*); `bedrock-lab analyze` prints them and the found load.
+
 Environment variables BASE_MODEL_ID, SERVICE_TIERS, REGION_PREFIXES, PROMPT_SIZES, USER_COUNTS, TEST_DURATION,
 MAX_TOKENS, REPEATS, BUDGET_USD, PROMPTS_FILE and RESULTS_DIR override the file (see docs/sweeps.md).
 
@@ -35,6 +44,7 @@ examples:
   bedrock-lab sweep params/sweeps/default.yaml --only '*flex*'
   USER_COUNTS=5,10 TEST_DURATION=30s bedrock-lab sweep params/sweeps/default.yaml
   bedrock-lab sweep params/sweeps/default.yaml --resume
+  bedrock-lab sweep params/sweeps/slo_search.yaml    # an SLO search on the emulator (< 1 min)
   bedrock-lab sweep --service-tiers priority,flex --user-counts 30,60 --test-duration 30s --dry-run
   bedrock-lab sweep --prompts-file prompts.json --max-tokens 4096 --results-dir test_results/nova_run
 """

@@ -47,7 +47,9 @@ def has_sequential(analysis: Any) -> bool:
 def stop_reasons(analysis: Any) -> pd.DataFrame:
     """Cell, load, stop reason, requests, seconds of load and, for a sequential cell, its percentile with the
     always-valid 95% interval (the interval that stays valid under the early stop) and the verdict."""
-    table = seq.stop_table(analysis.data)
+    table = getattr(analysis, "sequential_cells", None)  # Analysis.sequential_cells: the analysis's stop table
+    if table is None or table.empty:
+        table = seq.stop_table(analysis.data)
     rows = []
     for _, r in table.iterrows():
         sequential = r["sequential"] != "off" and r["metric"] is not None

@@ -19,8 +19,9 @@ import pandas as pd
 from bedrock_lab._money import fmt_usd as money_usd
 from bedrock_lab.stats import decision as stats_decision
 from bedrock_lab.stats.analysis import CONFIG, KEYS, Analysis
-from bedrock_lab.stats.labels import display_names, model_label
+from bedrock_lab.stats.labels import display_names, model_label, short_model
 from bedrock_lab.stats.saturation import USL_NMAX_OVERSTATES
+from bedrock_lab.stats.sequential import SETTLED_REASONS
 
 # ---------------------------------------------------------------- formatting
 
@@ -268,6 +269,8 @@ def executive_summary(analysis: Analysis) -> list[str]:
         f"highest load ({_users(analysis.max_users or 0, analysis.load_kind)})."
     )
     out.extend(capacity_sentences(analysis))
+    out.extend(search_sentences(analysis))
+    out.extend(stop_sentences(analysis))
     out.extend(bound_sentences(analysis))
     for _, r in recommendations(analysis).iterrows():
         if r["recommendation"] == "none meets the SLOs":
@@ -362,6 +365,71 @@ NMAX_QUOTED_WITHIN = 10.0
 
 #: words for the metrics a timeout can censor
 _CENSORED_NAMES = {"ttft_s": "time to first token", "e2e_s": "end-to-end latency"}
+
+
+#: the sequential SLO metrics (cellspec slo_metric) in the summary's words
+_SLO_METRIC_WORDS = {"ttft_s": "TTFT", "e2e_s": "end-to-end latency", "tpot_s": "time per output token"}
+
+
+def _search_slo(g: Mapping[str, Any]) -> str:
+    """The SLO a search judged its levels by, in words: "p95 TTFT <= 60 ms" ("" when not recorded)."""
+    metric, p, target = g.get("slo_metric"), g.get("slo_percentile"), g.get("slo_target_s")
+    if metric is None or p is None or target is None or pd.isna(p) or pd.isna(target):
+        return ""
+    return f"p{float(p) * 100:g} {_SLO_METRIC_WORDS.get(str(metric), str(metric))} <= {fmt_s(float(target))}"
+
+
+def search_sentences(analysis: Analysis) -> list[str]:
+    """One sentence per SLO search group (:attr:`Analysis.search`): the highest load shown to meet the search's
+    SLO, its bracket (that load to the lowest that missed) and how many levels the search tried."""
+    groups = analysis.search
+    if groups is None or groups.empty:
+        return []
+    names = model_names(analysis)
+    unnamed = [m for m in groups["model_id"].astype(str).unique() if m not in names]
+    if unnamed:  # a searched model the tables do not name (e.g. every level failed): the catalog's name
+        names = {**display_names(stats_decision.load_catalog_or_reason(), unnamed), **names}
+    out = []
+    for _, g in groups.iterrows():
+        slo = _search_slo(g)
+        meeting = f"the highest load meeting the SLO ({slo})" if slo else "the highest load meeting the SLO"
+        mid = str(g["model_id"])
+        label = names.get(mid) or model_label(short_model(mid), names)
+        cfg = _cfg({"model": label, "tier": g["tier"], "prompt_size": g["prompt_size"]})
+        kind = "rate" if g["load"] == "rate_rps" else "users"
+        found, hi, n = g["found"], g["bracket_hi"], int(g["levels"])
+        tried = _n(n, "level") + " tried"
+        if found is None or pd.isna(found):
+            lowest = f" (the lowest level, {_users(hi, kind)}, missed)" if hi is not None and pd.notna(hi) else ""
+            out.append(f"For {cfg}, no load searched met the SLO{f' ({slo})' if slo else ''}{lowest}; {tried}.")
+        elif g["status"] == "at_least_high" or hi is None or pd.isna(hi):
+            out.append(f"For {cfg}, {meeting}: at least {_users(found, kind)} (the highest level searched met "
+                       f"it), {tried}.")
+        else:
+            cut = "; the search stopped at its max_levels" if g["status"] == "max_levels" else ""
+            out.append(f"For {cfg}, {meeting}: {_users(found, kind)} (bracket "
+                       f"{float(found):g}-{float(hi):g}), {tried}{cut}.")
+    return out
+
+
+def stop_sentences(analysis: Analysis) -> list[str]:
+    """Why the sequential cells stopped (:attr:`Analysis.sequential_cells`): how many settled (met / missed the
+    SLO, precise enough) and how many ran to their maximum."""
+    cells = analysis.sequential_cells
+    if cells is None or cells.empty:
+        return []
+    seq = cells[cells["sequential"] != "off"]
+    if seq.empty:
+        return []
+    settled = seq["stop_reason"].isin(SETTLED_REASONS)
+    verdicts = seq.loc[settled, "verdict"].value_counts()
+    parts = [f"{int(verdicts[v])} {w}" for v, w in (("met", "met the SLO"), ("missed", "missed it"),
+                                                    ("precise", "precise enough")) if v in verdicts]  # fmt: skip
+    at_max = int(seq["stop_reason"].isin(("max_duration", "max_requests")).sum())
+    text = (f"Of {_n(len(seq), 'sequential cell')}, {int(settled.sum())} stopped as soon as the always-valid "
+            f"interval settled their answer ({_join(parts) or 'none settled'}) and {at_max} ran to their maximum")
+    other = len(seq) - int(settled.sum()) - at_max
+    return [text + (f"; {other} ended otherwise (circuit breaker or interrupted)." if other else ".")]
 
 
 def bound_sentences(analysis: Analysis, limit: int = 3) -> list[str]:

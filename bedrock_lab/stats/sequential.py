@@ -153,19 +153,22 @@ def read_search(root: str | Path) -> dict[str, Any] | None:
 
 
 def search_tables(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """An SLO search's outcome: one row per group (found load, bracket, status, levels tried) and one per level
+    """An SLO search's outcome: one row per group (found load, bracket, status, levels tried, the SLO) and one per level
     (load, verdict, stop reason, requests, the always-valid interval). Both empty when there was no search."""
     root = getattr(data, "root", None)
     search = read_search(root) if root is not None else None
     if not search:
         return pd.DataFrame(), pd.DataFrame()
     groups, levels = [], []
+    slo = search.get("slo") or {}  # the SLO every level was judged by (the search's, named in each group's row)
     for g in search.get("groups", []):
         lo, hi = (list(g.get("bracket") or []) + [None, None])[:2]
         groups.append({"model_id": g.get("model_id"), "tier": g.get("tier"), "prompt_size": g.get("prompt_size"),
                        "load": search.get("load"), "found": g.get("found"), "bracket_lo": lo, "bracket_hi": hi,
                        "status": g.get("status"), "levels": len(g.get("levels") or []),
-                       "requests": sum(int(v.get("requests") or 0) for v in g.get("levels") or [])})  # fmt: skip
+                       "requests": sum(int(v.get("requests") or 0) for v in g.get("levels") or []),
+                       "slo_metric": slo.get("metric"), "slo_percentile": slo.get("percentile"),
+                       "slo_target_s": slo.get("target_s")})  # fmt: skip
         for i, v in enumerate(g.get("levels") or []):
             levels.append({"model_id": g.get("model_id"), "tier": g.get("tier"), "prompt_size": g.get("prompt_size"),
                            "step": i + 1, **v})  # fmt: skip

@@ -6,7 +6,9 @@ Both come from :func:`bedrock_lab.store.read_sweep`'s rules: a failed cell never
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,10 @@ def results_table(path: str | os.PathLike[str]) -> pd.DataFrame:
             "max_tokens": info.get("max_tokens"),
         }  # fmt: skip
         summary_path = folder / "cells" / cell_id / SUMMARY
-        if summary_path.is_file():
-            stats = read_json(summary_path).get("stats", {})
+        summary = read_json(summary_path) if summary_path.is_file() else {}
+        row.update(stop_columns(entry, summary))
+        if summary:
+            stats = summary.get("stats", {})
             for k, v in stats.items():
                 if not isinstance(v, dict):
                     row[k] = v
@@ -58,6 +62,35 @@ def results_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         row["started_at"] = entry.get("started_at")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: results.csv's columns on why a cell ended and, for a sequential cell, its always-valid interval (issue #14)
+STOP_COLUMNS = ("stop_reason", "stopped_at_s", "load_s", "sequential", "seq_metric", "seq_percentile",
+                "seq_target_s", "seq_n", "seq_estimate_s", "seq_lo_s", "seq_hi_s", "seq_status", "seq_interval")
+
+
+def stop_columns(entry: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Why a done cell ended (its manifest entry, else its summary.json): the stop reason, the seconds of load
+    when a stop was decided (empty: it ran to its bound) and, for a sequential cell, the last look of its
+    always-valid interval (``seq_status``: below / above / undecided / precise). An unbounded side of the interval
+    (too few requests) is written as -inf / inf, as in the stop table."""
+    def pick(key: str) -> Any:
+        return entry.get(key) if entry.get(key) is not None else summary.get(key)
+
+    seq = pick("sequential") or {}
+    engine = summary.get("engine_result") or {}
+    out: dict[str, Any] = {"stop_reason": pick("stop_reason"), "stopped_at_s": pick("stopped_at_s"),
+                           "load_s": entry.get("load_s", engine.get("wall_s")),
+                           "sequential": seq.get("mode") or "off"}  # fmt: skip
+    n = int(seq.get("n") or 0)
+    lo, hi = seq.get("lo"), seq.get("hi")
+    out.update({
+        "seq_metric": seq.get("metric"), "seq_percentile": seq.get("percentile"), "seq_target_s": seq.get("target_s"),
+        "seq_n": n if seq else None, "seq_estimate_s": seq.get("estimate"),
+        "seq_lo_s": lo if lo is not None or not n else -math.inf, "seq_hi_s": hi if hi is not None or not n else math.inf,
+        "seq_status": seq.get("status"), "seq_interval": seq.get("interval") if seq else None,
+    })  # fmt: skip
+    return out
 
 
 def failed_table(path: str | os.PathLike[str]) -> pd.DataFrame:
