@@ -21,6 +21,8 @@ bedrock_lab.errors.ConfigError: my.yaml: users: must be >= 1: got 0 (allowed: a 
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -65,6 +67,36 @@ def guardrail_pair(value: str | None) -> tuple[str, str] | None:
         raise ValueError(f"expected identifier:version with version DRAFT or a number (e.g. gr-abc123:1), "
                          f"got {value!r}")  # fmt: skip
     return ident, version
+
+
+def tier_weights(value: str | None) -> dict[str, float]:
+    """``"priority:1,default:1,flex:1"`` as {tier: weight}; every tier in TIERS, every weight a number > 0."""
+    if not value:
+        return {}
+    out: dict[str, float] = {}
+    for part in value.split(","):
+        tier, sep, weight = part.strip().partition(":")
+        tier = tier.strip()
+        try:
+            w = float(weight) if sep else float("nan")
+        except ValueError:
+            w = float("nan")
+        if tier not in TIERS or not w > 0 or w == float("inf") or tier in out:
+            raise ValueError(f"expected distinct tier:weight pairs separated by ',' with tiers from "
+                             f"{', '.join(TIERS)} and weights > 0 (e.g. priority:1,default:1,flex:1), got {value!r}")
+        out[tier] = w
+    return out
+
+
+def pick_tier(weights: Mapping[str, float], seed: int, key: str) -> str:
+    """The tier of one request of a mixed cell: drawn from ``weights`` with ``Random(f"{seed}:tier:{key}")``
+    (``key``: the worker and its request number), so a seeded run asks the same tiers whichever engine runs it."""
+    u = random.Random(f"{seed}:tier:{key}").random() * sum(weights.values())
+    for tier, w in weights.items():
+        u -= w
+        if u < 0:
+            return tier
+    return next(reversed(weights))
 
 
 class CellSettings(BaseModel):
@@ -113,6 +145,20 @@ class CellSettings(BaseModel):
     fallback_tier: Tier | None = Field(None, description="on throttling or a server error, ask this service tier "
                                                          "once (None: the cell's tier)")
 
+    # mixed tiers (issue 15): tiers competing inside one run, one drawn per request (cellspec.pick_tier)
+    tier_mix: str | None = Field(None, description="ask a mix of service tiers in one run, one drawn per request "
+                                                   "(seeded) and recorded in tier_requested, as tier:weight pairs, "
+                                                   "e.g. priority:1,default:1,flex:1 (None: the cell's tier)")
+
+    @field_validator("tier_mix", mode="before")
+    @classmethod
+    def _tier_mix(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):  # a sweep file's {priority: 1, default: 1}
+            v = ",".join(f"{k}:{w}" for k, w in v.items())
+        if isinstance(v, str) and v:
+            v = ",".join(f"{t}:{w:g}" for t, w in tier_weights(v).items())
+        return v
+
     @field_validator("guardrail")
     @classmethod
     def _guardrail_pair(cls, v: str | None) -> str | None:
@@ -135,6 +181,10 @@ class CellSpec(CellSettings):
     users: int | None = Field(None, ge=1, description="closed loop: concurrent users")
     rate_rps: float | None = Field(None, gt=0, description="open loop: arrivals per second")
     seed: int = Field(0, description="seed of the workload and arrivals")
+    background_load: float | None = Field(None, ge=0, description="other customers' demand on the emulator during "
+                                                                  "the cell, share of each model's capacity, recorded "
+                                                                  "in every record (a sweep's grid.background_load "
+                                                                  "sets its own emulator to it; None: not recorded)")
 
     @model_validator(mode="after")
     def _one_load_and_a_bound(self) -> CellSpec:
@@ -176,6 +226,8 @@ SEQUENTIAL_FIELDS = ("sequential", "slo_metric", "slo_percentile", "slo_target_s
 #: the production-feature options (issue 13): request options and the fallback policy
 PRODUCTION_FIELDS: tuple[str, ...] = ("stop_sequences", "guardrail", "fallback_model", "fallback_tier")
 CLI_FIELDS.update({name: name.replace("_", "-") for name in PRODUCTION_FIELDS})
+#: shared capacity (issue 15): a mix of tiers in one run, and the background level the records are labelled with
+CLI_FIELDS.update({"tier_mix": "tier-mix", "background_load": "background-load"})
 
 def field_help(name: str) -> str:
     """The description of a :class:`CellSpec` field (the help text every interface shows)."""
@@ -215,7 +267,7 @@ def parse_cell(data: dict[str, Any], *, source: str = "cell") -> CellSpec:
 
 
 #: how the cell notebook spells "unset" for optional fields where 0 is a real value
-_NOTEBOOK_UNSET: dict[str, Any] = {"temperature": -1.0}
+_NOTEBOOK_UNSET: dict[str, Any] = {"temperature": -1.0, "background_load": -1.0}
 
 
 def _unset(name: str) -> Any:
@@ -255,5 +307,7 @@ __all__ = [
     "guardrail_pair",
     "notebook_parameters",
     "parse_cell",
+    "pick_tier",
     "stop_sequence_list",
+    "tier_weights",
 ]

@@ -24,7 +24,7 @@ from bedrock_lab._money import DEFAULT_DAYS_PER_MONTH
 from bedrock_lab._net import is_loopback_url, parse_endpoint
 from bedrock_lab.catalog import APIS, split_model_id
 from bedrock_lab.catalog import REGION_PREFIXES as CATALOG_PREFIXES
-from bedrock_lab.cellspec import CellSettings
+from bedrock_lab.cellspec import CellSettings, tier_weights
 from bedrock_lab.errors import BedrockLabError, ConfigError
 from bedrock_lab.paths import project_root
 from bedrock_lab.prompts import is_prompt_path, read_prompt_file
@@ -92,7 +92,9 @@ class GridConfig(_Strict):
     #: open loop: target arrival rates (requests/s) per cell
     rates_rps: list[Annotated[StrictFloat, Field(gt=0)]] = Field(default_factory=list)
     repeats: StrictInt = Field(default=1, ge=1)
-
+    #: other customers' demand on the sweep's own emulator per cell, share of each model's capacity (issue 15;
+    #: the runner restarts its emulator at each level; empty: no axis)
+    background_load: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=list)
 
     @field_validator("region_prefixes")
     @classmethod
@@ -726,6 +728,20 @@ def validate_against_catalog(config: SweepConfig, catalog: Any) -> None:
                     f"model {model!r} does not offer service tier {tier!r}",
                     source=src, key=f"grid.tiers[{j}]", value=tier, allowed=", ".join(sorted(offered)),
                 )  # fmt: skip
+        for tier in tier_weights(config.cell.tier_mix):  # a mixed cell asks each of its tiers
+            if tier not in offered:
+                raise ConfigError(
+                    f"model {model!r} does not offer service tier {tier!r}",
+                    source=src, key="cell.tier_mix", value=config.cell.tier_mix, allowed=", ".join(sorted(offered)),
+                )  # fmt: skip
+    if config.cell.tier_mix and config.grid.tiers != ["default"]:
+        raise ConfigError("cell.tier_mix asks its tiers in every cell: grid.tiers would repeat each cell per tier",
+                          source=src, key="grid.tiers", value=config.grid.tiers,
+                          allowed="leave grid.tiers out with cell.tier_mix")  # fmt: skip
+    if config.grid.background_load and (config.target.kind != "emulator" or config.target.endpoint_url):
+        raise ConfigError("grid.background_load sets the demand of other customers on the sweep's own emulator",
+                          source=src, key="grid.background_load", value=config.grid.background_load,
+                          allowed="target.kind: emulator (with no endpoint_url), or no grid.background_load")
 
 
 # --------------------------------------------------------------------------------------------- loading

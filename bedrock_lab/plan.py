@@ -1,6 +1,7 @@
 """Sweep grid -> cells, with the requests, tokens, cost and wall time to expect *before* anything is spent.
 
-Cells are the cross product model x tier x region prefix x prompt size x load (users or rate) x repeats. A cell's
+Cells are the cross product model x tier x region prefix x prompt size x load (users or rate) x background load
+(``grid.background_load``, when given) x repeats; a mixed-tier cell (``cell.tier_mix``) replaces the tier axis. A cell's
 id is derived from its parameters only, so it is stable across re-plans (resume matches on it) and readable in a
 folder listing. The run order is shuffled with a seed (drift in the service over an hour-long sweep then does not
 line up with one axis), and each cell gets its own seed derived from the sweep seed and its id.
@@ -26,7 +27,7 @@ from typing import Any
 
 from bedrock_lab._confseq import quantile_cs_band
 from bedrock_lab._money import fmt_usd
-from bedrock_lab.cellspec import CellSpec, notebook_parameters, parse_cell
+from bedrock_lab.cellspec import CellSpec, notebook_parameters, parse_cell, tier_weights
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, sequential_target, split_prefix
 
@@ -61,6 +62,9 @@ class Cell:
     #: which sends expected_requests); expected_requests / est_cost_usd are then its maximum
     min_requests_expected: float | None = None
     est_cost_min_usd: float | None = None
+    #: a mixed-tier cell (``cell.tier_mix``): (tier, share of its requests, USD per 1k input, per 1k output); the
+    #: cell's prices are their share-weighted mean, so its cost prices the mix
+    mix_prices: tuple[tuple[str, float, float, float], ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         if name in CellSpec.model_fields:  # only reached for names the dataclass itself lacks
@@ -140,7 +144,12 @@ class Plan:
     def cost_by_tier(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for c in self.cells:
-            out[c.tier] = out.get(c.tier, 0.0) + c.est_cost_usd
+            if not c.mix_prices:
+                out[str(c.tier)] = out.get(str(c.tier), 0.0) + c.est_cost_usd
+            for tier, share, pin, pout in c.mix_prices:  # a mixed cell: each tier its share of the requests
+                cost = _cost(c.expected_requests * share, c.input_tokens_per_request, c.output_tokens_per_request,
+                             pin, pout)  # fmt: skip
+                out[tier] = out.get(tier, 0.0) + cost
         return out
 
     def input_token_keys(self) -> list[tuple[str, str]]:
@@ -359,11 +368,13 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def make_cell_id(
-    model_id: str, tier: str, prompt_size: str, users: int | None, rate_rps: float | None, repeat: int, repeats: int
+    model_id: str, tier: str, prompt_size: str, users: int | None, rate_rps: float | None, repeat: int, repeats: int,
+    background_load: float | None = None,
 ) -> str:
     """Readable, stable id from the parameters only: ``us.amazon.nova-lite-v1-0_flex_small_u30``."""
     load = f"u{users}" if users else f"r{rate_rps:g}"
-    parts = [model_id, tier, prompt_size, load] + ([f"rep{repeat}"] if repeats > 1 else [])
+    bg = [] if background_load is None else [f"bg{background_load:g}"]
+    parts = [model_id, tier, prompt_size, load, *bg] + ([f"rep{repeat}"] if repeats > 1 else [])
     return "_".join(_ID_UNSAFE.sub("-", p).strip("-") for p in parts)
 
 
@@ -438,7 +449,8 @@ def _sequential_min(config: SweepConfig, spec: CellSpec, users: int | None, rate
 
 def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: str, users: int | None,
               rate: float | None, rep: int = 1, grid_index: int = 0, catalog: Any = None,
-              specs: dict[str, Any] | None = None, sequential: str | None = None) -> Cell:  # fmt: skip
+              specs: dict[str, Any] | None = None, sequential: str | None = None,
+              background_load: float | None = None) -> Cell:  # fmt: skip
     """One cell of ``config`` with its estimates (the grid's cells and the SLO search's levels,
     :mod:`bedrock_lab.sweep.search`). ``sequential`` overrides the sweep's ``cell.sequential``."""
     catalog = catalog if catalog is not None else default_catalog()
@@ -450,23 +462,34 @@ def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: 
     if model_id not in specs:
         index = g.models.index(model) if model in g.models else 0
         specs[model_id] = resolve_model(catalog, model_id, source=config.source, key=f"grid.models[{index}]")
-    pin, pout = tier_prices(specs[model_id], tier)
-    e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens)
+    mix = tier_weights(cell.tier_mix)
+    if mix:  # tiers competing in one run: prices and time per request are the mix's share-weighted means
+        total = sum(mix.values())
+        mix_prices = tuple((t, w / total, *tier_prices(specs[model_id], t)) for t, w in mix.items())
+        pin = sum(share * p_in for _, share, p_in, _ in mix_prices)
+        pout = sum(share * p_out for _, share, _, p_out in mix_prices)
+        e2e_s = sum(share * _e2e_estimate(config, specs[model_id], t, out_tokens) for t, share, _, _ in mix_prices)
+        tier = "mix"
+    else:
+        mix_prices = ()
+        pin, pout = tier_prices(specs[model_id], tier)
+        e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens)
     n = _expected_requests(config, users, rate, e2e_s)
     if size in est.input_tokens:
         in_tokens, in_source = float(est.input_tokens[size]), INPUT_SWEEP_FILE
     else:
         in_tokens, in_source = float(config.input_tokens(size)), INPUT_LOCAL
     cost = _cost(n, in_tokens, out_tokens, pin, pout)
-    cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats)
+    cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats, background_load)
     settings = cell.model_dump(exclude={"timeout_s"})
     settings["duration_s"] = cell.duration_s or None
     if sequential is not None:
         settings["sequential"] = sequential
     if settings["sequential"] != "off":  # one SLO definition: the sweep's slo section, unless the cell names one
         settings["slo_target_s"] = sequential_target(config)
-    spec = parse_cell({**settings, "model_id": model_id, "tier": tier, "prompt_size": size, "users": users,
-                       "rate_rps": rate, "seed": cell_seed(config.order.seed, cid)}, source=config.source)
+    spec = parse_cell({**settings, "model_id": model_id, "tier": None if mix else tier, "prompt_size": size,
+                       "users": users, "rate_rps": rate, "seed": cell_seed(config.order.seed, cid),
+                       "background_load": background_load}, source=config.source)  # fmt: skip
     n_min = _sequential_min(config, spec, users, rate, e2e_s, n)
     return Cell(
         cell_id=cid, grid_index=grid_index, base_model=base, region_prefix=prefix or given_prefix, repeat=rep,
@@ -476,6 +499,7 @@ def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: 
         est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s, input_tokens_source=in_source,
         min_requests_expected=n_min,
         est_cost_min_usd=None if n_min is None else _cost(n_min, in_tokens, out_tokens, pin, pout),
+        mix_prices=mix_prices,
     )  # fmt: skip
 
 
@@ -490,13 +514,18 @@ def build_plan(config: SweepConfig, *, catalog: Any = None) -> Plan:
     if config.search is not None:
         return _search_plan(config, catalog, specs)
     loads: list[tuple[int | None, float | None]] = [(u, None) for u in g.users] + [(None, r) for r in g.rates_rps]
-    for i, (model, prefix, tier, size, (users, rate), rep) in enumerate(
-        itertools.product(g.models, g.region_prefixes, g.tiers, g.prompt_sizes, loads, range(1, g.repeats + 1))
+    tiers = ["mix"] if config.cell.tier_mix else g.tiers  # a mixed cell asks its tier_mix, not a grid tier
+    levels: list[float | None] = list(g.background_load) or [None]  # the grid's background axis (issue 15)
+    for i, (model, prefix, tier, size, (users, rate), bg, rep) in enumerate(
+        itertools.product(g.models, g.region_prefixes, tiers, g.prompt_sizes, loads, levels, range(1, g.repeats + 1))
     ):
         cells.append(make_cell(config, model=model, prefix=prefix, tier=tier, size=size, users=users, rate=rate,
-                               rep=rep, grid_index=i, catalog=catalog, specs=specs))  # fmt: skip
+                               rep=rep, grid_index=i, catalog=catalog, specs=specs,
+                               background_load=bg))  # fmt: skip
     if config.order.randomize:
         random.Random(config.order.seed).shuffle(cells)
+    if g.background_load:  # one emulator (re)start per background level: its cells run together, shuffled within
+        cells.sort(key=lambda c: g.background_load.index(c.background_load))
     return Plan(config, cells, est.cell_overhead_s, plan_notes(config, cells, specs))
 
 

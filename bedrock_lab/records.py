@@ -92,6 +92,8 @@ class RequestRecord:
     fallback: bool | None = None  #: True: the primary was throttled / failed and the fallback model or tier was asked
     task_id: str | None = None  #: agent workload: the task (user session) this turn belongs to
     turn: int | None = None  #: agent workload: 1-based turn within the task
+    #: shared capacity (issue 15): other customers' demand on the emulator during the run, share of capacity
+    background_load: float | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def to_row(self) -> dict[str, Any]:

@@ -57,6 +57,7 @@ read_timeout_s: float = 120.0  # read timeout (longest silence between bytes), s
 breaker_after: int = 20  # stop after this many consecutive connection/credential/validation errors (0: never)
 min_success_rate: float = 0.5  # the cell fails when fewer of its non-throttled requests succeed
 seed: int = 0  # random seed of the workload and arrivals
+background_load: float = -1.0  # other customers' demand on the emulator, share of capacity (recorded; -1: none)
 # sequential cell (docs/sequential.md): stop once the answer is settled; duration_s / requests are the maximum
 sequential: str = "off"  # off | verdict (SLO percentile settled above/below target) | precision
 slo_metric: str = "ttft_s"  # sequential: metric watched: ttft_s | e2e_s | tpot_s
@@ -73,6 +74,8 @@ stop_sequences: str = ""  # stop sequences separated by '|' ("": none)
 guardrail: str = ""  # guardrail identifier:version ("": none)
 fallback_model: str = ""  # on throttling or a server error ask this model once ("": no fallback model)
 fallback_tier: str = ""  # on throttling or a server error ask this tier once ("": the cell's tier)
+# shared capacity (docs/emulator.md): tiers competing in one run
+tier_mix: str = ""  # tier:weight pairs, one tier drawn per request, e.g. priority:1,flex:1 ("": the cell's tier)
 
 # %%
 from bedrock_lab.cellspec import CellSpec

@@ -74,7 +74,8 @@ def _cell_option(group: Any, name: str) -> None:
 
 def add_spec_arguments(parser: argparse.ArgumentParser, *, open_loop: bool = True) -> None:
     g = parser.add_argument_group("request")
-    for name in ("model_id", "api", "tier", "workload", "prompt_size", "max_tokens", "temperature"):
+    for name in ("model_id", "api", "tier", "tier_mix", "workload", "prompt_size", "max_tokens", "temperature",
+                 "background_load"):
         _cell_option(g, name)
     g.add_argument("--provider-format", help="InvokeModel body format (default: from the catalog / model id)")
     g = parser.add_argument_group("load")

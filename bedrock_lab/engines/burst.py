@@ -306,7 +306,8 @@ class _Runner:
         whether it succeeded, and the tool calls of the answer."""
         spec = self.spec
         options = request_options(item, spec.stop_sequences, spec.guardrail)
-        model, tier, fmt = spec.model_id, spec.tier, spec.provider_format
+        asked_tier = spec.request_tier(f"{worker}:{seq}")  # the cell's tier, or one drawn from its tier_mix
+        model, tier, fmt = spec.model_id, asked_tier, spec.provider_format
         m = Measurement.begin(intended_mono, self.mono_to_epoch)
         fell_back = False
         while True:
@@ -323,7 +324,7 @@ class _Runner:
             if fell_back or self.fallback is None or not self.fallback.applies(m.error_kind, got_content=bool(m.chunk_mono)):
                 break
             restart(m)
-            model, tier = self.fallback.route(spec.model_id, spec.tier)
+            model, tier = self.fallback.route(spec.model_id, asked_tier)
             fmt = fmt if model == spec.model_id else None
             fell_back = True
         if m.error_kind is None:
@@ -333,10 +334,11 @@ class _Runner:
         rec = m.to_record(
             parser, streaming=prep.streaming, keep_chunk_times=spec.keep_chunk_times,
             run_id=spec.run_id, cell_id=spec.cell_id, engine="burst", worker=worker, seq=seq, api=spec.api,
-            model_id=spec.model_id, tier_requested=spec.tier, prompt_id=item.prompt_id,
+            model_id=spec.model_id, tier_requested=asked_tier, prompt_id=item.prompt_id,
             prompt_size=item.prompt_size, users=spec.users, rate_rps=spec.rate_rps,
             **answer_fields(item, parser, ok=m.error_kind is None, model_id=model, policy=self.fallback,
                             fell_back=fell_back),
+            background_load=spec.background_load,
         )  # fmt: skip
         self._done(rec)
         return parser.text, m.error_kind is None, parser.tool_uses

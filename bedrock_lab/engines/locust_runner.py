@@ -126,6 +126,8 @@ def locust_options(spec: BurstSpec, target: Target, records_dir: Path, *, per_pr
         "breaker-after": spec.breaker_after, "min-success-rate": spec.min_success_rate,
         "stop-sequences": spec.stop_sequences or "", "guardrail": spec.guardrail or "",
         "fallback-model": spec.fallback_model or "", "fallback-tier": spec.fallback_tier or "",
+        "tier-mix": spec.tier_mix or "",
+        "background-load": "" if spec.background_load is None else spec.background_load,
     }  # fmt: skip
     if target.is_openai:  # --host is the server's base URL
         opts["target-kind"] = "openai"

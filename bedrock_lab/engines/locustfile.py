@@ -50,6 +50,7 @@ from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, LocalRunner, WorkerRunner
 
+from bedrock_lab.cellspec import pick_tier, tier_weights
 from bedrock_lab.engines.fallback import (
     FallbackPolicy,
     FallbackSettings,
@@ -505,6 +506,9 @@ class BedrockUser(User):
         env = self.environment
         api, model = _opt(env, "api"), _opt(env, "model")
         tier = _opt(env, "tier") or None
+        mix = _opt(env, "tier-mix")
+        if mix:  # tiers competing in one run: one drawn per request, seeded (bedrock_lab.cellspec.pick_tier)
+            tier = pick_tier(tier_weights(mix), int(_opt(env, "seed")), f"u{self.index}:{self.seq}")
         temp = _opt(env, "temperature")
         options = request_options(item, _opt(env, "stop-sequences") or None, _opt(env, "guardrail") or None)
         policy = _fallback(env)
@@ -536,6 +540,7 @@ class BedrockUser(User):
             prompt_size=item.prompt_size, users=int(users) if users else None, rate_rps=None,
             **answer_fields(item, parser, ok=m.error_kind is None, model_id=asked, policy=policy,
                             fell_back=fell_back),
+            background_load=float(_opt(env, "background-load")) if _opt(env, "background-load") != "" else None,
         )  # fmt: skip
         self.seq += 1
         writer = _writer(env)

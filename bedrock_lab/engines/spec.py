@@ -65,6 +65,9 @@ class BurstSpec:
     guardrail: str | None = _D["guardrail"]  #: "identifier:version"
     fallback_model: str | None = _D["fallback_model"]
     fallback_tier: str | None = _D["fallback_tier"]
+    # shared capacity (issue 15): tiers competing in one run (cellspec.pick_tier), the background level recorded
+    tier_mix: str | None = _D["tier_mix"]  #: "priority:1,default:1,flex:1"
+    background_load: float | None = _D["background_load"]
     # engine knobs
     provider_format: str | None = None  #: InvokeModel body format; default from the catalog / model id
     prompts_dir: str | None = None
@@ -108,6 +111,15 @@ class BurstSpec:
     def health_policy(self) -> HealthPolicy:
         """When the run stops early and when it is invalid (:mod:`bedrock_lab.engines.health`)."""
         return HealthPolicy(breaker_after=self.breaker_after, min_success_rate=self.min_success_rate)
+
+    def request_tier(self, key: str) -> str | None:
+        """The tier of one request (``key``: its worker and number): drawn from ``tier_mix`` (seeded), else the
+        cell's tier."""
+        if not self.tier_mix:
+            return self.tier
+        from bedrock_lab.cellspec import pick_tier, tier_weights
+
+        return pick_tier(tier_weights(self.tier_mix), self.seed, key)
 
     @property
     def open_loop(self) -> bool:

@@ -402,7 +402,7 @@ def _run(
                     if i and config.cooldown_s:
                         time.sleep(config.cooldown_s)
                     if emulator is not None:
-                        endpoint = emulator.ensure_alive()
+                        endpoint = emulator.at_level(c.background_load)
                     ok = _run_one(c, plan, out_dir, source_nb, kernel, timeout, endpoint, manifest, bar)
                     if ok:
                         result.ran.append(c.cell_id)
@@ -505,14 +505,31 @@ class _OwnEmulator:
         self.stack = ExitStack()
         self.emu: Any = None
         self.restarts = 0
+        self.level: float | None = None  #: the background load it runs at (grid.background_load; None: as set)
 
     def _start(self) -> str:
         from bedrock_lab.emulator import run_emulator
 
         t = self.config.target
-        self.emu = self.stack.enter_context(run_emulator(seed=t.emulator_seed, mode="subprocess",
-                                                         **t.emulator_overrides))  # fmt: skip
+        overrides = dict(t.emulator_overrides)
+        if self.level is not None:  # other customers at this cell's level: constant unless the sweep set a shape
+            given = dict(overrides.get("background") or {})
+            pattern = given.get("pattern", "none")
+            overrides["background"] = {**given, "pattern": "constant" if pattern == "none" else pattern,
+                                       "level": self.level}  # fmt: skip
+        self.emu = self.stack.enter_context(run_emulator(seed=t.emulator_seed, mode="subprocess", **overrides))
         return str(self.emu.url)
+
+    def at_level(self, level: float | None) -> str:
+        """The emulator's URL for a cell at background ``level`` (None: any): restarted at a new level, so each
+        level's cells meet the same seeded demand from a fresh start."""
+        if level is None or level == self.level:
+            return self.ensure_alive()
+        self.stack.close()
+        self.stack, self.level = ExitStack(), level
+        url = self._start()
+        self.echo(f"emulator restarted at {url} with background load {level:g}")
+        return url
 
     def __enter__(self) -> _OwnEmulator:
         self.echo(f"emulator started at {self._start()}")
