@@ -127,7 +127,8 @@ class CellSettings(BaseModel):
     slo_metric: SloMetric = Field("ttft_s", description="sequential: the SLO metric watched (ttft_s, e2e_s, tpot_s)")
     slo_percentile: float = Field(0.95, gt=0, lt=1, description="sequential: the SLO percentile as a fraction")
     slo_target_s: float | None = Field(None, gt=0, description="sequential: the SLO target in s (None: the "
-                                                               "sweep's slo.<metric>_p95_s)")
+                                                               "sweep's slo.<metric>_p95_s; burst and locust "
+                                                               "verdict cells need it)")
     precision: float = Field(0.05, gt=0, le=1, description="sequential precision: relative half-width to reach")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="sequential: error rate of the always-valid verdict")
     check_every_s: float = Field(2.0, gt=0, description="sequential: seconds between looks at the records")

@@ -26,7 +26,7 @@ from bedrock_lab.report.summary import executive_summary, search_sentences, stop
 from bedrock_lab.stats import analysis as an
 from bedrock_lab.stats import synthetic_records
 from bedrock_lab.store.manifest import MANIFEST, SEARCH, read_json
-from bedrock_lab.sweep.results import STOP_COLUMNS
+from bedrock_lab.sweep.results import STOP_COLUMNS, stop_columns
 from bedrock_lab.sweep.runner import run_sweep
 from bedrock_lab.sweep.search import MET, MISSED
 
@@ -106,6 +106,25 @@ def test_the_help_texts_name_the_sequential_and_search_options(capsys: pytest.Ca
         main(["sweep", "--help"])
     sweep = " ".join(capsys.readouterr().out.split())
     assert "sequential: verdict" in sweep and "search:" in sweep and "search.json" in sweep
+
+
+# ------------------------------------------------------------------------------------------- results.csv
+
+
+def test_results_columns_of_a_fixed_and_a_sequential_cell() -> None:
+    """A fixed cell says why it ended and nothing else; a sequential cell adds its last always-valid interval,
+    an unbounded side (too few requests to show a p95 below a target) as inf, the way the stop table reads it."""
+    fixed = stop_columns({"stop_reason": "max_duration", "stopped_at_s": None, "load_s": 2.0}, {})
+    assert list(fixed) == list(STOP_COLUMNS) and fixed["sequential"] == "off" and fixed["load_s"] == 2.0
+    assert fixed["stop_reason"] == "max_duration" and all(fixed[k] is None for k in STOP_COLUMNS[4:])
+    seq = {"mode": "verdict", "metric": "ttft_s", "percentile": 0.95, "target_s": 0.06, "n": 60, "status": "undecided",
+           "estimate": 0.045, "lo": 0.041, "hi": None, "interval": "always-valid (Howard & Ramdas 2022)"}  # fmt: skip
+    summary = {"stop_reason": "max_requests", "stopped_at_s": None, "sequential": seq,
+               "engine_result": {"wall_s": 5.0}}  # fmt: skip
+    row = stop_columns({}, summary)  # a manifest entry older than issue #14: summary.json answers
+    assert row["stop_reason"] == "max_requests" and row["load_s"] == 5.0 and row["sequential"] == "verdict"
+    assert row["seq_hi_s"] == float("inf") and row["seq_lo_s"] == 0.041 and row["seq_status"] == "undecided"
+    assert row["seq_n"] == 60 and row["seq_target_s"] == 0.06 and row["seq_interval"].startswith("always-valid")
 
 
 # ------------------------------------------------------------------------------------------- the sentences
