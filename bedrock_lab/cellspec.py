@@ -96,7 +96,7 @@ def pick_tier(weights: Mapping[str, float], seed: int, key: str) -> str:
         u -= w
         if u < 0:
             return tier
-    return next(reversed(weights))
+    return list(weights)[-1]
 
 
 class CellSettings(BaseModel):

@@ -583,6 +583,48 @@ def percentiles_vs_load_chart(table: pd.DataFrame, *, metric: str = "tpot_s",
     )
 
 
+def background_chart(table: pd.DataFrame, *, metric: str = "ttft_s", load_unit: str = "users") -> alt.FacetChart:
+    """TTFT p50 and p95 by service tier against other customers' demand (``grid.background_load``): a row per
+    percentile, a column per model; one line per tier, prompt size and load, with 95% intervals.
+
+    ``table``: :func:`bedrock_lab.report.figures.background_table` (model, tier, prompt_size, users,
+    background_load, percentile, estimate, lo, hi in seconds, n, throttled). Flex rising while priority stays flat
+    is the shared queue serving tiers in order (docs/emulator.md, Shared capacity).
+    """
+    _check_rows(table, f"{metric} vs background load")
+    df = table.copy()
+    y_title = _label(metric)
+    levels = sorted(float(v) for v in df["background_load"].unique())
+    x = alt.X("background_load:Q", title="other customers' demand (share of the model's capacity)",
+              scale=alt.Scale(zero=True, nice=False),
+              axis=_qaxis(tick_format(levels, zero=True), values=levels))  # fmt: skip
+    base = alt.Chart(df).encode(x=x, color=alt.Color("tier:N", title="service tier", scale=tier_scale(df["tier"])))
+    y_scale = alt.Scale(zero=True, nice=True)
+    y_axis = _qaxis(tick_format(df["estimate"], df["lo"], df["hi"], groups=df["percentile"], zero=True))
+    detail = ["prompt_size:N", "users:Q"]
+    interval = base.mark_rule(strokeWidth=2, opacity=0.5).encode(
+        y=alt.Y("lo:Q", title=y_title, scale=y_scale, axis=y_axis), y2="hi:Q", detail=detail)
+    y = alt.Y("estimate:Q", title=y_title, scale=y_scale, axis=y_axis)
+    line = base.mark_line(strokeWidth=2).encode(y=y, detail=detail)
+    points = base.mark_point(filled=True, size=60).encode(
+        y=y, tooltip=["model:N", "tier:N", "prompt_size:N", alt.Tooltip("users:Q", title=load_title(load_unit)),
+                      alt.Tooltip("background_load:Q", title="background load", format=".2~f"),
+                      "percentile:N", alt.Tooltip("estimate:Q", title="estimate (s)", format=".3~f"),
+                      alt.Tooltip("lo:Q", title="95% CI low (s)", format=".3~f"),
+                      alt.Tooltip("hi:Q", title="95% CI high (s)", format=".3~f"),
+                      alt.Tooltip("n:Q", title="successful requests"),
+                      alt.Tooltip("throttled:Q", title="throttled share", format=".1%")])  # fmt: skip
+    pcts = sorted(df["percentile"].unique(), key=lambda p: float(str(p).lstrip("p") or 0))
+    return (
+        alt.layer(interval, line, points, data=df).properties(width=420, height=200)
+        .facet(row=alt.Row("percentile:N", title=None, sort=pcts), column=alt.Column("model:N", title=None))
+        .resolve_scale(y="independent")
+        .properties(title=alt.Title("Time to first token by service tier as other customers' demand grows", subtitle=(
+            "points: estimate of successful requests at each background level; vertical lines: 95% "
+            "distribution-free confidence interval")))
+    )  # fmt: skip
+
+
 def timeseries_chart(bins: pd.DataFrame, *, metric: str = "ttft_s", cell: str | None = None,
                      load_unit: str = "users") -> alt.VConcatChart:
     """Requests/s and latency percentiles in time bins across one cell's run; a menu picks the cell.

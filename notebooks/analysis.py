@@ -133,6 +133,17 @@ for name in ("p95_ttft_vs_users", "p95_e2e_vs_users", "heatmap_ttft"):
     if name in charts:
         display(charts[name])
 
+# %% [markdown] tags=["remove_cell"]
+# Shared capacity (issue #15): shown only when the sweep varied other customers' demand (`grid.background_load`).
+
+# %%
+if "ttft_vs_background" in charts:
+    display(HTML("<h2>Latency as other customers' demand grows</h2><p>Time to first token (p50 and p95 of "
+                 "successful requests) by the service tier each request asked for, at each level of the emulator's "
+                 "background demand (the share of the model's capacity other customers take). The tiers share one "
+                 "queue: priority goes first, flex waits behind everyone's default and priority requests.</p>"))
+    display(charts["ttft_vs_background"])
+
 # %% [markdown]
 # ## Output speed
 #

@@ -73,6 +73,7 @@ ANALYSIS_COLUMNS: tuple[str, ...] = (
     "server_ttft_s",
     # production features (stats.production): empty columns in older records
     "cache_read_tokens", "cache_write_tokens", "stop_reason", "answered_model", "fallback", "task_id", "turn",
+    "background_load",  # shared capacity (issue 15): other customers' demand during the cell
 )
 
 

@@ -1,0 +1,96 @@
+"""Shared capacity as a sweep dimension (issue #15): ``grid.background_load`` restarts the sweep's own emulator at
+each level of other customers' demand, every record carries its level, and a mixed-tier cell (``cell.tier_mix``)
+lets priority and flex compete in one run. Far below the test's own saturation (6 users on 16 slots), flex's
+time to first token rises with the background while priority's stays flat; the report draws it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bedrock_lab.errors import ConfigError
+from bedrock_lab.params import parse_sweep
+from bedrock_lab.plan import build_plan
+from bedrock_lab.report import figures
+from bedrock_lab.stats import analysis as an
+from bedrock_lab.sweep import load_sweep, run_sweep
+
+MODEL = "amazon.nova-lite-v1:0"
+LEVELS = [0.0, 1.1]
+
+
+def _sweep(**grid: object) -> dict[str, object]:
+    return {
+        "name": "shared",
+        "target": {"kind": "emulator", "emulator_seed": 5,
+                   "emulator_overrides": {"time_scale": 0.2, "capacity": 16, "max_queue_ms": 1000,
+                                          "background": {"priority_share": 0.1, "flex_share": 0.3}}},
+        "grid": {"models": [MODEL], "prompt_sizes": ["small"], "users": [6], "background_load": LEVELS, **grid},
+        "cell": {"duration_s": 30.0, "requests": 120, "max_tokens": 16, "timeout_s": 120,
+                 "tier_mix": {"priority": 1, "flex": 1}},
+        "order": {"seed": 3},
+    }  # fmt: skip
+
+
+def test_plan_has_one_mixed_cell_per_background_level_grouped_by_level() -> None:
+    plan = build_plan(parse_sweep(_sweep(users=[2, 6]), source="shared.yaml"))
+    assert [c.background_load for c in plan.cells] == [0.0, 0.0, 1.1, 1.1]  # one emulator start per level
+    assert {c.cell_id for c in plan.cells} >= {"amazon.nova-lite-v1-0_mix_small_u6_bg1.1"}
+    cell = plan.cells[0]
+    assert cell.tier is None and cell.tier_mix == "priority:1,flex:1"
+    params = cell.notebook_parameters()
+    assert params["tier_mix"] == "priority:1,flex:1" and params["background_load"] == 0.0
+    # the mix is priced: half the requests at priority's price, half at flex's
+    by_tier = plan.cost_by_tier()
+    assert set(by_tier) == {"priority", "flex"} and by_tier["priority"] > by_tier["flex"] > 0
+    assert sum(by_tier.values()) == pytest.approx(plan.total_cost_usd)
+
+
+def test_background_load_needs_the_sweeps_own_emulator_and_tier_mix_no_tier_axis() -> None:
+    aws = {**_sweep(), "target": {"kind": "aws"}}
+    with pytest.raises(ConfigError, match="grid.background_load"):
+        parse_sweep(aws, source="shared.yaml")
+    with pytest.raises(ConfigError, match="grid.tiers"):
+        parse_sweep(_sweep(tiers=["default", "flex"]), source="shared.yaml")
+    with pytest.raises(ConfigError, match="background_load"):
+        parse_sweep(_sweep(background_load=[-0.5]), source="shared.yaml")
+
+
+@pytest.mark.slow
+def test_flex_ttft_rises_with_background_while_priority_stays_flat(tmp_path: Path) -> None:
+    path = tmp_path / "shared.yaml"
+    path.write_text(yaml.safe_dump(_sweep()))
+    lines: list[str] = []
+    res = run_sweep(path, out=tmp_path / "out", progress=False, env={}, echo=lines.append)
+    assert not res.failed, lines
+    assert any("background load 1.1" in line for line in lines)  # the emulator was restarted at the new level
+    sweep_dir = tmp_path / "out" / "shared"
+
+    df = load_sweep(sweep_dir)
+    assert sorted(df["background_load"].unique()) == LEVELS
+    for _, cell in df.groupby("cell_id"):  # both tiers in every cell, roughly half each (seeded draw)
+        share = (cell["tier_requested"] == "priority").mean()
+        assert set(cell["tier_requested"]) == {"priority", "flex"} and 0.3 < share < 0.7
+        served = cell[cell["status"] == "ok"]
+        assert (served["tier_served"] == served["tier_requested"]).all()
+    ok = df[df["status"] == "ok"]
+    p50 = ok.groupby(["background_load", "tier_requested"])["ttft_s"].median()
+    idle, busy = LEVELS
+    assert p50[busy, "flex"] > 2 * p50[idle, "flex"]  # flex waits behind everyone's default and priority
+    assert p50[busy, "priority"] < 1.5 * p50[idle, "priority"]  # priority goes first: flat
+    flex_busy = df[(df["background_load"] == busy) & (df["tier_requested"] == "flex")]
+    prio_busy = df[(df["background_load"] == busy) & (df["tier_requested"] == "priority")]
+    assert (prio_busy["error_kind"] == "throttled").mean() <= (flex_busy["error_kind"] == "throttled").mean()
+
+    result = an.analyze(an.load_sweep_data(sweep_dir))
+    table = figures.background_table(result)
+    assert set(table["tier"]) == {"priority", "flex"} and set(table["percentile"]) == {"p50", "p95"}
+    got = table.set_index(["background_load", "tier", "percentile"])["estimate"]
+    assert got[busy, "flex", "p50"] == pytest.approx(p50[busy, "flex"])
+    charts = figures.report_charts(result)
+    spec = charts["ttft_vs_background"].to_dict()
+    assert "background" in str(spec["title"])
+    assert isinstance(pd.DataFrame(table), pd.DataFrame) and len(table) == 2 * 2 * len(LEVELS)
