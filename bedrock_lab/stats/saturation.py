@@ -36,6 +36,7 @@ True
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -129,7 +130,12 @@ def _n_max_interval(sigma: float, kappa: float, cov: np.ndarray, dof: int,
 
     half = float(st.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(var)
     centre = 0.5 * (math.log(1 - sigma) - math.log(kappa))
-    return math.exp(centre - half), math.exp(centre + half)
+    # a near-zero kappa (throughput still linear) puts a bound past any float: it is unbounded, not an error
+    return _exp_or_inf(centre - half), _exp_or_inf(centre + half)
+
+
+def _exp_or_inf(x: float) -> float:
+    return math.exp(x) if x < math.log(sys.float_info.max) else math.inf
 
 
 def knee(users: Sequence[float] | np.ndarray, throughput: Sequence[float] | np.ndarray) -> float:

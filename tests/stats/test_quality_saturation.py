@@ -104,3 +104,13 @@ def test_littles_law_flags_a_client_bottleneck() -> None:
     t = load_table(df)
     assert t["in_flight"].iloc[0] == pytest.approx(5.0, rel=0.02)
     assert bool(t["client_bottleneck"].iloc[0])
+
+
+def test_usl_interval_of_a_near_linear_curve_is_unbounded_not_an_overflow() -> None:
+    """A near-zero kappa (the fit of an open-loop search's few, still linear levels: kappa ~ 2e-29) puts the
+    interval's upper bound of N_max past any float: it is infinite, and the analysis goes on."""
+    from bedrock_lab.stats.saturation import _n_max_interval
+
+    cov = np.array([[4.9e-06, -1.2e-07, 4.3e-05], [-1.2e-07, 3.0e-09, -1.0e-06], [4.3e-05, -1.0e-06, 3.9e-04]])
+    lo, hi = _n_max_interval(1.08e-26, 1.99e-29, cov, dof=1)
+    assert hi == math.inf and lo == 0.0  # exp of a huge negative log: no lower limit either
