@@ -1,6 +1,6 @@
 """Shared capacity as a sweep dimension (issue #15): ``grid.background_load`` restarts the sweep's own emulator at
 each level of other customers' demand, every record carries its level, and a mixed-tier cell (``cell.tier_mix``)
-lets priority and flex compete in one run. Far below the test's own saturation (6 users on 16 slots), flex's
+lets priority and flex compete in one run. Far below the test's own saturation (6 users on 64 slots), flex's
 time to first token rises with the background while priority's stays flat; the report draws it."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _sweep(**grid: object) -> dict[str, object]:
     return {
         "name": "shared",
         "target": {"kind": "emulator", "emulator_seed": 5,
-                   "emulator_overrides": {"time_scale": 0.2, "capacity": 16, "max_queue_ms": 1000,
+                   "emulator_overrides": {"time_scale": 0.2, "capacity": 64, "max_queue_ms": 1000,
                                           "background": {"priority_share": 0.1, "flex_share": 0.3}}},
         "grid": {"models": [MODEL], "prompt_sizes": ["small"], "users": [6], "background_load": LEVELS, **grid},
         "cell": {"duration_s": 30.0, "requests": 120, "max_tokens": 16, "timeout_s": 120,
@@ -73,17 +73,21 @@ def test_flex_ttft_rises_with_background_while_priority_stays_flat(tmp_path: Pat
     assert sorted(df["background_load"].unique()) == LEVELS
     for _, cell in df.groupby("cell_id"):  # both tiers in every cell, roughly half each (seeded draw)
         share = (cell["tier_requested"] == "priority").mean()
-        assert set(cell["tier_requested"]) == {"priority", "flex"} and 0.3 < share < 0.7
+        assert set(cell["tier_requested"]) == {"priority", "flex"} and 0.3 < share < 0.7, share
         served = cell[cell["status"] == "ok"]
         assert (served["tier_served"] == served["tier_requested"]).all()
     ok = df[df["status"] == "ok"]
     p50 = ok.groupby(["background_load", "tier_requested"])["ttft_s"].median()
     idle, busy = LEVELS
-    assert p50[busy, "flex"] > 2 * p50[idle, "flex"]  # flex waits behind everyone's default and priority
-    assert p50[busy, "priority"] < 1.5 * p50[idle, "priority"]  # priority goes first: flat
+    assert p50[busy, "flex"] > 2 * p50[idle, "flex"], p50  # flex waits behind everyone's default and priority
+    # priority goes first: flat (the emulator's TTFT header, so the client's delays on a busy machine stay out)
+    server = ok.groupby(["background_load", "tier_requested"])["server_ttft_s"].median()
+    assert server[busy, "priority"] < 1.5 * server[idle, "priority"], server
+    assert p50[busy, "priority"] < p50[busy, "flex"] / 2, p50
     flex_busy = df[(df["background_load"] == busy) & (df["tier_requested"] == "flex")]
     prio_busy = df[(df["background_load"] == busy) & (df["tier_requested"] == "priority")]
-    assert (prio_busy["error_kind"] == "throttled").mean() <= (flex_busy["error_kind"] == "throttled").mean()
+    throttled = [(d["error_kind"] == "throttled").mean() for d in (prio_busy, flex_busy)]
+    assert throttled[0] <= throttled[1], throttled
 
     result = an.analyze(an.load_sweep_data(sweep_dir))
     table = figures.background_table(result)
