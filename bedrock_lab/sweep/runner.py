@@ -380,7 +380,8 @@ def _run(
             endpoint = config.target.endpoint_url or ""
             emulator = None
             if (todo or searching) and config.target.kind == "emulator" and not endpoint:
-                emulator = stack.enter_context(_OwnEmulator(config, echo))
+                emulator = stack.enter_context(_OwnEmulator(config, echo,
+                                                            level=todo[0].background_load if todo else None))
             source_nb = _prepare_notebook(config, out_dir, kernel) if todo or searching else None
             if searching:
                 _run_search(config, full_plan, out_dir, manifest, result, source_nb, kernel, timeout,
@@ -500,12 +501,12 @@ class _OwnEmulator:
     """The emulator a sweep starts for itself, checked before every cell: if it died it is restarted once per
     death (with a message), and if it cannot be restarted the sweep stops with a clear error."""
 
-    def __init__(self, config: SweepConfig, echo: Callable[[str], None]) -> None:
+    def __init__(self, config: SweepConfig, echo: Callable[[str], None], *, level: float | None = None) -> None:
         self.config, self.echo = config, echo
         self.stack = ExitStack()
         self.emu: Any = None
         self.restarts = 0
-        self.level: float | None = None  #: the background load it runs at (grid.background_load; None: as set)
+        self.level = level  #: the background load it runs at (grid.background_load; None: as configured)
 
     def _start(self) -> str:
         from bedrock_lab.emulator import run_emulator
@@ -532,7 +533,8 @@ class _OwnEmulator:
         return url
 
     def __enter__(self) -> _OwnEmulator:
-        self.echo(f"emulator started at {self._start()}")
+        at = "" if self.level is None else f" with background load {self.level:g}"
+        self.echo(f"emulator started at {self._start()}{at}")
         return self
 
     def ensure_alive(self) -> str:
