@@ -101,6 +101,8 @@ def background_table(analysis: Analysis, metric: str = "ttft_s") -> pd.DataFrame
     if level.nunique() < 2:
         return pd.DataFrame()
     df = rec.assign(background_load=level).dropna(subset=["background_load"])
+    if "prompt_size_base" in df:  # labels split each level into its own workload; across levels, the size alone
+        df = df.assign(prompt_size=df["prompt_size_base"])
     rows = []
     for keys, sub in df.groupby([*KEYS, "background_load"], sort=True, dropna=False):
         ok = sub[sub["status"] == "ok"]

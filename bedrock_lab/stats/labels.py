@@ -59,8 +59,23 @@ def label_records(records: pd.DataFrame) -> pd.DataFrame:
     if "prompt_size" not in df:
         df["prompt_size"] = "n/a"
     df["prompt_size"] = df["prompt_size"].astype(object).fillna("n/a").astype(str)
+    _split_background(df)
     df["config"] = df["model"] + " / " + df["tier"] + " / " + df["prompt_size"]
     return df
+
+
+def _split_background(df: pd.DataFrame) -> None:
+    """A sweep that varied other customers' demand (``grid.background_load``, issue 15) is a workload per level:
+    ``prompt_size`` becomes "small @ background 0.6" so that no table, verdict or decision pools requests made
+    under different background loads; ``prompt_size_base`` keeps the size alone (for the chart across levels)."""
+    if "background_load" not in df:
+        return
+    level = pd.to_numeric(df["background_load"], errors="coerce")
+    if level.nunique() < 2:
+        return
+    df["prompt_size_base"] = df["prompt_size"]
+    text = level.map(lambda v: "" if pd.isna(v) else f" @ background {v:g}")
+    df["prompt_size"] = df["prompt_size"] + text
 
 
 def display_names(catalog: Any, model_ids: Iterable[Any]) -> dict[str, str]:

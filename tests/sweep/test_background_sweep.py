@@ -90,6 +90,12 @@ def test_flex_ttft_rises_with_background_while_priority_stays_flat(tmp_path: Pat
     assert throttled[0] <= throttled[1], throttled
 
     result = an.analyze(an.load_sweep_data(sweep_dir))
+    # no table pools requests made under different background loads: each level is its own workload
+    sizes = set(result.summary["prompt_size"])
+    assert sizes == {f"small @ background {lvl:g}" for lvl in LEVELS}, sizes
+    flex_busy_row = result.summary[(result.summary["tier"] == "flex")
+                                   & (result.summary["prompt_size"] == f"small @ background {busy:g}")]
+    assert len(flex_busy_row) == 1 and int(flex_busy_row["n_requests"].iloc[0]) == len(flex_busy)
     table = figures.background_table(result)
     assert set(table["tier"]) == {"priority", "flex"} and set(table["percentile"]) == {"p50", "p95"}
     got = table.set_index(["background_load", "tier", "percentile"])["estimate"]
