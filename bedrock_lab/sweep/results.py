@@ -46,6 +46,9 @@ def results_table(path: str | os.PathLike[str]) -> pd.DataFrame:
             "tier": info.get("tier"), "prompt_size": info.get("prompt_size"), "users": info.get("users"),
             "rate_rps": info.get("rate_rps"), "repeat": info.get("repeat"), "duration_s": info.get("duration_s"),
             "max_tokens": info.get("max_tokens"),
+            # shared capacity (issue 15): the tiers a mixed cell drew from, other customers' demand during it
+            "tier_mix": info.get("tier_mix") or None,
+            "background_load": info.get("background_load"),
         }  # fmt: skip
         summary_path = folder / "cells" / cell_id / SUMMARY
         summary = read_json(summary_path) if summary_path.is_file() else {}

@@ -17,6 +17,7 @@ from bedrock_lab.plan import build_plan
 from bedrock_lab.report import figures
 from bedrock_lab.stats import analysis as an
 from bedrock_lab.sweep import load_sweep, run_sweep
+from bedrock_lab.sweep.results import results_table
 
 MODEL = "amazon.nova-lite-v1:0"
 LEVELS = [0.0, 1.1]
@@ -71,6 +72,9 @@ def test_flex_ttft_rises_with_background_while_priority_stays_flat(tmp_path: Pat
 
     df = load_sweep(sweep_dir)
     assert sorted(df["background_load"].unique()) == LEVELS
+    results = results_table(sweep_dir)  # results.csv names each cell's level and its tier mix
+    assert sorted(results["background_load"]) == sorted(LEVELS * (len(results) // len(LEVELS)))
+    assert set(results["tier_mix"]) == {"flex:1,priority:1"}  # normalised by cellspec
     for _, cell in df.groupby("cell_id"):  # both tiers in every cell, roughly half each (seeded draw)
         share = (cell["tier_requested"] == "priority").mean()
         assert set(cell["tier_requested"]) == {"priority", "flex"} and 0.3 < share < 0.7, share
