@@ -18,12 +18,15 @@ then failed is a failure (its text cannot be taken back).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bedrock_lab.cellspec import guardrail_pair, stop_sequence_list
 from bedrock_lab.engines.formats import RequestOptions, ResponseParser
 from bedrock_lab.engines.measure import Measurement
 from bedrock_lab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bedrock_lab.engines.spec import BurstSpec
 
 #: error kinds that send a request to the fallback: the service could not take it now (quota, capacity, fault)
 FALLBACK_ON: tuple[str, ...] = ("throttled", "server")
@@ -53,10 +56,10 @@ class FallbackPolicy:
         return cls(fallback_model or None, fallback_tier or None)
 
     @classmethod
-    def of(cls, spec: Any) -> FallbackPolicy | None:
-        """The policy of a :class:`~bedrock_lab.engines.BurstSpec` (or anything with the two cell fields);
+    def of(cls, spec: FallbackSettings | BurstSpec) -> FallbackPolicy | None:
+        """The policy of a :class:`~bedrock_lab.engines.BurstSpec` or the Locust user's :class:`FallbackSettings`;
         a fallback identical to the primary is a :class:`ConfigError` (it would only ask the same quota again)."""
-        policy = cls.from_settings(getattr(spec, "fallback_model", None), getattr(spec, "fallback_tier", None))
+        policy = cls.from_settings(spec.fallback_model, spec.fallback_tier)
         if policy is not None and policy.route(spec.model_id, spec.tier) == (spec.model_id, spec.tier):
             raise ConfigError("the fallback is the cell's own model and tier", key="fallback_model",
                               value=f"{policy.model_id or spec.model_id} [{policy.tier or spec.tier}]",

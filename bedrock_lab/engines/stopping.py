@@ -21,9 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bedrock_lab._confseq import SequentialInterval, SloWatcher
+
+if TYPE_CHECKING:
+    from bedrock_lab.engines.spec import BurstSpec
 
 #: why a run ended: a sequential answer, a bound, or a failure
 SETTLED_ABOVE = "settled_above"  #: the percentile is above the target: the SLO is missed
@@ -55,9 +58,9 @@ class StopRule:
     warmup_s: float
 
     @classmethod
-    def from_spec(cls, spec: Any) -> StopRule | None:
-        """The rule of a :class:`~bedrock_lab.engines.BurstSpec` (or cell spec); None when it is not sequential."""
-        if getattr(spec, "sequential", "off") == "off":
+    def from_spec(cls, spec: BurstSpec) -> StopRule | None:
+        """The rule of a :class:`~bedrock_lab.engines.BurstSpec`; None when it is not sequential."""
+        if spec.sequential == "off":
             return None
         return cls(mode=spec.sequential, metric=spec.slo_metric, p=spec.slo_percentile, target=spec.slo_target_s,
                    precision=spec.precision, alpha=spec.alpha, check_every_s=spec.check_every_s,
