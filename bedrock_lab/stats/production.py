@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bedrock_lab.errors import ConfigError
 from bedrock_lab.stats.analysis import KEYS
 from bedrock_lab.stats.rates import proportion
 from bedrock_lab.stats.slo import SLO, meets_slo
@@ -126,7 +127,7 @@ def cache_table(records: pd.DataFrame, catalog: Any | None = None) -> pd.DataFra
                 plain = float(spec.cost_usd(mean_in + float(read.mean()) + float(write.mean()), mean_out, t))
                 row.update(cost_per_1k=1000 * cached, cost_per_1k_uncached=1000 * plain,
                            cost_saving=1 - cached / plain if plain > 0 else float("nan"))  # fmt: skip
-            except Exception:  # an unknown model or tier: the cost stays NaN
+            except ConfigError:  # an unknown model or tier: the cost stays NaN
                 pass
         rows.append(row)
     return pd.DataFrame(rows)
