@@ -265,25 +265,36 @@ def _text_of_blocks(blocks: object, path: str, *, typed: bool, used: set[str] | 
     return out
 
 
-def _messages(msgs: object, path: str, *, typed: bool) -> list[str]:
+def _message_list(msgs: object, path: str) -> list[Any]:
+    """An InvokeModel body's ``messages`` (anthropic, nova) as Bedrock's JSON schema checks it: a non-empty array."""
     if not isinstance(msgs, list):
         raise _malformed(f"#/{path}: expected type: JSONArray, found: {type(msgs).__name__}")
     if not msgs:
         raise validation("A conversation must start with a user message. Try again with a conversation that "
                          "starts with a user message.")
+    return msgs
+
+
+def _message(m: object, path: str, i: int) -> dict[str, Any]:
+    """Message ``i`` of :func:`_message_list`: an object with a user/assistant role (the first the user's) and
+    a content key; one check for the anthropic and nova bodies, so their errors stay the same."""
+    if not isinstance(m, dict):
+        raise _malformed(f"#/{path}/{i}: expected type: JSONObject, found: {type(m).__name__}")
+    role = m.get("role")
+    if role not in ("user", "assistant"):
+        raise _malformed(f"#/{path}/{i}/role: {role!r} is not a valid enum value (user, assistant)")
+    if i == 0 and role != "user":
+        raise validation("A conversation must start with a user message. Try again with a conversation "
+                         "that starts with a user message.")
+    if "content" not in m:
+        raise _malformed(f"#/{path}/{i}: required key [content] not found")
+    return m
+
+
+def _messages(msgs: object, path: str, *, typed: bool) -> list[str]:
     texts: list[str] = []
-    for i, m in enumerate(msgs):
-        if not isinstance(m, dict):
-            raise _malformed(f"#/{path}/{i}: expected type: JSONObject, found: {type(m).__name__}")
-        role = m.get("role")
-        if role not in ("user", "assistant"):
-            raise _malformed(f"#/{path}/{i}/role: {role!r} is not a valid enum value (user, assistant)")
-        if i == 0 and role != "user":
-            raise validation("A conversation must start with a user message. Try again with a conversation "
-                             "that starts with a user message.")
-        if "content" not in m:
-            raise _malformed(f"#/{path}/{i}: required key [content] not found")
-        texts += _text_of_blocks(m["content"], f"{path}/{i}/content", typed=typed)
+    for i, m in enumerate(_message_list(msgs, path)):
+        texts += _text_of_blocks(_message(m, path, i)["content"], f"{path}/{i}/content", typed=typed)
     return texts
 
 
@@ -1038,25 +1049,11 @@ def _walk_anthropic(body: dict[str, Any], spec: ModelSpec, max_tokens: int) -> t
                 raise _malformed(f"#/system/{j}: expected type: JSONObject")
             add(_block_texts(b, f"system/{j}", True, used), b)
             point("system", b)
-    msgs = body.get("messages")
-    if not isinstance(msgs, list):
-        raise _malformed(f"#/messages: expected type: JSONArray, found: {type(msgs).__name__}")
-    if not msgs:
-        raise validation("A conversation must start with a user message. Try again with a conversation that "
-                         "starts with a user message.")
+    msgs = _message_list(body.get("messages"), "messages")
     last_user_result = False
     for i, m in enumerate(msgs):
-        if not isinstance(m, dict):
-            raise _malformed(f"#/messages/{i}: expected type: JSONObject, found: {type(m).__name__}")
-        role = m.get("role")
-        if role not in ("user", "assistant"):
-            raise _malformed(f"#/messages/{i}/role: {role!r} is not a valid enum value (user, assistant)")
-        if i == 0 and role != "user":
-            raise validation("A conversation must start with a user message. Try again with a conversation "
-                             "that starts with a user message.")
-        if "content" not in m:
-            raise _malformed(f"#/messages/{i}: required key [content] not found")
-        content = m["content"]
+        m = _message(m, "messages", i)
+        role, content = m["role"], m["content"]
         here: set[str] = set()
         if isinstance(content, str):
             add([content], content)
