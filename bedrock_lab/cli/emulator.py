@@ -36,13 +36,11 @@ examples:
 
 
 def _kv(text: str) -> tuple[str, float]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return key.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a number") from None
+    """NAME=VALUE where VALUE is a number (:func:`_kv_any`, words refused)."""
+    key, value = _kv_any(text)
+    if isinstance(value, str):
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a number")
+    return key, value
 
 
 def _kv_any(text: str) -> tuple[str, float | str]:
