@@ -117,6 +117,20 @@ def fallback_display(analysis: Analysis) -> pd.DataFrame:
     })  # fmt: skip
 
 
+def _paired_bars(analysis: Analysis, t: pd.DataFrame, series: str, value: str, pairs: tuple[tuple[str, str], ...],
+                 title: str, *, x: Any = None, dropna: bool = True) -> Any:
+    """One bar per configuration and series (``pairs``: label, column of ``t``), offset side by side: the shape
+    of every production chart."""
+    import altair as alt
+
+    long = pd.concat([pd.DataFrame({"configuration": [_cfg(r, analysis) for _, r in t.iterrows()], series: label,
+                                    value: t[col]}) for label, col in pairs])  # fmt: skip
+    return alt.Chart(long.dropna() if dropna else long).mark_bar().encode(
+        y=alt.Y("configuration:N", title=None), yOffset=f"{series}:N", x=x if x is not None else alt.X(f"{value}:Q"),
+        color=alt.Color(f"{series}:N", title=None), tooltip=list(long.columns),
+    ).properties(title=title, width=520)  # fmt: skip
+
+
 def production_charts(analysis: Analysis) -> dict[str, Any]:
     """Small altair charts: TTFT on a cache hit vs a miss, whole-task latency, goodput with and without the
     fallback (only those whose table has rows)."""
@@ -124,33 +138,19 @@ def production_charts(analysis: Analysis) -> dict[str, Any]:
 
     charts: dict[str, Any] = {}
     if not analysis.cache.empty:
-        t = analysis.cache
-        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "request": label,
-                                        "TTFT p50 (s)": t[col]}) for label, col in
-                          (("cache hit", "ttft_p50_hit_s"), ("cache miss", "ttft_p50_miss_s"))])  # fmt: skip
-        charts["cache_ttft"] = alt.Chart(long.dropna()).mark_bar().encode(
-            y=alt.Y("configuration:N", title=None), yOffset="request:N", x=alt.X("TTFT p50 (s):Q"),
-            color=alt.Color("request:N", title=None), tooltip=list(long.columns),
-        ).properties(title="Median time to first token: cache hit vs miss", width=520)  # fmt: skip
+        charts["cache_ttft"] = _paired_bars(analysis, analysis.cache, "request", "TTFT p50 (s)",
+                                            (("cache hit", "ttft_p50_hit_s"), ("cache miss", "ttft_p50_miss_s")),
+                                            "Median time to first token: cache hit vs miss")  # fmt: skip
     if not analysis.agent.empty:
-        t = analysis.agent
-        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "percentile": label,
-                                        "task latency (s)": t[col]}) for label, col in
-                          (("p50", "task_s_p50"), ("p95", "task_s_p95"))])  # fmt: skip
-        charts["agent_tasks"] = alt.Chart(long.dropna()).mark_bar().encode(
-            y=alt.Y("configuration:N", title=None), yOffset="percentile:N", x=alt.X("task latency (s):Q"),
-            color=alt.Color("percentile:N", title=None), tooltip=list(long.columns),
-        ).properties(title="Whole agent task: first request sent to last answer", width=520)  # fmt: skip
+        charts["agent_tasks"] = _paired_bars(analysis, analysis.agent, "percentile", "task latency (s)",
+                                             (("p50", "task_s_p50"), ("p95", "task_s_p95")),
+                                             "Whole agent task: first request sent to last answer")  # fmt: skip
     if not analysis.fallback.empty:
-        t = analysis.fallback
-        long = pd.concat([pd.DataFrame({"configuration": [_cfg(r, analysis) for _, r in t.iterrows()], "policy": label,
-                                        "goodput": t[col]}) for label, col in
-                          (("with fallback", "goodput"), ("without (fallback answers failed)", "goodput_without"))])  # fmt: skip
-        charts["fallback_goodput"] = alt.Chart(long).mark_bar().encode(
-            y=alt.Y("configuration:N", title=None), yOffset="policy:N",
-            x=alt.X("goodput:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("policy:N", title=None), tooltip=list(long.columns),
-        ).properties(title="Goodput (requests meeting the SLOs) with and without the fallback", width=520)  # fmt: skip
+        charts["fallback_goodput"] = _paired_bars(
+            analysis, analysis.fallback, "policy", "goodput",
+            (("with fallback", "goodput"), ("without (fallback answers failed)", "goodput_without")),
+            "Goodput (requests meeting the SLOs) with and without the fallback", dropna=False,
+            x=alt.X("goodput:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])))  # fmt: skip
     return charts
 
 
