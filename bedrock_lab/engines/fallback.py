@@ -27,6 +27,7 @@ from bedrock_lab.errors import ConfigError
 
 if TYPE_CHECKING:
     from bedrock_lab.engines.spec import BurstSpec
+    from bedrock_lab.engines.workloads import WorkItem
 
 #: error kinds that send a request to the fallback: the service could not take it now (quota, capacity, fault)
 FALLBACK_ON: tuple[str, ...] = ("throttled", "server")
@@ -83,10 +84,10 @@ def restart(m: Measurement) -> None:
     m.chunk_mono = []
 
 
-def request_options(item: Any, stop_sequences: str | None, guardrail: str | None) -> RequestOptions | None:
+def request_options(item: WorkItem, stop_sequences: str | None, guardrail: str | None) -> RequestOptions | None:
     """The cell's request options (stop sequences, guardrail) merged with the work item's (cache point, tools,
     raw messages); None when there are none (the request is then exactly what it was before issue 13)."""
-    base: RequestOptions | None = getattr(item, "options", None)
+    base = item.options
     stops, rail = stop_sequence_list(stop_sequences), guardrail_pair(guardrail)
     if base is None and not stops and rail is None:
         return None
@@ -96,7 +97,7 @@ def request_options(item: Any, stop_sequences: str | None, guardrail: str | None
                           messages=base.messages)  # fmt: skip
 
 
-def answer_fields(item: Any, parser: ResponseParser | None, *, ok: bool, model_id: str,
+def answer_fields(item: WorkItem, parser: ResponseParser | None, *, ok: bool, model_id: str,
                   policy: FallbackPolicy | None, fell_back: bool) -> dict[str, Any]:  # fmt: skip
     """The production columns of a record (:class:`bedrock_lab.records.RequestRecord`): cache tokens, stop
     reason, the model that answered (None when nothing did), whether the fallback was asked (None: no policy),
@@ -107,8 +108,8 @@ def answer_fields(item: Any, parser: ResponseParser | None, *, ok: bool, model_i
         "stop_reason": parser.stop_reason if parser else None,
         "answered_model": model_id if ok else None,
         "fallback": fell_back if policy is not None else None,
-        "task_id": getattr(item, "task_id", None),
-        "turn": getattr(item, "turn", None),
+        "task_id": item.task_id,
+        "turn": item.turn,
     }
 
 
