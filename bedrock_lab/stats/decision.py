@@ -203,7 +203,7 @@ def _failed_checks(row: Mapping[str, Any], slo: Any, max_err: float | None) -> l
     if float(row.get("goodput", np.nan)) < target:
         found.append("goodput")
         for code, metric, threshold in (("ttft", "ttft_s", slo.ttft_s), ("e2e", "e2e_s", slo.e2e_s),
-                                        ("tpot", "tpot_s", getattr(slo, "tpot_s", None))):
+                                        ("tpot", "tpot_s", slo.tpot_s)):
             v = float(row.get(f"{metric}_p95", np.nan))
             if threshold is not None and np.isfinite(v) and v > float(threshold):
                 found.append(code)

@@ -86,7 +86,7 @@ def display_names(catalog: Any, model_ids: Iterable[Any]) -> dict[str, str]:
         return out
     for mid in dict.fromkeys(str(m) for m in model_ids):
         try:
-            name = getattr(catalog.resolve(mid), "display_name", None)
+            name = catalog.resolve(mid).display_name
         except Exception:  # unknown to this catalog: the short id label stands
             name = None
         if name:
