@@ -85,7 +85,7 @@ class ChatRequest:
 
 def _bad(message: str, param: str | None = None) -> ApiError:
     err = validation(message)
-    err.param = param  # type: ignore[attr-defined]
+    err.param = param
     return err
 
 
@@ -264,7 +264,7 @@ def error_response(err: ApiError, request_id: str, arrival_unix: float = 0.0) ->
     SDK maps to its exception classes; ``x-amzn-ErrorType`` keeps the AWS code for clients that read it."""
     status, kind, code = _ERRORS.get(err.code, (err.status, "invalid_request_error" if err.status < 500 else
                                                 "server_error", err.code))  # fmt: skip
-    body = {"error": {"message": err.message, "type": kind, "code": code, "param": getattr(err, "param", None)}}
+    body = {"error": {"message": err.message, "type": kind, "code": code, "param": err.param}}
     headers = {"Content-Type": "application/json", "x-amzn-RequestId": request_id,
                "x-amzn-ErrorType": err.code + ":http://internal.amazon.com/coral/com.amazon.bedrock/"}  # fmt: skip
     if arrival_unix:

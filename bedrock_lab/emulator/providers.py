@@ -37,6 +37,7 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+        self.param: str | None = None  #: the request field at fault (OpenAI errors' ``param``), when known
 
 
 def validation(message: str) -> ApiError:
