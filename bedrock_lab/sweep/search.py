@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bedrock_lab.engines.stopping import SETTLED_ABOVE, SETTLED_BELOW
+from bedrock_lab.errors import ConfigError
 from bedrock_lab.params import SweepConfig
 from bedrock_lab.plan import Cell, make_cell, search_groups, search_ladder
 
@@ -122,7 +123,8 @@ def run_search(
     (None if it failed). Returns the content of ``search.json``: the search settings and one entry per group."""
     search = config.search
     if search is None:
-        raise ValueError("run_search needs a sweep with a search: section")
+        raise ConfigError("run_search needs a sweep with a search: section", source=config.source, key="search",
+                          allowed="a search: section (docs/sequential.md)")  # fmt: skip
     integer = search.load == "users"
     resolution = search.resolution or (1.0 if integer else 0.1 * search.low)
     groups_out = []

@@ -179,3 +179,10 @@ def test_the_module_example_runs() -> None:
     import bedrock_lab.sweep.search as search
 
     assert doctest.testmod(search, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0
+
+
+def test_run_search_without_a_search_section_is_a_config_error() -> None:
+    from bedrock_lab.sweep.search import run_search
+
+    with pytest.raises(ConfigError, match="search"):
+        run_search(parse_sweep(base_sweep(), env={}), lambda cell: None, echo=lambda s: None)
