@@ -587,7 +587,7 @@ def background_chart(table: pd.DataFrame, *, metric: str = "ttft_s", load_unit: 
     """TTFT p50 and p95 by service tier against other customers' demand (``grid.background_load``): a row per
     percentile, a column per model; one line per tier, prompt size and load, with 95% intervals.
 
-    ``table``: :func:`bedrock_lab.report.figures.background_table` (model, tier, prompt_size, users,
+    ``table``: :func:`bedrock_lab.stats.background.background_table` (model, tier, prompt_size, users,
     background_load, percentile, estimate, lo, hi in seconds, n, throttled). Flex rising while priority stays flat
     is the shared queue serving tiers in order (docs/emulator.md, Shared capacity).
     """

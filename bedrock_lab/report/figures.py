@@ -14,7 +14,7 @@ from bedrock_lab import charts
 from bedrock_lab.errors import ReportError, StatsError
 from bedrock_lab.stats import SLO, meets_slo, with_metrics
 from bedrock_lab.stats.analysis import CONFIG, KEYS, Analysis, error_rate_max
-from bedrock_lab.stats.quantiles import quantile_table
+from bedrock_lab.stats.background import background_table as stats_background_table
 from bedrock_lab.stats.rates import wilson_interval
 from bedrock_lab.stats.saturation import usl
 from bedrock_lab.stats.timeseries import NICE_BINS_S, time_bins
@@ -90,33 +90,8 @@ def output_speed_tables(analysis: Analysis) -> tuple[pd.DataFrame, pd.DataFrame]
 
 
 def background_table(analysis: Analysis, metric: str = "ttft_s") -> pd.DataFrame:
-    """TTFT p50 and p95 (with 95% intervals, :func:`bedrock_lab.stats.quantiles.quantile_table`) of successful
-    requests per model, tier (the one each request asked for), prompt size, load and background level; empty
-    unless the sweep varied ``grid.background_load`` (two levels or more). Long form: a row per percentile, with
-    ``n`` and the throttled share of the group's requests."""
-    rec = analysis.records
-    if "background_load" not in rec or metric not in rec:
-        return pd.DataFrame()
-    level = pd.to_numeric(rec["background_load"], errors="coerce")
-    if level.nunique() < 2:
-        return pd.DataFrame()
-    df = rec.assign(background_load=level).dropna(subset=["background_load"])
-    if "prompt_size_base" in df:  # labels split each level into its own workload; across levels, the size alone
-        df = df.assign(prompt_size=df["prompt_size_base"])
-    rows = []
-    for keys, sub in df.groupby([*KEYS, "background_load"], sort=True, dropna=False):
-        ok = sub[sub["status"] == "ok"]
-        q = quantile_table(pd.to_numeric(ok[metric], errors="coerce").to_numpy(float), (0.5, 0.95))
-        base = dict(zip([*KEYS, "background_load"], keys, strict=True))
-        throttled = float((sub["error_kind"] == "throttled").mean()) if "error_kind" in sub else 0.0
-        for p in ("p50", "p95"):
-            rows.append({**base, "percentile": p, "estimate": q[p], "lo": q[f"{p}_lo"], "hi": q[f"{p}_hi"],
-                         "n": q["n"], "throttled": throttled})  # fmt: skip
-    out = pd.DataFrame(rows)
-    out = out.dropna(subset=["estimate"]).reset_index(drop=True)
-    for col in ("lo", "hi"):  # no two-sided interval (too few samples): the band collapses to the estimate
-        out[col] = out[col].where(np.isfinite(out[col]), out["estimate"])
-    return out
+    """The shared-capacity chart's table (:func:`bedrock_lab.stats.background.background_table`) per ``KEYS``."""
+    return stats_background_table(analysis.records, KEYS, metric)
 
 
 def timeseries_metric(analysis: Analysis) -> str:
