@@ -210,6 +210,45 @@ def _headers(data: bytearray, pos: int, end: int) -> dict[str, Any]:
     return out
 
 
+class _IdleTimeout:
+    """botocore's read timeout (no byte for ``limit_s`` ends the request), with one timer per request.
+
+    Why not aiohttp's ``sock_read``: it cancels and re-creates a loop timer at every received chunk (~16 a
+    ConverseStream answer). Here the readers only stamp ``last`` (a float); the one timer, when it fires, re-arms
+    itself at ``last + limit_s``, or expires the request (``TimeoutError``, through :func:`asyncio.timeout`)."""
+
+    __slots__ = ("last", "_limit", "_cm", "_handle", "_loop")
+
+    def __init__(self, limit_s: float) -> None:
+        self._limit = limit_s
+        self.last = time.monotonic()
+        self._cm = asyncio.timeout(None)
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def __aenter__(self) -> _IdleTimeout:
+        await self._cm.__aenter__()
+        self._loop = asyncio.get_running_loop()
+        self.last = time.monotonic()
+        self._handle = self._loop.call_later(self._limit, self._check)
+        return self
+
+    def _check(self) -> None:
+        if self._loop is None:
+            return
+        left = self.last + self._limit - time.monotonic()
+        if left <= 0:
+            self._cm.reschedule(self._loop.time())  # expires now: the request's task is cancelled -> TimeoutError
+        else:
+            self._handle = self._loop.call_later(left, self._check)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._loop = None
+        await self._cm.__aexit__(*exc)  # raises TimeoutError if it expired the request
+
+
 class _Signer:
     """SigV4 with botocore or a Bedrock / OpenAI-compatible API key (:class:`RequestSigner`); yarl URLs as sent."""
 
@@ -374,12 +413,14 @@ class _Runner:
         while True:
             url, headers = self.signer.sign(prep)
             started = False
+            idle = _IdleTimeout(spec.read_timeout_s)
             try:
-                async with session.post(url, data=prep.body, headers=headers) as resp:
+                async with idle, session.post(url, data=prep.body, headers=headers) as resp:
+                    idle.last = time.monotonic()  # the headers are bytes too
                     m.http_status = resp.status
                     m.headers = dict(resp.headers)
                     if resp.status != 200:
-                        raw = await resp.read()
+                        raw = await _read_body(resp, idle)
                         code, message = _error_info(resp.headers, raw)
                         retryable = resp.status in RETRYABLE_STATUS or code in RETRYABLE_CODES
                         if not (retryable and attempt + 1 < spec.max_attempts):
@@ -390,9 +431,9 @@ class _Runner:
                         started = True
                         parser.apply_headers(m.headers)
                         if prep.streaming:
-                            await self._read_stream(resp, m, parser)
+                            await self._read_stream(resp, m, parser, idle)
                         else:
-                            raw = await resp.read()
+                            raw = await _read_body(resp, idle)
                             m.finish()
                             self._parse_body(prep, raw, m, parser)
                         return
@@ -418,18 +459,20 @@ class _Runner:
             m.headers = {}
             await asyncio.sleep(self.rng.random() * min(1.0 * 2 ** (attempt - 1), 20.0))
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
+    async def _read_stream(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser,
+                           idle: _IdleTimeout) -> None:  # fmt: skip
         try:
-            await (self._read_sse if parser.api == CHAT_API else self._read_frames)(resp, m, parser)
+            await (self._read_sse if parser.api == CHAT_API else self._read_frames)(resp, m, parser, idle)
         except (ParserError, ValueError, TypeError, AttributeError) as exc:  # corrupt frame / payload
             m.finish()
             m.fail("stream", type(exc).__name__, message=str(exc) or None)
 
-    async def _read_frames(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
+    async def _read_frames(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser,
+                           idle: _IdleTimeout) -> None:  # fmt: skip
         frames = _FrameDecoder()
         invoke = parser.api == "invoke-stream"
         async for data in resp.content.iter_any():
-            now = time.monotonic()
+            now = idle.last = time.monotonic()
             for h, raw in frames.feed(data):
                 mtype = h.get(":message-type")
                 if mtype != "event":
@@ -451,12 +494,13 @@ class _Runner:
         if not parser.completed:
             m.fail("stream", "TruncatedStream")
 
-    async def _read_sse(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser) -> None:
+    async def _read_sse(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser,
+                        idle: _IdleTimeout) -> None:  # fmt: skip
         """A Chat Completions stream: server-sent events, ``data: {chunk}`` each, ``data: [DONE]`` at the end; an
         ``error`` object mid-stream is the stream's failure (the OpenAI SDK raises on it too)."""
         sse = SseDecoder()
         async for data in resp.content.iter_any():
-            now = time.monotonic()
+            now = idle.last = time.monotonic()
             for obj in sse.feed(data):
                 err = parser.feed_chat_event(obj)
                 if err is not None:
@@ -561,6 +605,15 @@ class _Runner:
             await asyncio.gather(*tasks)
 
 
+async def _read_body(resp: aiohttp.ClientResponse, idle: _IdleTimeout) -> bytes:
+    """A whole (non-streamed) body, each arrival stamped for the read timeout."""
+    parts = []
+    async for data in resp.content.iter_any():
+        idle.last = time.monotonic()
+        parts.append(data)
+    return b"".join(parts)
+
+
 def _frame_message(payload: bytes, headers: Any) -> str | None:
     """The message of an exception frame inside an event stream."""
     try:
@@ -599,7 +652,8 @@ async def _run(spec: BurstSpec, runner: _Runner, result: BurstResult, monitor: _
     warm_up()  # pyarrow's one-off set-up before the clock starts, not at the first flush
     conn = aiohttp.TCPConnector(limit=max(spec.concurrency, 1) + 8, limit_per_host=0, ttl_dns_cache=300,
                                 enable_cleanup_closed=True, ssl=runner.target.ssl_context())  # fmt: skip
-    timeout = aiohttp.ClientTimeout(total=None, connect=spec.connect_timeout_s, sock_read=spec.read_timeout_s)
+    # the read timeout is _IdleTimeout's (per request, cheaper than aiohttp's sock_read timer per chunk)
+    timeout = aiohttp.ClientTimeout(total=None, connect=spec.connect_timeout_s)
     t_start = time.monotonic()
     deadline = t_start + spec.duration_s if spec.duration_s is not None else None
     watch_task = None
