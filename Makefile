@@ -7,6 +7,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.bedrock-lab-installed
 SWEEP  ?= params/sweeps/demo.yaml
+# the suite runs in this many parallel workers (pytest-xdist); most of its time is waiting on real runs
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint lab setup clean help
 .DEFAULT_GOAL := help
@@ -34,7 +36,7 @@ demo: $(STAMP)
 	$(BIN)/bedrock-lab demo --sweep $(SWEEP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 LAB_PORT ?= 8888
 lab: $(STAMP)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -103,10 +104,15 @@ def chromium() -> str:
     if os.geteuid() != 0:
         pytest.skip("Chromium is not installed and installing it needs root (apt-get install -y chromium)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode != 0:
-            pytest.skip(f"could not install Chromium ({' '.join(cmd)}): {proc.stderr[-500:]}")
+    import fcntl  # one installer at a time: `make test` runs the suite in parallel workers (pytest-xdist)
+
+    with open(Path(tempfile.gettempdir()) / "bedrock-lab-chromium.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _chromium_path() is None:  # another worker may have installed it while this one waited
+            for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+                if proc.returncode != 0:
+                    pytest.skip(f"could not install Chromium ({' '.join(cmd)}): {proc.stderr[-500:]}")
     path = _chromium_path()
     if not path:
         pytest.skip("apt-get installed chromium but no chromium binary is on PATH")
