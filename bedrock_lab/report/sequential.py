@@ -8,12 +8,15 @@ come from :mod:`bedrock_lab.stats.sequential`; this module only words and format
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from bedrock_lab._money import fmt_usd
 from bedrock_lab.stats import sequential as seq
+
+if TYPE_CHECKING:
+    from bedrock_lab.stats.analysis import Analysis
 
 #: how the stop reasons read in the report
 REASON_WORDS = {
@@ -38,17 +41,17 @@ def _load(row: Any) -> str:
     return f"{rate:g} rps" if rate is not None and rate == rate else ""
 
 
-def has_sequential(analysis: Any) -> bool:
+def has_sequential(analysis: Analysis) -> bool:
     """True when the sweep ran sequential cells or an SLO search (the section is shown only then)."""
     table = seq.stop_table(analysis.data)
     return bool(len(table) and (table["sequential"] != "off").any()) or seq.read_search(analysis.data.root) is not None
 
 
-def stop_reasons(analysis: Any) -> pd.DataFrame:
+def stop_reasons(analysis: Analysis) -> pd.DataFrame:
     """Cell, load, stop reason, requests, seconds of load and, for a sequential cell, its percentile with the
     always-valid 95% interval (the interval that stays valid under the early stop) and the verdict."""
-    table = getattr(analysis, "sequential_cells", None)  # Analysis.sequential_cells: the analysis's stop table
-    if table is None or table.empty:
+    table = analysis.sequential_cells  # the analysis's stop table (empty for a sweep without sequential cells)
+    if table.empty:
         table = seq.stop_table(analysis.data)
     rows = []
     for _, r in table.iterrows():
@@ -64,7 +67,7 @@ def stop_reasons(analysis: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cost_sentences(analysis: Any) -> list[str]:
+def cost_sentences(analysis: Analysis) -> list[str]:
     """What the sweep cost and what a fixed-duration sweep of the same cells would have cost."""
     c = seq.cost_saved(analysis.data)
     if not c["cells"]:
@@ -78,7 +81,7 @@ def cost_sentences(analysis: Any) -> list[str]:
     return out
 
 
-def search_summary(analysis: Any) -> pd.DataFrame:
+def search_summary(analysis: Analysis) -> pd.DataFrame:
     """Per model, tier and prompt size: the highest load shown to meet the SLO, its bracket and the levels tried."""
     groups, levels = seq.search_tables(analysis.data)
     if not len(groups):
@@ -99,7 +102,7 @@ def search_summary(analysis: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def search_slo(analysis: Any) -> str:
+def search_slo(analysis: Analysis) -> str:
     """The SLO the search judged each level by, in words."""
     search = seq.read_search(analysis.data.root) or {}
     slo = search.get("slo") or {}
@@ -111,7 +114,7 @@ def search_slo(analysis: Any) -> str:
             "target, so the found load is the highest shown to meet it.")  # fmt: skip
 
 
-def write_tables(analysis: Any, folder: str | Path) -> list[Path]:
+def write_tables(analysis: Analysis, folder: str | Path) -> list[Path]:
     """``sequential_cells.csv`` (the stop table) and, for a search, ``search.csv`` / ``search_levels.csv``."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

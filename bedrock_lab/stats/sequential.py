@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -43,6 +43,9 @@ from bedrock_lab._confseq import (
     quantile_cs_path,
 )
 from bedrock_lab.store.manifest import SEARCH as SEARCH_FILE
+
+if TYPE_CHECKING:  # analysis imports this module
+    from bedrock_lab.stats.analysis import SweepData
 
 #: the manifest's stop reasons that are a sequential answer (bedrock_lab.engines.stopping.SETTLED)
 SETTLED_REASONS = ("settled_above", "settled_below", "precise")
@@ -72,16 +75,16 @@ def _verdict(seq: Mapping[str, Any], reason: Any) -> str | None:
     return "precise" if status == "precise" else "undecided"
 
 
-def _plan_cells(data: Any) -> dict[str, Mapping[str, Any]]:
-    plan = getattr(data, "plan", None) or {}
+def _plan_cells(data: SweepData) -> dict[str, Mapping[str, Any]]:
+    plan = data.plan or {}
     return {str(c.get("cell_id")): c for c in plan.get("cells", []) if isinstance(c, Mapping)}
 
 
-def stop_table(data: Any) -> pd.DataFrame:
+def stop_table(data: SweepData) -> pd.DataFrame:
     """One row per done cell of the sweep's manifest: its stop reason, requests, seconds of load, when a stop was
     decided and, for a sequential cell, its percentile with the always-valid interval and the verdict.
     Empty when the sweep has no manifest; cells of sweeps older than issue #14 have no stop reason (None)."""
-    manifest = getattr(data, "manifest", None) or {}
+    manifest = data.manifest or {}
     cells = manifest.get("cells") or {}
     plan = _plan_cells(data)
     rows = []
@@ -105,12 +108,12 @@ def stop_table(data: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(STOP_COLUMNS))
 
 
-def cost_saved(data: Any) -> dict[str, Any]:
+def cost_saved(data: SweepData) -> dict[str, Any]:
     """What the sweep's done cells cost (tokens x catalog prices, as the runner recorded) and what the same cells
     would have cost at their fixed bound: a cell stopped early would have sent ``requests x duration_s / load_s``
     (its own request rate over its full duration, at most its ``requests`` bound) at the same cost per request.
     Fixed cells count the same in both. ``fixed_usd`` is an estimate: the rate of an early stop's seconds."""
-    manifest = getattr(data, "manifest", None) or {}
+    manifest = data.manifest or {}
     plan = _plan_cells(data)
     spent = fixed = 0.0
     n_req = n_fixed = 0.0
@@ -152,11 +155,10 @@ def read_search(root: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def search_tables(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def search_tables(data: SweepData) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An SLO search's outcome: one row per group (found load, bracket, status, levels tried, the SLO) and one per level
     (load, verdict, stop reason, requests, the always-valid interval). Both empty when there was no search."""
-    root = getattr(data, "root", None)
-    search = read_search(root) if root is not None else None
+    search = read_search(data.root)
     if not search:
         return pd.DataFrame(), pd.DataFrame()
     groups, levels = [], []

@@ -104,7 +104,7 @@ def run_cell(
     the cost is shown and the cell refused unless ``yes`` (the sweep runner sets it once you confirmed the sweep).
     Raises :class:`~bedrock_lab.engines.health.RunInvalidError` after writing the summary when the run is invalid.
     """
-    from bedrock_lab.engines import BurstSpec, Target, run_burst_sync, run_locust
+    from bedrock_lab.engines import BurstResult, BurstSpec, LocustResult, Target, run_burst_sync, run_locust
     from bedrock_lab.engines.health import assess
 
     cell = from_notebook_parameters(settings)
@@ -134,7 +134,7 @@ def run_cell(
         else:
             raise ConfigError("unknown target kind", key="target_kind", value=target_kind,
                               allowed="emulator, aws, openai")  # fmt: skip
-        result: Any
+        result: BurstResult | LocustResult
         if engine == "locust":
             # Locust writes records/ below its out_dir, next to its own CSV/HTML stats and logs
             result = run_locust(spec, target=target, out_dir=out, workers=cell.locust_workers)
@@ -145,7 +145,8 @@ def run_cell(
     wall = time.monotonic() - t0
     df = load_records(records_dir)
     df = df[df["run_id"] == spec.run_id].reset_index(drop=True)  # this run only, whatever else is in the folder
-    health = getattr(result, "health", None) or assess(df, spec.health_policy)
+    health = result.health or assess(df, spec.health_policy)
+    burst = result if isinstance(result, BurstResult) else None  # saturation and interrupts: the burst engine's
     summary = {
         "cell_id": cell_id,
         "sweep": sweep,
@@ -156,21 +157,21 @@ def run_cell(
         "target": {"kind": target_kind, "region": region, "profile": profile or None,
                    "endpoint_url": endpoint_url or None},
         "engine_result": {
-            "run_id": getattr(result, "run_id", None),
-            "wall_s": _finite(getattr(result, "wall_s", None)),
-            "saturated": bool(getattr(result, "saturated", False)),
-            "warnings": list(getattr(result, "warnings", []) or []),
-            "interrupted": bool(getattr(result, "interrupted", False)),
-            "stop_reason": getattr(result, "stop_reason", None),
-            "stopped_at_s": _finite(getattr(result, "stopped_at_s", None)),
+            "run_id": result.run_id,
+            "wall_s": _finite(result.wall_s),
+            "saturated": bool(burst is not None and burst.saturated),
+            "warnings": list(result.warnings),
+            "interrupted": bool(burst is not None and burst.interrupted),
+            "stop_reason": result.stop_reason,
+            "stopped_at_s": _finite(result.stopped_at_s),
         },
         # why the cell ended (bedrock_lab.engines.stopping) and, for a sequential cell, its always-valid interval
-        "stop_reason": getattr(result, "stop_reason", None),
-        "stopped_at_s": _finite(getattr(result, "stopped_at_s", None)),
-        "sequential": getattr(result, "sequential", None),
+        "stop_reason": result.stop_reason,
+        "stopped_at_s": _finite(result.stopped_at_s),
+        "sequential": result.sequential,
         "valid": health.valid,
         "health": health.to_dict(),
-        "stats": summarize_records(df, wall_s=_finite(getattr(result, "wall_s", None))),
+        "stats": summarize_records(df, wall_s=_finite(result.wall_s)),
     }  # fmt: skip
     write_json_atomic(out / SUMMARY, summary)
     health.raise_if_invalid(f"cell {cell_id}")

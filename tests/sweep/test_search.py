@@ -39,6 +39,7 @@ class _Analysis:
 
     def __init__(self, root: Path) -> None:
         self.data = an.load_sweep_data(root)
+        self.sequential_cells = seq_stats.stop_table(self.data)  # as the analysis keeps it
 
 
 # ------------------------------------------------------------------------------------------- the algorithm
