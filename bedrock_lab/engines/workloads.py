@@ -19,14 +19,14 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bedrock_lab import prompts
 from bedrock_lab.engines.formats import RequestOptions, Turn
 from bedrock_lab.errors import ConfigError
-from bedrock_lab.prompts import is_prompt_path, read_prompt_file
+from bedrock_lab.prompts import RequestText, is_prompt_path, read_prompt_file
 
 KINDS = ("single", "mix", "chat", "summarise", "cached", "agent")
 
@@ -52,6 +52,11 @@ class WorkItem:
     options: RequestOptions | None = None  #: cache point, tools, raw Converse messages (agent turns > 1)
     task_id: str | None = None  #: agent: the task this turn belongs to
     turn: int | None = None  #: agent: 1-based turn within the task
+
+    @classmethod
+    def of(cls, r: RequestText) -> WorkItem:
+        """The request texts :mod:`bedrock_lab.prompts` assembled (the plan counts the same ones)."""
+        return cls(r.prompt_id, r.prompt_size, list(r.turns), r.system, r.max_tokens, r.require_json)
 
 
 def validate_answer(item: WorkItem, text: str, tool_uses: list[dict[str, Any]] | None = None) -> str | None:
@@ -97,12 +102,9 @@ class ChatConversation(Conversation):
         self.turn = 0
 
     def next(self) -> WorkItem:
-        turns = self.workload.data["turns"]
-        if self.turn >= len(turns):
+        if self.turn >= len(self.workload.data["turns"]):
             self.history, self.turn = [], 0
-        user = str(turns[self.turn])
-        return WorkItem(f"chat-turn{self.turn + 1}", "chat", [*self.history, ("user", user)],
-                        self.workload.system, self.workload.data.get("max_tokens"))  # fmt: skip
+        return WorkItem.of(prompts.chat_request(self.workload.data, tuple(self.history), self.turn))
 
     def observe(self, item: WorkItem, text: str | None, ok: bool,
                 tool_uses: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
@@ -187,8 +189,8 @@ class AgentConversation(Conversation):
                                                                                                strict=True)]},
         ]  # fmt: skip
         # the same turns as text, for the local token estimate (roles and JSON framing are free there)
-        self.turns += [("assistant", " ".join([text or "", *(json.dumps(u["input"]) for u in tool_uses)]).strip()),
-                       ("user", "\n".join(results))]  # fmt: skip
+        calls = [t for u in tool_uses for t in prompts.tool_call_texts(u["name"], u["input"])]
+        self.turns += [("assistant", " ".join([text or "", *calls]).strip()), ("user", "\n".join(results))]
 
 
 @dataclass
@@ -207,21 +209,13 @@ class Workload:
         if self.kind not in KINDS:
             raise ConfigError("unknown workload kind", source=self.source, key="kind", value=self.kind,
                               allowed=", ".join(KINDS))  # fmt: skip
-        self.system = self.data.get("system") or None
+        self.system = prompts.workload_system(self.data)
         if self.kind == "single":
             self._items = self._sized(self.prompt_size)
         elif self.kind == "mix":
             self._mix()
         elif self.kind == "summarise":
-            docs = self.data.get("documents") or []
-            if not docs:
-                raise ConfigError("needs at least one document", source=self.source, key="documents")
-            instr = str(self.data.get("instruction", "")).strip()
-            self._items = [
-                WorkItem(str(d["id"]), "summarise", [("user", f"{instr}\n\n{d['text']}".strip())], self.system,
-                         self.data.get("max_tokens"), bool(self.data.get("require_json", False)))  # fmt: skip
-                for d in docs
-            ]
+            self._items = [WorkItem.of(r) for r in prompts.summarise_requests(self.data, source=self.source)]
         elif self.kind == "chat" and not self.data.get("turns"):
             raise ConfigError("needs at least one turn", source=self.source, key="turns")
         elif self.kind == "cached":
@@ -231,17 +225,7 @@ class Workload:
 
     def _texts(self, key: str) -> list[WorkItem]:
         """``key``: a list of {id, text} (the questions of ``cached``, the tasks of ``agent``)."""
-        entries = self.data.get(key) or []
-        if not entries:
-            raise ConfigError(f"needs at least one entry in {key}", source=self.source, key=key)
-        out = []
-        for i, e in enumerate(entries):
-            if not isinstance(e, dict) or not str(e.get("text", "")).strip():
-                raise ConfigError("each entry needs an id and a non-empty text", source=self.source,
-                                  key=f"{key}[{i}]", value=e, allowed="{id: ..., text: ...}")  # fmt: skip
-            out.append(WorkItem(str(e.get("id", i)), self.kind, [("user", str(e["text"]).strip())], self.system,
-                                e.get("max_tokens", self.data.get("max_tokens"))))  # fmt: skip
-        return out
+        return [WorkItem.of(r) for r in prompts.entry_requests(self.data, key, kind=self.kind, source=self.source)]
 
     def _cached(self) -> None:
         if not self.system:
@@ -251,58 +235,27 @@ class Workload:
             item.options = RequestOptions(cache_system=True)
 
     def _agent(self) -> None:
-        tools = self.data.get("tools") or []
-        if not tools:
-            raise ConfigError("needs at least one tool", source=self.source, key="tools")
-        specs = []
-        for i, t in enumerate(tools):
-            schema = t.get("input_schema") if isinstance(t, dict) else None
-            if not isinstance(schema, dict) or not t.get("name"):
-                raise ConfigError("each tool needs a name and an input_schema (JSON schema object)",
-                                  source=self.source, key=f"tools[{i}]", value=t,
-                                  allowed="{name, description, input_schema, result}")  # fmt: skip
-            specs.append({"toolSpec": {"name": str(t["name"]), "description": str(t.get("description") or t["name"]),
-                                       "inputSchema": {"json": schema}}})  # fmt: skip
-        self.tools: tuple[dict[str, Any], ...] = tuple(specs)
-        self._results = {str(t["name"]): str(t.get("result") or "{}") for t in tools}
+        self.tools: tuple[dict[str, Any], ...] = prompts.tool_specs(self.data, source=self.source)
+        self._results = prompts.tool_result_templates(self.data)
         self._items = self._texts("tasks")
 
     def tool_result(self, use: dict[str, Any]) -> str:
-        """The tool's answer to one call: its ``result`` template with each ``{field}`` replaced by the call's input
-        (``unknown`` when the call has none), so the answer is deterministic."""
-        template = self._results.get(str(use.get("name")), "no such tool")
-        data = use.get("input")
-        values = data if isinstance(data, dict) else {}
-        return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), "unknown")), template)
+        """The tool's answer to one call: its ``result`` template filled from the call's input
+        (:func:`bedrock_lab.prompts.tool_result`)."""
+        return prompts.tool_result(self._results.get(str(use.get("name")), "no such tool"), use.get("input"))
 
-    def _sized(self, size: str, *, data: dict[str, Any] | None = None, source: str | None = None) -> list[WorkItem]:
-        prompts = (data or self.data).get("prompts") or {}
-        if size not in prompts or not prompts[size]:
-            raise ConfigError("unknown prompt size", source=source or self.source, key="prompt_size", value=size,
-                              allowed=", ".join(prompts))  # fmt: skip
-        return [WorkItem(str(p["id"]), size, [("user", str(p["text"]).strip())], self.system) for p in prompts[size]]
+    def _sized(self, size: str) -> list[WorkItem]:
+        return [WorkItem.of(r) for r in prompts.sized_requests(self.data, size, system=self.system,
+                                                                source=self.source)]  # fmt: skip
 
     def _mix(self) -> None:
-        tasks = self.data.get("tasks") or []
-        if not tasks:
-            raise ConfigError("needs at least one task", source=self.source, key="tasks")
-        single = None
-        for i, t in enumerate(tasks):
-            weight = float(t.get("weight", 1))
-            if weight <= 0:
-                raise ConfigError("must be > 0", source=self.source, key=f"tasks[{i}].weight", value=weight)
-            if "text" in t:
-                item = WorkItem(str(t["id"]), str(t["id"]), [("user", str(t["text"]).strip())], self.system,
-                                t.get("max_tokens"))  # fmt: skip
-                self._items.append(item)
-            else:
-                if single is None:
-                    path = Path(self.source).with_name("single.yaml") if self.source else default_prompts_dir()
-                    single = _read_yaml(path if path.name == "single.yaml" else path / "single.yaml")
-                pool = self._sized(str(t.get("size", "small")), data=single, source="single.yaml")
-                for p in pool:
-                    p.prompt_id, p.max_tokens = f"{t['id']}:{p.prompt_id}", t.get("max_tokens")
-                self._items.append(pool)  # type: ignore[arg-type]  # a list: one of them is drawn
+        def single() -> dict[str, Any]:
+            path = Path(self.source).with_name("single.yaml") if self.source else default_prompts_dir()
+            return _read_yaml(path if path.name == "single.yaml" else path / "single.yaml")
+
+        for weight, choice in prompts.mix_requests(self.data, single, source=self.source):
+            self._items.append([WorkItem.of(r) for r in choice] if isinstance(choice, list)  # type: ignore[arg-type]
+                               else WorkItem.of(choice))  # a list: one of them is drawn
             self._weights.append(weight)
 
     def draw(self, rng: random.Random) -> WorkItem:
