@@ -6,12 +6,26 @@ id is derived from its parameters only, so it is stable across re-plans (resume 
 folder listing. The run order is shuffled with a seed (drift in the service over an hour-long sweep then does not
 line up with one axis), and each cell gets its own seed derived from the sweep seed and its id.
 
-Cost is an estimate: expected requests x (input tokens x input price + output tokens x output price) / 1000 with
-the catalog's per-tier prices per 1k tokens; output tokens default to ``max_tokens`` (an upper bound). Input tokens
+Cost is an estimate: expected requests x the cost of a mean request by the catalog's own formula
+(:meth:`bedrock_lab.catalog.ModelSpec.cost_usd`, which the stats price records with: input, output, cache-read and
+cache-write tokens at the tier's prices); output tokens default to ``max_tokens`` (an upper bound). Input tokens
 per request are, in order: the sweep file's ``estimates.input_tokens``, counts given to
-:meth:`Plan.with_input_tokens` (the sweep runner asks an AWS target's CountTokens operation), else the local token estimate of the exact texts the
-engines send (:func:`bedrock_lab.params.estimate_input_tokens` with :mod:`bedrock_lab.tokens`, which is also the
-emulator's count). Each cell says which (``input_tokens_source``) and the plan text prints it.
+:meth:`Plan.with_input_tokens` (the sweep runner asks an AWS target's CountTokens operation), else the local token
+estimate of the request texts the engines send (:func:`bedrock_lab.params.estimate_request_tokens`: the texts are
+assembled by :mod:`bedrock_lab.prompts` for the engines and the plan alike, counted with :mod:`bedrock_lab.tokens`,
+which is also the emulator's count). Each cell says which (``input_tokens_source``) and the plan text prints it.
+
+Workloads whose requests are not alike are priced as they run: ``cached`` sends its system prompt behind a cache
+point, so a cell writes it once (the first wave of concurrent requests on AWS, one request on the emulator, which
+writes on arrival) and every later request reads it at the cache-read price (reads refresh the entry's TTL, so
+steady load keeps one entry); a prefix below the model's minimum is not cached and bills in full. ``agent`` runs
+each task as its turns: every turn carries the tool specs, and the tool round's turn the call and its result
+(``input_tokens_per_request`` is the mean over the turns, and never holds cache tokens).
+
+Wall time: a cell bounded by ``duration_s`` takes that long whatever the target (the engines' duration is
+wall-clock). Seconds per request (closed-loop request counts, request-bound cells) come from the catalog's latency
+profile; against the sweep's own emulator that profile is scaled by ``target.emulator_overrides.time_scale`` and
+its ``latency`` knobs, as the emulator applies them (``estimates.e2e_s`` and the notebook overhead are real time).
 """
 
 from __future__ import annotations
@@ -62,9 +76,17 @@ class Cell:
     #: which sends expected_requests); expected_requests / est_cost_usd are then its maximum
     min_requests_expected: float | None = None
     est_cost_min_usd: float | None = None
-    #: a mixed-tier cell (``cell.tier_mix``): (tier, share of its requests, USD per 1k input, per 1k output); the
-    #: cell's prices are their share-weighted mean, so its cost prices the mix
-    mix_prices: tuple[tuple[str, float, float, float], ...] = ()
+    #: a mixed-tier cell (``cell.tier_mix``): (tier, share of its requests, USD per 1k input, output, cache-read and
+    #: cache-write tokens); the cell's prices are their share-weighted mean, so its cost prices the mix
+    mix_prices: tuple[tuple[str, float, float, float, float, float], ...] = ()
+    #: prompt-cache tokens per request (mean over the cell's requests; ``input_tokens_per_request`` is the rest)
+    cache_read_tokens_per_request: float = 0.0
+    cache_write_tokens_per_request: float = 0.0
+    price_cache_read_per_1k: float = 0.0
+    price_cache_write_per_1k: float = 0.0
+    #: input tokens per request that CountTokens is not asked about (tool specs, later agent turns): a count
+    #: given to :meth:`Plan.with_input_tokens` is the rest
+    input_tokens_not_counted: float = 0.0
 
     def __getattr__(self, name: str) -> Any:
         if name in CellSpec.model_fields:  # only reached for names the dataclass itself lacks
@@ -79,6 +101,19 @@ class Cell:
     def expected_output_tokens(self) -> float:
         return self.expected_requests * self.output_tokens_per_request
 
+    @property
+    def expected_cache_tokens(self) -> tuple[float, float]:
+        """(cache-read, cache-write) input tokens of the cell."""
+        return (self.expected_requests * self.cache_read_tokens_per_request,
+                self.expected_requests * self.cache_write_tokens_per_request)  # fmt: skip
+
+    def cost_of(self, requests: float, input_tokens: float | None = None) -> float:
+        """USD of ``requests`` of this cell's mean request (``input_tokens``: uncached input per request)."""
+        return _cost(requests, self.input_tokens_per_request if input_tokens is None else input_tokens,
+                     self.output_tokens_per_request, self.price_input_per_1k, self.price_output_per_1k,
+                     self.cache_read_tokens_per_request, self.cache_write_tokens_per_request,
+                     self.price_cache_read_per_1k, self.price_cache_write_per_1k)  # fmt: skip
+
     def notebook_parameters(self) -> dict[str, Any]:
         """Parameters of notebooks/cell.py for this cell (target, output folder and run id are added by the runner)."""
         return {"cell_id": self.cell_id, **notebook_parameters(self.spec)}
@@ -88,6 +123,7 @@ class Cell:
         d.update(self.spec.model_dump())
         d["expected_input_tokens"] = self.expected_input_tokens
         d["expected_output_tokens"] = self.expected_output_tokens
+        d["expected_cache_read_tokens"], d["expected_cache_write_tokens"] = self.expected_cache_tokens
         return d
 
 
@@ -115,6 +151,12 @@ class Plan:
     @property
     def total_output_tokens(self) -> float:
         return sum(c.expected_output_tokens for c in self.cells)
+
+    @property
+    def total_cache_tokens(self) -> tuple[float, float]:
+        """(cache-read, cache-write) input tokens of the sweep."""
+        return (sum(c.expected_cache_tokens[0] for c in self.cells),
+                sum(c.expected_cache_tokens[1] for c in self.cells))  # fmt: skip
 
     @property
     def total_cost_usd(self) -> float:
@@ -146,9 +188,10 @@ class Plan:
         for c in self.cells:
             if not c.mix_prices:
                 out[str(c.tier)] = out.get(str(c.tier), 0.0) + c.est_cost_usd
-            for tier, share, pin, pout in c.mix_prices:  # a mixed cell: each tier its share of the requests
+            for tier, share, pin, pout, pread, pwrite in c.mix_prices:  # a mixed cell: each tier its share
                 cost = _cost(c.expected_requests * share, c.input_tokens_per_request, c.output_tokens_per_request,
-                             pin, pout)  # fmt: skip
+                             pin, pout, c.cache_read_tokens_per_request, c.cache_write_tokens_per_request,
+                             pread, pwrite)  # fmt: skip
                 out[tier] = out.get(tier, 0.0) + cost
         return out
 
@@ -159,13 +202,20 @@ class Plan:
 
     def with_input_tokens(self, counts: Mapping[tuple[str, str], float], notes: Iterable[str] = ()) -> Plan:
         """This plan with counted input tokens per request (CountTokens) for the (model id, prompt size) in
-        ``counts``, costs re-estimated; the sweep file's own ``estimates.input_tokens`` still win."""
-        cells = [c if (c.model_id, c.prompt_size) not in counts or c.input_tokens_source == INPUT_SWEEP_FILE else
-                 replace(c, input_tokens_per_request=float(counts[c.model_id, c.prompt_size]),
-                         input_tokens_source=INPUT_COUNTED,
-                         est_cost_usd=_cost(c.expected_requests, float(counts[c.model_id, c.prompt_size]),
-                                            c.output_tokens_per_request, c.price_input_per_1k, c.price_output_per_1k))
-                 for c in self.cells]  # fmt: skip
+        ``counts``, costs re-estimated; the sweep file's own ``estimates.input_tokens`` still win. A count is of
+        the system prompt and the first turn's messages (the whole prompt, cached prefix included): the tokens it
+        is not asked about (``input_tokens_not_counted``) are added, the cache tokens taken out."""
+        cells = []
+        for c in self.cells:
+            if (c.model_id, c.prompt_size) not in counts or c.input_tokens_source == INPUT_SWEEP_FILE:
+                cells.append(c)
+                continue
+            total = float(counts[c.model_id, c.prompt_size]) + c.input_tokens_not_counted
+            uncached = max(0.0, total - c.cache_read_tokens_per_request - c.cache_write_tokens_per_request)
+            cells.append(replace(c, input_tokens_per_request=uncached, input_tokens_source=INPUT_COUNTED,
+                                 est_cost_usd=c.cost_of(c.expected_requests, uncached),
+                                 est_cost_min_usd=None if c.min_requests_expected is None
+                                 else c.cost_of(c.min_requests_expected, uncached)))  # fmt: skip
         return Plan(self.config, cells, self.cell_overhead_s, [*self.notes, *notes])
 
     def cell(self, cell_id: str) -> Cell:
@@ -216,6 +266,8 @@ class Plan:
                 "requests": self.total_requests,
                 "input_tokens": self.total_input_tokens,
                 "output_tokens": self.total_output_tokens,
+                "cache_read_tokens": self.total_cache_tokens[0],
+                "cache_write_tokens": self.total_cache_tokens[1],
                 "cost_usd": self.total_cost_usd,
                 "cost_usd_by_tier": self.cost_by_tier(),
                 "requests_min": self.total_requests_min,
@@ -245,7 +297,9 @@ class Plan:
             (f"  requests    : ~{self.total_requests_min:,.0f}..{self.total_requests:,.0f} (sequential cells stop "
              "once settled; the maximum is a fixed-duration sweep's)" if self.sequential
              else f"  requests    : ~{self.total_requests:,.0f} expected"),
-            f"  tokens      : ~{self.total_input_tokens:,.0f} input, <= {self.total_output_tokens:,.0f} output",
+            f"  tokens      : ~{self.total_input_tokens:,.0f} input, <= {self.total_output_tokens:,.0f} output"
+            + (", ~{:,.0f} cache read, ~{:,.0f} cache write".format(*self.total_cache_tokens)
+               if any(self.total_cache_tokens) else ""),
             *self._input_lines(),
             f"  est. cost   : {fmt_usd(self.total_cost_usd)}"
             + (" (list prices; the emulator itself costs nothing)" if t.kind == "emulator" else " (list prices)"),
@@ -403,24 +457,79 @@ def _load_seconds(cfg: SweepConfig, users: int | None, rate: float | None, e2e_s
     return math.ceil(n / max(1, users or 1)) * e2e_s
 
 
-def _e2e_estimate(config: SweepConfig, spec: Any, tier: str, out_tokens: float) -> float:
-    """Seconds per request for closed-loop cells: the sweep's estimate, else the catalog's latency profile."""
+def _own_emulator(config: SweepConfig) -> Mapping[str, Any] | None:
+    """The ``run_emulator`` overrides of the emulator the runner starts for this sweep (None: another target, or
+    an already running emulator at ``endpoint_url``, whose settings the plan does not know)."""
+    t = config.target
+    return t.emulator_overrides if t.kind == "emulator" and not t.endpoint_url else None
+
+
+def time_scale(config: SweepConfig) -> float:
+    """The factor the sweep's own emulator multiplies every latency by (``target.emulator_overrides.time_scale``;
+    1 for any other target). A bad value is the runner's check to report: it counts as 1 here."""
+    ts = (_own_emulator(config) or {}).get("time_scale", 1.0)
+    return float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) and ts > 0 else 1.0
+
+
+def _e2e_estimate(config: SweepConfig, spec: Any, tier: str, out_tokens: float, in_tokens: float = 0.0) -> float:
+    """Seconds per request for closed-loop cells: the sweep's estimate (real seconds), else the catalog's latency
+    profile (TTFT with the prefill of ``in_tokens``, then the median output at the tier's speed), with the sweep's
+    own emulator's ``latency`` knobs and ``time_scale`` applied as the emulator applies them."""
     est = config.estimates
     if est.e2e_s:
         return est.e2e_s
     lat = getattr(spec, "latency", None)
+    knobs = (_own_emulator(config) or {}).get("latency")
+    if isinstance(knobs, Mapping) and lat is not None:
+        known = {k: v for k, v in knobs.items() if hasattr(lat, k) and isinstance(v, int | float)}
+        lat = replace(lat, **known) if known else lat
     ttft = getattr(lat, "ttft_ms", None)
     tps = getattr(lat, "tokens_per_s", None)
     if isinstance(ttft, int | float) and isinstance(tps, int | float) and tps > 0:
         median = getattr(lat, "output_median_tokens", 0) or out_tokens
+        prefill = getattr(lat, "prefill_ms_per_1k", 0.0)
+        prefill = float(prefill) * in_tokens / 1000.0 if isinstance(prefill, int | float) else 0.0
         speed = float((getattr(spec, "tier_speed", None) or {}).get(tier, 1.0))
-        return ttft / 1000.0 + min(float(median), float(config.cell.max_tokens)) / (tps * speed)
+        real = (ttft + prefill) / 1000.0 + min(float(median), float(config.cell.max_tokens)) / (tps * speed)
+        return real * time_scale(config)
     return est.ttft_s + out_tokens / est.output_tokens_per_s
 
 
-def _cost(requests: float, in_tokens: float, out_tokens: float, pin: float, pout: float) -> float:
-    """USD of ``requests`` requests at list prices per 1k tokens."""
-    return requests * (in_tokens * pin + out_tokens * pout) / 1000.0
+def _cost(requests: float, in_tokens: float, out_tokens: float, pin: float, pout: float, read: float = 0.0,
+          write: float = 0.0, pread: float = 0.0, pwrite: float = 0.0) -> float:  # fmt: skip
+    """USD of ``requests`` requests of ``in_tokens`` uncached input, ``out_tokens`` output, ``read`` / ``write``
+    cache tokens, at USD per 1k tokens (:func:`unit_prices`: the catalog's formula, linear in the tokens)."""
+    return requests * (in_tokens * pin + out_tokens * pout + read * pread + write * pwrite) / 1000.0
+
+
+def unit_prices(spec: Any, tier: str) -> tuple[float, float, float, float]:
+    """USD per 1k input, output, cache-read and cache-write tokens of ``spec`` on ``tier``, from the catalog's own
+    formula (:meth:`~bedrock_lab.catalog.ModelSpec.cost_usd`, which the stats price records with); a spec without
+    it: :func:`tier_prices`, cache tokens at the input price."""
+    cost = getattr(spec, "cost_usd", None)
+    if callable(cost):
+        t = None if tier == "default" else tier
+        return (float(cost(1000, 0, t)), float(cost(0, 1000, t)), float(cost(0, 0, t, cache_read_tokens=1000)),
+                float(cost(0, 0, t, cache_write_tokens=1000)))  # fmt: skip
+    pin, pout = tier_prices(spec, tier)
+    return pin, pout, pin, pin
+
+
+def _cache_split(config: SweepConfig, spec: Any, prefix: float, n: float, users: int | None, rate: float | None,
+                 e2e_s: float) -> tuple[float, float]:  # fmt: skip
+    """(cache-read, cache-write) tokens per request of a cell whose requests share a cached ``prefix``: one write
+    per cell, by the first request on the emulator (it writes on arrival), by the first wave of concurrent
+    requests on AWS (none has found the entry yet); reads refresh the TTL, so every later request reads. No cache
+    (a model without one, or a prefix below its minimum): (0, 0), the prefix is billed as input."""
+    cache = getattr(spec, "cache", None)
+    if prefix <= 0 or cache is None or prefix < getattr(cache, "min_tokens", 0) or not 0 < n < math.inf:
+        return 0.0, 0.0
+    if config.target.kind == "emulator":
+        wave = 1.0
+    else:
+        wave = float(users) if users else max(1.0, math.ceil((rate or 0.0) * e2e_s))
+    writes = min(n, wave)
+    return prefix * (n - writes) / n, prefix * writes / n
 
 
 def _settle_min_n(p: float, alpha: float) -> int:
@@ -462,24 +571,31 @@ def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: 
     if model_id not in specs:
         index = g.models.index(model) if model in g.models else 0
         specs[model_id] = resolve_model(catalog, model_id, source=config.source, key=f"grid.models[{index}]")
-    mix = tier_weights(cell.tier_mix)
-    if mix:  # tiers competing in one run: prices and time per request are the mix's share-weighted means
-        total = sum(mix.values())
-        mix_prices = tuple((t, w / total, *tier_prices(specs[model_id], t)) for t, w in mix.items())
-        pin = sum(share * p_in for _, share, p_in, _ in mix_prices)
-        pout = sum(share * p_out for _, share, _, p_out in mix_prices)
-        e2e_s = sum(share * _e2e_estimate(config, specs[model_id], t, out_tokens) for t, share, _, _ in mix_prices)
-        tier = "mix"
-    else:
-        mix_prices = ()
-        pin, pout = tier_prices(specs[model_id], tier)
-        e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens)
-    n = _expected_requests(config, users, rate, e2e_s)
+    local = config.request_tokens(size)
     if size in est.input_tokens:
         in_tokens, in_source = float(est.input_tokens[size]), INPUT_SWEEP_FILE
     else:
         in_tokens, in_source = float(config.input_tokens(size)), INPUT_LOCAL
-    cost = _cost(n, in_tokens, out_tokens, pin, pout)
+    mix = tier_weights(cell.tier_mix)
+    if mix:  # tiers competing in one run: prices and time per request are the mix's share-weighted means
+        total = sum(mix.values())
+        mix_prices = tuple((t, w / total, *unit_prices(specs[model_id], t)) for t, w in mix.items())
+        pin = sum(share * p for _, share, p, _, _, _ in mix_prices)
+        pout = sum(share * p for _, share, _, p, _, _ in mix_prices)
+        pread = sum(share * p for _, share, _, _, p, _ in mix_prices)
+        pwrite = sum(share * p for _, share, _, _, _, p in mix_prices)
+        e2e_s = sum(m[1] * _e2e_estimate(config, specs[model_id], m[0], out_tokens, in_tokens) for m in mix_prices)
+        tier = "mix"
+    else:
+        mix_prices = ()
+        pin, pout, pread, pwrite = unit_prices(specs[model_id], tier)
+        e2e_s = _e2e_estimate(config, specs[model_id], tier, out_tokens, in_tokens)
+    n = _expected_requests(config, users, rate, e2e_s)
+    cached_prefix = min(local.cache_prefix, in_tokens) if local is not None else 0.0
+    read, write = _cache_split(config, specs[model_id], cached_prefix, n, users, rate, e2e_s)
+    uncached = in_tokens - read - write
+    not_counted = local.not_counted if local is not None and in_source == INPUT_LOCAL else 0.0
+    cost = _cost(n, uncached, out_tokens, pin, pout, read, write, pread, pwrite)
     cid = make_cell_id(model_id, tier, size, users, rate, rep, g.repeats, background_load)
     settings = cell.model_dump(exclude={"timeout_s"})
     settings["duration_s"] = cell.duration_s or None
@@ -494,12 +610,14 @@ def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: 
     return Cell(
         cell_id=cid, grid_index=grid_index, base_model=base, region_prefix=prefix or given_prefix, repeat=rep,
         spec=spec, expected_requests=n,
-        input_tokens_per_request=in_tokens, output_tokens_per_request=out_tokens,
+        input_tokens_per_request=uncached, output_tokens_per_request=out_tokens,
         price_input_per_1k=pin, price_output_per_1k=pout, est_cost_usd=cost,
         est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s, input_tokens_source=in_source,
         min_requests_expected=n_min,
-        est_cost_min_usd=None if n_min is None else _cost(n_min, in_tokens, out_tokens, pin, pout),
-        mix_prices=mix_prices,
+        est_cost_min_usd=None if n_min is None else _cost(n_min, uncached, out_tokens, pin, pout, read, write, pread,
+                                                          pwrite),
+        mix_prices=mix_prices, cache_read_tokens_per_request=read, cache_write_tokens_per_request=write,
+        price_cache_read_per_1k=pread, price_cache_write_per_1k=pwrite, input_tokens_not_counted=not_counted,
     )  # fmt: skip
 
 
@@ -581,4 +699,4 @@ def plan_notes(config: SweepConfig, cells: list[Cell], specs: Mapping[str, Any])
 
 __all__ = ["INPUT_COUNTED", "INPUT_LOCAL", "INPUT_SOURCES", "INPUT_SWEEP_FILE", "Cell", "Plan", "build_plan",
            "cell_seed", "make_cell", "make_cell_id", "plan_notes", "search_groups", "search_ladder",
-           "tier_prices"]
+           "tier_prices", "time_scale", "unit_prices"]

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bedrock_lab.params import estimate_input_tokens, load_sweep_config, parse_sweep, repo_root
+from bedrock_lab.params import (estimate_input_tokens, estimate_request_tokens, load_sweep_config, parse_sweep,
+                                repo_root)
 from bedrock_lab.plan import INPUT_COUNTED, INPUT_LOCAL, INPUT_SWEEP_FILE, Plan, build_plan
 
 DEMO = repo_root() / "params" / "sweeps" / "demo.yaml"
@@ -70,7 +71,8 @@ def test_demo_plan_input_tokens_are_what_the_emulator_bills(demo_plan: Plan, emu
     ("chat", "small"), ("cached", "small"), ("agent", "small"),
 ])  # fmt: skip
 def test_the_local_estimate_counts_the_requests_the_engines_build(workload: str, size: str) -> None:
-    """params reads the prompt files, the engines build the requests: both give the same mean token count."""
+    """params reads the prompt files, the engines build the requests: both give the same mean token count of
+    the first turn's texts (what CountTokens is asked; an agent's later turns and tool specs come on top)."""
     from bedrock_lab.engines.preflight import workload_requests
     from bedrock_lab.engines.workloads import load_workload
     from bedrock_lab.tokens import count_request
@@ -78,7 +80,10 @@ def test_the_local_estimate_counts_the_requests_the_engines_build(workload: str,
     reqs = workload_requests(load_workload(workload, size), answer_tokens=50)
     assert sum(share for _, share in reqs) == pytest.approx(1.0)
     engines = sum(share * count_request(item.system, item.turns) for item, share in reqs)
-    assert estimate_input_tokens(workload, size, answer_tokens=50) == pytest.approx(engines)
+    local = estimate_request_tokens(workload, size, answer_tokens=50)
+    assert local is not None and local.counted == pytest.approx(engines)
+    assert estimate_input_tokens(workload, size, answer_tokens=50) == local.total
+    assert (local.total > local.counted) == (workload == "agent")
 
 
 def test_count_tokens_on_an_aws_marked_endpoint_replaces_the_estimate(demo_plan: Plan, emu: Any) -> None:
