@@ -240,13 +240,16 @@ class Plan:
 
     def _input_lines(self) -> list[str]:
         """Input tokens per request by model and prompt size, each group with its source."""
-        groups: dict[tuple[str, str], dict[str, float]] = {}
+        groups: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
         for c in sorted(self.cells, key=lambda c: c.grid_index):  # grid order: model, ..., prompt size
-            groups.setdefault((c.model_id, c.input_tokens_source), {})[c.prompt_size] = c.input_tokens_per_request
+            cache = c.cache_read_tokens_per_request + c.cache_write_tokens_per_request
+            groups.setdefault((c.model_id, c.input_tokens_source), {})[c.prompt_size] = (c.input_tokens_per_request,
+                                                                                         cache)  # fmt: skip
         several = len({model for model, _ in groups}) > 1
         lines = []
         for (model, source), sizes in groups.items():
-            per = ", ".join(f"{size} {_fmt_tokens(n)}" for size, n in sizes.items())
+            per = ", ".join(f"{size} {_fmt_tokens(n)}" + (f" + {_fmt_tokens(cache)} cached" if cache else "")
+                            for size, (n, cache) in sizes.items())  # fmt: skip
             why = source
             if source == INPUT_LOCAL:
                 why += (" (bedrock_lab.tokens: the emulator's own count of these texts)"
@@ -692,6 +695,28 @@ def plan_notes(config: SweepConfig, cells: list[Cell], specs: Mapping[str, Any])
     if cell.api.startswith("invoke") and flat and any(c.input_tokens_source == INPUT_LOCAL for c in cells):
         notes.append(f"InvokeModel bodies of the {', '.join(flat)} format(s) carry role labels and markers the "
                      "local input estimate leaves out (the emulator and CountTokens count them)")  # fmt: skip
+    local = {size: config.request_tokens(size) for size in dict.fromkeys(c.prompt_size for c in cells)}
+    prefix = max((t.cache_prefix for t in local.values() if t is not None), default=0.0)
+    if prefix > 0:
+        cached = sorted({c.model_id for c in cells if c.cache_write_tokens_per_request > 0})
+        uncached = sorted({c.model_id for c in cells if c.cache_write_tokens_per_request == 0})
+        who = "the first request (the emulator writes on arrival)" if config.target.kind == "emulator" else \
+            "the first wave of concurrent requests"  # fmt: skip
+        if cached:
+            notes.append(f"prompt cache: the ~{prefix:,.0f}-token prefix is written once per cell, by {who}, and read "
+                         "by every later request at the cache-read price (reads refresh its TTL)")  # fmt: skip
+        for model in uncached:
+            notes.append(f"prompt cache: {model} caches no ~{prefix:,.0f}-token prefix (no prompt cache, or below its "
+                         "minimum): priced as plain input (a model without one rejects the cachePoint)")  # fmt: skip
+    turns = max((t.turns_per_task for t in local.values() if t is not None), default=1.0)
+    if turns > 1:
+        notes.append(f"agent tasks priced as {turns:g} turns each, every one with the tool specs: the task, one tool "
+                     "round (the call and its result, a stand-in input), then the answer (the emulator's rule); a "
+                     "model calling more tools sends more, longer turns")  # fmt: skip
+    ts = time_scale(config)
+    if ts != 1.0:
+        notes.append(f"seconds per request: the catalog's latency profile x the emulator's time_scale {ts:g}; cell "
+                     "durations, cooldowns and notebook overhead are wall-clock")  # fmt: skip
     if est.output_tokens is None:
         notes.append("output tokens assumed = max_tokens per request (an upper bound)")
     return notes

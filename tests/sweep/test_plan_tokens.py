@@ -11,8 +11,13 @@ from typing import Any
 
 import pytest
 
-from bedrock_lab.params import (estimate_input_tokens, estimate_request_tokens, load_sweep_config, parse_sweep,
-                                repo_root)
+from bedrock_lab.params import (
+    estimate_input_tokens,
+    estimate_request_tokens,
+    load_sweep_config,
+    parse_sweep,
+    repo_root,
+)
 from bedrock_lab.plan import INPUT_COUNTED, INPUT_LOCAL, INPUT_SWEEP_FILE, Plan, build_plan
 
 DEMO = repo_root() / "params" / "sweeps" / "demo.yaml"
