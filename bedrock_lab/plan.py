@@ -610,6 +610,10 @@ def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: 
                        "users": users, "rate_rps": rate, "seed": cell_seed(config.order.seed, cid),
                        "background_load": background_load}, source=config.source)  # fmt: skip
     n_min = _sequential_min(config, spec, users, rate, e2e_s, n)
+
+    def _min_cost(requests: float) -> float:  # the cache's one write is a larger share of fewer requests
+        r, w = _cache_split(config, specs[model_id], cached_prefix, requests, users, rate, e2e_s)
+        return _cost(requests, in_tokens - r - w, out_tokens, pin, pout, r, w, pread, pwrite)
     return Cell(
         cell_id=cid, grid_index=grid_index, base_model=base, region_prefix=prefix or given_prefix, repeat=rep,
         spec=spec, expected_requests=n,
@@ -617,8 +621,7 @@ def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: 
         price_input_per_1k=pin, price_output_per_1k=pout, est_cost_usd=cost,
         est_wall_s=_load_seconds(config, users, rate, e2e_s, n) + est.cell_overhead_s, input_tokens_source=in_source,
         min_requests_expected=n_min,
-        est_cost_min_usd=None if n_min is None else _cost(n_min, uncached, out_tokens, pin, pout, read, write, pread,
-                                                          pwrite),
+        est_cost_min_usd=None if n_min is None else _min_cost(n_min),
         mix_prices=mix_prices, cache_read_tokens_per_request=read, cache_write_tokens_per_request=write,
         price_cache_read_per_1k=pread, price_cache_write_per_1k=pwrite, input_tokens_not_counted=not_counted,
     )  # fmt: skip

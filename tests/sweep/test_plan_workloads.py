@@ -143,3 +143,13 @@ def test_the_plan_text_says_what_the_prices_assume() -> None:
     assert "time_scale 0.1" in text and "cache read" in text
     agent = build_plan(parse_sweep({**data, "cell": {**data["cell"], "workload": "agent"}}, env={})).describe()
     assert "agent tasks priced as 2 turns each" in agent and "cached" not in agent
+
+
+def test_a_sequential_cached_cells_fewest_requests_carry_the_whole_write() -> None:
+    data = {"name": "seq", "target": {"kind": "aws"}, "grid": {"models": [MODEL], "users": [8]},
+            "cell": {"workload": "cached", "duration_s": 120, "max_tokens": 16, "sequential": "verdict"},
+            "slo": {"ttft_p95_s": 1.0}}  # fmt: skip
+    cell = build_plan(parse_sweep(data, source="seq.yaml", env={})).cells[0]
+    assert cell.min_requests_expected is not None and cell.min_requests_expected < cell.expected_requests
+    # eight first-wave writes over the fewest requests: dearer per request than over the maximum's
+    assert cell.est_cost_min_usd is not None and cell.est_cost_min_usd > cell.cost_of(cell.min_requests_expected)
