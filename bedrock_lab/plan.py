@@ -18,7 +18,8 @@ which is also the emulator's count). Each cell says which (``input_tokens_source
 Workloads whose requests are not alike are priced as they run: ``cached`` sends its system prompt behind a cache
 point, so a cell writes it once (the first wave of concurrent requests on AWS, one request on the emulator, which
 writes on arrival) and every later request reads it at the cache-read price (reads refresh the entry's TTL, so
-steady load keeps one entry); a prefix below the model's minimum is not cached and bills in full. ``agent`` runs
+steady load keeps one entry; open-loop arrivals further apart than the 5-minute TTL write again); a prefix below
+the model's minimum is not cached and bills in full. ``agent`` runs
 each task as its turns: every turn carries the tool specs, and the tool round's turn the call and its result
 (``input_tokens_per_request`` is the mean over the turns, and never holds cache tokens).
 
@@ -41,6 +42,7 @@ from typing import Any
 
 from bedrock_lab._confseq import quantile_cs_band
 from bedrock_lab._money import fmt_usd
+from bedrock_lab.catalog import CACHE_TTLS
 from bedrock_lab.cellspec import CellSpec, notebook_parameters, parse_cell, tier_weights
 from bedrock_lab.errors import ConfigError
 from bedrock_lab.params import SweepConfig, default_catalog, resolve_model, sequential_target, split_prefix
@@ -532,6 +534,10 @@ def _cache_split(config: SweepConfig, spec: Any, prefix: float, n: float, users:
     else:
         wave = float(users) if users else max(1.0, math.ceil((rate or 0.0) * e2e_s))
     writes = min(n, wave)
+    if rate and not users:  # sparse arrivals: a gap longer than the TTL finds the entry expired and writes again
+        ttl = CACHE_TTLS["5m"] * time_scale(config)  # the workload's cachePoint sets no ttl: the default
+        gap_over_ttl = math.exp(-rate * ttl) if config.cell.arrival == "poisson" else float(1.0 / rate > ttl)
+        writes += (n - writes) * gap_over_ttl
     return prefix * (n - writes) / n, prefix * writes / n
 
 

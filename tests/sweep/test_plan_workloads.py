@@ -153,3 +153,19 @@ def test_a_sequential_cached_cells_fewest_requests_carry_the_whole_write() -> No
     assert cell.min_requests_expected is not None and cell.min_requests_expected < cell.expected_requests
     # eight first-wave writes over the fewest requests: dearer per request than over the maximum's
     assert cell.est_cost_min_usd is not None and cell.est_cost_min_usd > cell.cost_of(cell.min_requests_expected)
+
+
+def test_sparse_open_loop_arrivals_write_the_cache_again_after_its_ttl() -> None:
+    """Poisson arrivals at 1 per 10 minutes mostly find the 5-minute entry expired: P(gap > TTL) = e^-0.5."""
+    import math
+
+    def cell(rate: float) -> Cell:
+        data = {"name": "sparse", "target": {"kind": "emulator"}, "grid": {"models": [MODEL], "rates_rps": [rate]},
+                "cell": {"workload": "cached", "requests": 11, "duration_s": None, "max_tokens": 16}}  # fmt: skip
+        return build_plan(parse_sweep(data, source="sparse.yaml", env={})).cells[0]
+
+    local = estimate_request_tokens("cached", "small")
+    assert local is not None
+    _, write = cell(1 / 600).expected_cache_tokens
+    assert write == pytest.approx(local.cache_prefix * (1 + 10 * math.exp(-0.5)))
+    assert cell(5.0).expected_cache_tokens[1] == pytest.approx(local.cache_prefix)  # steady: one write
