@@ -70,7 +70,10 @@ def execute_analysis(
     try:
         pm.execute_notebook(str(src), str(out), parameters=params, kernel_name=kernel_name,
                             cwd=str(work), progress_bar=False, log_output=False, execution_timeout=timeout_s,
-                            extra_arguments=["--HistoryManager.enabled=False"])  # nothing written to ~/.ipython
+                            extra_arguments=["--HistoryManager.enabled=False"],  # nothing written to ~/.ipython
+                            # every cell has run: stop the kernel at once, not after the 2.5 s an interrupted idle
+                            # ipykernel makes a graceful shutdown wait (as sweep.runner does for cell kernels)
+                            shutdown_kernel="immediate")
     except pm.PapermillExecutionError as exc:
         raise ReportError(f"the analysis notebook failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue} "
                           f"(executed notebook: {out})") from exc
