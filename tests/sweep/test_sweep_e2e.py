@@ -144,7 +144,7 @@ def test_sigkill_mid_locust_cell_then_immediate_resume_keeps_only_the_new_run(tm
         "name": "lk", "target": {"kind": "emulator", "emulator_seed": 2},
         "grid": {"models": ["amazon.nova-2-lite-v1:0"], "region_prefixes": ["us"], "tiers": ["default"],
                  "prompt_sizes": ["small"], "users": [2]},
-        "cell": {"engine": "locust", "duration_s": 8.0, "max_tokens": 32, "timeout_s": 120},
+        "cell": {"engine": "locust", "duration_s": 5.0, "max_tokens": 32, "timeout_s": 120},
     }  # fmt: skip
     path = tmp_path / "lk.yaml"
     path.write_text(yaml.safe_dump(data))
