@@ -223,7 +223,7 @@ class _IdleTimeout:
         self._limit = limit_s
         self.last = time.monotonic()
         self._cm = asyncio.timeout(None)
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> _IdleTimeout:
@@ -233,14 +233,18 @@ class _IdleTimeout:
         self._handle = self._loop.call_later(self._limit, self._check)
         return self
 
-    def _check(self) -> None:
+    def _check(self, confirm: bool = False) -> None:
         if self._loop is None:
             return
         left = self.last + self._limit - time.monotonic()
-        if left <= 0:
-            self._cm.reschedule(self._loop.time())  # expires now: the request's task is cancelled -> TimeoutError
-        else:
+        if left > 0:
             self._handle = self._loop.call_later(left, self._check)
+        elif not confirm:
+            # bytes that arrived in this loop pass (during a stall, say) have woken the reader but it has not run
+            # yet: it runs before a callback queued now, stamps `last`, and the request goes on (as with sock_read)
+            self._handle = self._loop.call_soon(self._check, True)
+        else:
+            self._cm.reschedule(self._loop.time())  # expires now: the request's task is cancelled -> TimeoutError
 
     async def __aexit__(self, *exc: Any) -> None:
         if self._handle is not None:

@@ -40,3 +40,22 @@ def test_a_whole_answer_later_than_the_read_timeout_is_a_read_timeout(slow: Targ
     assert set(zip(df["error_kind"], df["error_code"], strict=True)) == {("timeout", "ReadTimeout")}
     # it fired at the limit (the answer would have come at ~0.65 s), not at the end of the answer
     assert (df["e2e_s"] < 0.6).all() and (df["e2e_s"] >= LIMIT_S * 0.95).all()
+
+
+def test_bytes_that_arrived_during_a_loop_stall_are_not_a_timeout(slow: Target, tmp_path: Path) -> None:
+    """A stall of the client's own loop (a blocking notebook cell, a busy machine) is not the server's silence:
+    the bytes waiting in the socket when the loop wakes win over the expired timer, as with a socket timeout."""
+    import asyncio
+    import time
+
+    from bedrock_lab.engines import run_burst
+
+    async def main() -> Any:
+        # the stall under test: the loop is blocked for longer than the read timeout while the answers stream in
+        # (from 0.1 s to 0.52 s: past the limit, while the ~0.65 s answers have more to send after it)
+        asyncio.get_running_loop().call_later(0.1, time.sleep, LIMIT_S * 1.2)
+        spec = BurstSpec(MODEL, users=3, requests=3, max_tokens=32, read_timeout_s=LIMIT_S, max_attempts=1)
+        return await run_burst(spec, slow, tmp_path, progress=False)
+
+    df = asyncio.run(main()).records()
+    assert len(df) == 3 and (df["status"] == "ok").all(), df[["status", "error_kind", "error_code"]]
