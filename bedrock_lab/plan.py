@@ -583,8 +583,8 @@ def make_cell(config: SweepConfig, *, model: str, prefix: str, tier: str, size: 
     local = config.request_tokens(size)
     if size in est.input_tokens:
         in_tokens, in_source = float(est.input_tokens[size]), INPUT_SWEEP_FILE
-    else:
-        in_tokens, in_source = float(config.input_tokens(size)), INPUT_LOCAL
+    else:  # the local estimate counted once here (config.input_tokens would count it again), else the default
+        in_tokens, in_source = (local.total if local is not None else float(config.input_tokens(size))), INPUT_LOCAL
     mix = tier_weights(cell.tier_mix)
     if mix:  # tiers competing in one run: prices and time per request are the mix's share-weighted means
         total = sum(mix.values())

@@ -10,6 +10,9 @@ import yaml
 from bedrock_lab.catalog import Catalog, parse_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
+#: short TTFT and fast decoding: a request takes milliseconds, the token counts are what is measured here
+FAST = dict(ttft_ms=5.0, prefill_ms_per_1k=0.0, ttft_sigma=0.1, tokens_per_s=4000.0, jitter=0.1, chunk_tokens=4,
+            contention=0.0, output_median_tokens=4, output_sigma=0.1)  # fmt: skip
 
 
 #: two models with round prices, so a cost can be computed by hand (parsed by the real catalog code)

@@ -5,11 +5,11 @@ and the plan text says so."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _sweep_helpers import FAST
 
 from bedrock_lab.params import (
     estimate_input_tokens,
@@ -21,17 +21,6 @@ from bedrock_lab.params import (
 from bedrock_lab.plan import INPUT_COUNTED, INPUT_LOCAL, INPUT_SWEEP_FILE, Plan, build_plan
 
 DEMO = repo_root() / "params" / "sweeps" / "demo.yaml"
-#: short TTFT and fast decoding: a request takes milliseconds, the token counts are what is measured here
-FAST = dict(ttft_ms=5.0, prefill_ms_per_1k=0.0, ttft_sigma=0.1, tokens_per_s=4000.0, jitter=0.1, chunk_tokens=4,
-            contention=0.0, output_median_tokens=4, output_sigma=0.1)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    from bedrock_lab.emulator import run_emulator
-
-    with run_emulator(seed=0, mode="thread", latency=FAST, capacity=256) as e:
-        yield e
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ turn. Wall time: the sweep's own emulator's ``time_scale`` scales seconds per re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,6 @@ from bedrock_lab.params import estimate_request_tokens, parse_sweep
 from bedrock_lab.plan import Cell, build_plan
 
 MODEL = "amazon.nova-lite-v1:0"  # prompt caching (reads 0.25x, writes 1x the input price) and tools
-#: short TTFT and fast decoding: a request takes milliseconds, the token counts are what is measured here
-FAST = dict(ttft_ms=5.0, prefill_ms_per_1k=0.0, ttft_sigma=0.1, tokens_per_s=4000.0, jitter=0.1, chunk_tokens=4,
-            contention=0.0, output_median_tokens=4, output_sigma=0.1)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    from bedrock_lab.emulator import run_emulator
-
-    with run_emulator(seed=0, mode="thread", latency=FAST, capacity=256) as e:
-        yield e
 
 
 def _cell(workload: str, *, users: int, requests: int, max_tokens: int, model: str = MODEL,
