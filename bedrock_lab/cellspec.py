@@ -33,6 +33,7 @@ from bedrock_lab.errors import ConfigError
 Api = Literal["converse", "converse-stream", "invoke", "invoke-stream", "chat-completions"]
 Tier = Literal["priority", "default", "flex", "reserved"]
 Engine = Literal["burst", "locust"]
+LocustClient = Literal["boto3", "direct"]
 Arrival = Literal["poisson", "constant"]
 #: sequential cells (issue #14): off (fixed bounds), verdict (stop once the SLO verdict is settled) or precision
 #: (stop once the percentile is known to ``precision``); see docs/sequential.md
@@ -114,6 +115,9 @@ class CellSettings(BaseModel):
     max_tokens: int = Field(256, ge=1, description="maxTokens of each request")
     temperature: float | None = Field(None, ge=0, description="temperature of each request (None: not sent)")
     locust_workers: int = Field(0, ge=0, description="locust only: worker processes (0: one local process)")
+    locust_client: LocustClient = Field("boto3", description="locust only: boto3 (the SDK, as your application "
+                                        "sends) | direct (urllib3 and the burst engine's decoders: about half the "
+                                        "CPU per request, for the most load per core)")
     max_attempts: int = Field(1, ge=1, description="attempts per request (1: retries off, throttles are records)")
     connect_timeout_s: float = Field(10.0, gt=0, description="connect timeout, s")
     read_timeout_s: float = Field(120.0, gt=0, description="read timeout (longest silence between bytes), s")

@@ -13,8 +13,8 @@ window are left out. Client CPU per request is the engine processes' CPU over th
 and interpolated) divided by the requests started in it. Every engine runs in processes of its own, apart
 from the emulator's.
 
-Engines: ``burst`` (our asyncio engine), ``locust`` (our Locust user, one process; ``locust-2w``: master + 2
-workers), ``baseline`` (a Locust ``User`` calling plain boto3 ``converse_stream`` with default client settings,
+Engines: ``burst`` (our asyncio engine), ``locust`` (our Locust user with boto3, one process; ``locust-2w``: master +
+2 workers; ``locust-direct`` / ``locust-2w-direct``: the same with ``--bl-client direct``), ``baseline`` (a Locust ``User`` calling plain boto3 ``converse_stream`` with default client settings,
 one client per user, as public examples do), and the peers ``aiobotocore`` (a plain asyncio loop over one
 aiobotocore client) and ``llmeter`` (awslabs' LLMeter ``Runner`` with its ``BedrockConverseStream`` endpoint). The
 peers run on ``--peer-python`` (default ``.venv-bench/bin/python``, from the ``bench`` extra); a peer that is not
@@ -53,7 +53,8 @@ MODEL = "amazon.nova-lite-v1:0"
 #: a realistic streaming shape: ~250 ms TTFT, 4-token chunks at ~80 tokens/s (~50 ms gaps), no queueing
 LATENCY = dict(ttft_ms=250.0, prefill_ms_per_1k=0.0, ttft_sigma=0.2, tokens_per_s=80.0, jitter=0.2, chunk_tokens=4,
                contention=0.0, output_median_tokens=64, output_sigma=0.3)  # fmt: skip
-ENGINES = ["burst", "aiobotocore", "llmeter", "locust", "locust-2w", "baseline", "burst-ref"]
+ENGINES = ["burst", "aiobotocore", "llmeter", "locust", "locust-2w", "locust-direct", "locust-2w-direct", "baseline",
+           "burst-ref"]  # fmt: skip
 DEFAULT_ENGINES = ENGINES[:-1]
 PEERS = {"aiobotocore", "llmeter"}
 TAIL_S = 1.5  #: the run goes on this long after the window, so the window's end is sampled while it runs
@@ -267,8 +268,8 @@ def run_engine(engine: str, users: int, duration: float, url: str, out: Path, pe
         if engine == "baseline":
             locustfile = Path(tempfile.mkdtemp()) / "baseline_locustfile.py"
             locustfile.write_text(BASELINE)
-        lres = run_locust(spec, Target.emulator(url), folder, workers=2 if engine == "locust-2w" else 0, html=False,
-                          locustfile=locustfile)  # fmt: skip
+        lres = run_locust(spec, Target.emulator(url), folder, workers=2 if "-2w" in engine else 0, html=False,
+                          locustfile=locustfile, client="direct" if engine.endswith("-direct") else "boto3")  # fmt: skip
         warnings = lres.warnings
         recs = load_records(lres.records_dir)
     recs["ok"] = recs["status"] == "ok"
@@ -335,7 +336,8 @@ def markdown(rows: pd.DataFrame) -> str:
 def targets(rows: pd.DataFrame) -> str:
     """Issue 18's targets, checked per run (emulator and engines sharing the machine): burst's TTFT overhead p99 at
     most the aiobotocore loop's at every level, <= 10 ms at 250 users and <= 50 ms at 500; CPU per request at 250
-    and 500 users <= 0.7x the aiobotocore loop's and <= 1/3 of llmeter's; the same tail goals for locust-2w."""
+    and 500 users <= 0.7x the aiobotocore loop's and <= 1/3 of llmeter's; the same tail goals for locust-2w (and
+    for locust-2w-direct, the Locust user with the direct client)."""
     ok = rows[rows["note"].isna() | (rows["note"] == "")] if "note" in rows else rows
     if "run" not in ok:
         ok = ok.assign(run=1)
@@ -356,7 +358,7 @@ def targets(rows: pd.DataFrame) -> str:
         def val(engine: str, users: int, col: str, by: dict[tuple[str, int], Any] = by) -> float | None:
             return value(by, engine, users, col)
 
-        for eng in ("burst", "locust-2w"):
+        for eng in ("burst", "locust-2w", "locust-2w-direct"):
             for users in sorted({u for (e, u) in by if e == eng}):
                 p99, peer = val(eng, users, "ttft_over_p99_ms"), val("aiobotocore", users, "ttft_over_p99_ms")
                 if p99 is not None and peer is not None:

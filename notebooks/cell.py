@@ -51,6 +51,7 @@ ramp_s: float = 0.0  # seconds to ramp up to full load
 max_tokens: int = 256  # maxTokens per request
 temperature: float = -1.0  # temperature of each request (-1: not sent)
 locust_workers: int = 0  # locust only: worker processes (0: local runner)
+locust_client: str = "boto3"  # locust only: boto3 (the SDK) | direct (leaner client: most load per core)
 max_attempts: int = 1  # attempts per request (1: retries off, throttles are records)
 connect_timeout_s: float = 10.0  # connect timeout, s
 read_timeout_s: float = 120.0  # read timeout (longest silence between bytes), s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from bedrock_lab.cli.burst import (
 
 DESCRIPTION = """\
 Run one Locust cell headless, in subprocesses (Locust's gevent patching never touches this process), with
-bedrock-lab's Locust user: the real boto3 client with retries off, a connection pool >= users and explicit
-timeouts. Locust's own CSV stats and HTML report are written next to bedrock-lab's per-request records.
+bedrock-lab's Locust user: the real boto3 client (or, with --client direct, a leaner one for the most load
+per core) with retries off, a connection pool >= users and explicit timeouts. Locust's own CSV stats and HTML
+report are written next to bedrock-lab's per-request records.
 
 Closed loop only: --users N users send back to back for --duration seconds (Locust's -t); --requests stops each
 Locust process after its share. --workers N runs Locust's distributed mode locally: one --master plus N
@@ -48,10 +50,14 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bedrock_lab.cellspec import LocustClient, field_help
+
     add_target_arguments(parser)
     add_spec_arguments(parser, open_loop=False)
     g = parser.add_argument_group("locust")
     g.add_argument("--workers", type=int, default=0, help="0: one process; N: master + N local workers")
+    g.add_argument("--client", choices=typing.get_args(LocustClient), default="boto3",
+                   help=field_help("locust_client").removeprefix("locust only: ") + " (default: boto3)")
     g.add_argument("--processes", action="store_true",
                    help="with --workers N: use Locust's --processes N (fork) instead of --master/--worker")
     g.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once or --ramp)")
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     with target_from_args(args, emulator_mode="subprocess") as target:
         preflight(spec, target, yes=args.yes, budget_usd=args.budget_usd)
         result = run_locust(spec, target, out, workers=args.workers, spawn_rate=args.spawn_rate,
-                            distributed="processes" if args.processes else "workers")
+                            distributed="processes" if args.processes else "workers", client=args.client)
     print(result.summary())
     print(percentiles_text(result.records()))
     if not result.valid and result.health is not None:

@@ -10,15 +10,11 @@ and aiohttp moves the bytes with a pool at least as large as the concurrency and
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
-import json
 import os
 import random
-import struct
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,15 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from botocore.eventstream import (
-    ChecksumMismatch,
-    DuplicateHeader,
-    InvalidHeadersLength,
-    InvalidPayloadLength,
-    ParserError,
-)
 from yarl import URL
 
+from bedrock_lab.engines.eventstream import EventStreamReader, ParserError
 from bedrock_lab.engines.fallback import FallbackPolicy, answer_fields, request_options, restart
 from bedrock_lab.engines.formats import (
     CHAT_API,
@@ -117,96 +107,6 @@ def _saturation(lags_ms: list[float], wall_s: float, busy_pct: float | None) -> 
         out.append(f"event loop stalled {stalled_pct:.0f}% of the run ({len(stalls)} stalls > {STALL_MS:g} ms, longest "
                    f"{max(stalls):.0f} ms): the engine is saturated or blocked (by other code on its loop or a busy "
                    "machine) and adds latency; lower the concurrency or use Locust with several workers")  # fmt: skip
-    return out
-
-
-_PRELUDE = struct.Struct("!III")
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-_FIXED = {2: struct.Struct("!b"), 3: struct.Struct("!h"), 4: struct.Struct("!i"), 5: struct.Struct("!q"),
-          8: struct.Struct("!q")}  # fmt: skip
-_MAX_HEADERS = 128 * 1024  # botocore's limits
-_MAX_PAYLOAD = 16 * 1024 * 1024
-
-
-class _FrameDecoder:
-    """``application/vnd.amazon.eventstream`` frames: prelude and message CRC32 checked, headers unpacked.
-
-    Why not botocore's ``EventStreamBuffer``: same checks and errors at ~2.5 instead of ~6.6 us a frame (a
-    ConverseStream answer is ~20 frames). botocore's exception classes are reused so error codes do not change.
-    """
-
-    __slots__ = ("_buf",)
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list[tuple[dict[str, Any], bytes]]:
-        """The complete frames in ``data`` and what was buffered: ``(headers, payload)`` each."""
-        buf = self._buf
-        buf += data
-        out = []
-        pos, n = 0, len(buf)
-        view = memoryview(buf)
-        try:
-            while n - pos >= 12:
-                total, hlen, prelude_crc = _PRELUDE.unpack_from(buf, pos)
-                if n - pos < total:
-                    break
-                crc = zlib.crc32(view[pos : pos + 8])
-                if crc != prelude_crc:
-                    raise ChecksumMismatch(prelude_crc, crc)
-                if hlen > _MAX_HEADERS:
-                    raise InvalidHeadersLength(hlen)
-                plen = total - hlen - 16
-                if not 0 <= plen <= _MAX_PAYLOAD:
-                    raise InvalidPayloadLength(plen)
-                crc = zlib.crc32(view[pos + 8 : pos + total - 4], crc)
-                message_crc = _U32.unpack_from(buf, pos + total - 4)[0]
-                if crc != message_crc:
-                    raise ChecksumMismatch(message_crc, crc)
-                start = pos + 12
-                out.append((_headers(buf, start, start + hlen), bytes(view[start + hlen : pos + total - 4])))
-                pos += total
-        finally:
-            view.release()
-        if pos:
-            del buf[:pos]
-        return out
-
-
-def _headers(data: bytearray, pos: int, end: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    try:
-        while pos < end:
-            n = data[pos]
-            name = data[pos + 1 : pos + 1 + n].decode("utf-8")
-            kind = data[pos + 1 + n]
-            pos += n + 2
-            value: Any
-            if kind == 7 or kind == 6:  # string, bytes
-                size = _U16.unpack_from(data, pos)[0]
-                raw = data[pos + 2 : pos + 2 + size]
-                value = raw.decode("utf-8") if kind == 7 else bytes(raw)
-                pos += 2 + size
-            elif kind == 0 or kind == 1:
-                value = kind == 0
-            elif kind in _FIXED:
-                fmt = _FIXED[kind]
-                value = fmt.unpack_from(data, pos)[0]
-                pos += fmt.size
-            elif kind == 9:  # uuid
-                value = bytes(data[pos : pos + 16])
-                pos += 16
-            else:
-                raise ParserError(f"unknown event-stream header type {kind}")
-            if name in out:
-                raise DuplicateHeader(name)
-            out[name] = value
-    except (struct.error, IndexError) as exc:
-        raise ParserError(f"malformed event-stream headers: {exc}") from exc
-    if pos != end:
-        raise ParserError("event-stream headers overrun their length")
     return out
 
 
@@ -439,7 +339,8 @@ class _Runner:
                         else:
                             raw = await _read_body(resp, idle)
                             m.finish()
-                            self._parse_body(prep, raw, m, parser)
+                            if not parser.feed_body(raw, m.headers):
+                                m.fail("client", "MalformedResponse")
                         return
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 m.finish()
@@ -473,27 +374,16 @@ class _Runner:
 
     async def _read_frames(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser,
                            idle: _IdleTimeout) -> None:  # fmt: skip
-        frames = _FrameDecoder()
-        invoke = parser.api == "invoke-stream"
+        reader = EventStreamReader(parser)
         async for data in resp.content.iter_any():
             now = idle.last = time.monotonic()
-            for h, raw in frames.feed(data):
-                mtype = h.get(":message-type")
-                if mtype != "event":
-                    code = h.get(":exception-type") or h.get(":error-code") or "exception"
-                    m.fail(classify_stream_error(code), code, message=_frame_message(raw, h))
-                    m.finish()
-                    return
-                payload = json.loads(raw) if raw else {}
-                if invoke:
-                    if h.get(":event-type") != "chunk":
-                        continue
-                    chunk = json.loads(base64.b64decode(payload.get("bytes", "")))
-                    text = parser.feed_invoke_chunk(chunk)
-                else:
-                    text = parser.feed_converse_event(h.get(":event-type", ""), payload)
-                if text:
-                    m.chunk_mono.append(now)
+            texts, err = reader.feed(data)
+            if texts:
+                m.chunk_mono.extend([now] * texts)
+            if err is not None:
+                m.fail(classify_stream_error(err[0]), err[0], message=err[1])
+                m.finish()
+                return
         m.finish()
         if not parser.completed:
             m.fail("stream", "TruncatedStream")
@@ -516,18 +406,6 @@ class _Runner:
         m.finish()
         if not parser.completed:
             m.fail("stream", "TruncatedStream")
-
-    @staticmethod
-    def _parse_body(prep: PreparedRequest, raw: bytes, m: Measurement, parser: ResponseParser) -> None:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            m.fail("client", "MalformedResponse")
-            return
-        if prep.api == "converse":
-            parser.feed_converse_body(body)
-        else:
-            parser.feed_invoke_body(body, m.headers)
 
     # -- loops -------------------------------------------------------------------------------------------
     def _budget(self, deadline: float | None) -> bool:
@@ -616,16 +494,6 @@ async def _read_body(resp: aiohttp.ClientResponse, idle: _IdleTimeout) -> bytes:
         idle.last = time.monotonic()
         parts.append(data)
     return b"".join(parts)
-
-
-def _frame_message(payload: bytes, headers: Any) -> str | None:
-    """The message of an exception frame inside an event stream."""
-    try:
-        body = json.loads(payload) if payload else {}
-    except ValueError:
-        return payload[:300].decode("utf-8", "replace") or None
-    msg = body.get("message") or body.get("Message") if isinstance(body, dict) else None
-    return str(msg) if msg else headers.get(":error-message")
 
 
 async def run_burst(

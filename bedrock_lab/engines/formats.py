@@ -504,6 +504,20 @@ class ResponseParser:
         if tier:
             self.tier_served = tier
 
+    def feed_body(self, raw: bytes, headers: dict[str, str] | None = None) -> bool:
+        """A whole (non-streamed) Converse or InvokeModel answer as received; False when it is not JSON."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return False
+        if not isinstance(body, dict):
+            return False
+        if self.api == "converse":
+            self.feed_converse_body(body)
+        else:
+            self.feed_invoke_body(body, headers)
+        return True
+
     def feed_converse_body(self, body: dict[str, Any]) -> None:
         for block in ((body.get("output") or {}).get("message") or {}).get("content") or []:
             self._add(block.get("text"))

@@ -32,7 +32,7 @@ from typing import Any
 from locust import events
 
 from bedrock_lab.catalog import APIS, TIERS
-from bedrock_lab.cellspec import CLI_FIELDS, DEFAULTS, CellSpec, field_help
+from bedrock_lab.cellspec import CLI_FIELDS, DEFAULTS, CellSpec, LocustClient, field_help
 from bedrock_lab.engines.llm_stats import COLUMNS, METRICS, PERCENTILES, LlmStats
 
 logger = logging.getLogger("bedrock_lab.locust")
@@ -72,6 +72,7 @@ def _cell_options() -> list[tuple[str, str, Any, type, str, list[str] | None]]:
 #: (flag after --bl-, environment variable, default, type, help, choices)
 OPTIONS: list[tuple[str, str, Any, type, str, list[str] | None]] = [
     *_cell_options(),
+    ("client", "BEDROCK_LAB_CLIENT", "boto3", str, field_help("locust_client"), list(typing.get_args(LocustClient))),
     ("provider-format", "BEDROCK_LAB_PROVIDER_FORMAT", "", str, "InvokeModel body format; empty: from catalog", None),
     ("out", "BEDROCK_LAB_OUT", "", str, "folder for per-request record shards; empty: no records", None),
     ("run-id", "BEDROCK_LAB_RUN_ID", "locust", str, "run id stored in every record", None),

@@ -14,10 +14,12 @@ import socket
 import subprocess
 import sys
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bedrock_lab.cellspec import LocustClient
 from bedrock_lab.engines.health import RunHealth, assess
 from bedrock_lab.engines.spec import BurstSpec
 from bedrock_lab.engines.stopping import StopController, StopRule, bound_reason, describe_stop, watched_value
@@ -112,9 +114,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def locust_options(spec: BurstSpec, target: Target, records_dir: Path, *, per_process_requests: int = 0) -> list[str]:
+def locust_options(spec: BurstSpec, target: Target, records_dir: Path, *, per_process_requests: int = 0,
+                   client: LocustClient = "boto3") -> list[str]:  # fmt: skip
     """The ``--bl-*`` options of our locustfile for ``spec`` (no credentials: they come from the environment)."""
     opts = {
+        "client": client,
         "model": spec.model_id, "api": spec.api, "tier": spec.tier or "", "workload": spec.workload,
         "prompt-size": spec.prompt_size, "max-tokens": spec.max_tokens,
         "temperature": "" if spec.temperature is None else spec.temperature,
@@ -159,12 +163,14 @@ def run_locust(
     locustfile: str | os.PathLike[str] | None = None,
     grace_s: float = 30.0,
     distributed: str = "workers",
+    client: LocustClient = "boto3",
 ) -> LocustResult:
     """Run ``spec`` (closed loop: ``users``) with Locust headless in subprocesses and wait for it.
 
     ``workers=0`` runs one Locust process; ``workers=N`` a master and N local ``--worker`` processes
     (``distributed="workers"``, the same flags as across machines) or Locust's ``--processes N`` fork mode
-    (``distributed="processes"``). The run lasts
+    (``distributed="processes"``). ``client``: the users' client, ``"boto3"`` or ``"direct"``
+    (:mod:`bedrock_lab.engines.direct`: the same requests for about half the CPU). The run lasts
     ``spec.duration_s`` (Locust's ``-t``); ``spec.requests`` additionally stops each process after its share.
     Outputs (``out_dir`` defaults to ``outputs/locust/<run_id>``): ``out_dir/records/`` (our shards), ``out_dir/locust_*.csv``, ``out_dir/locust.html``, logs.
 
@@ -177,6 +183,9 @@ def run_locust(
                           source="BurstSpec", key="users", value=None)  # fmt: skip
     if workers < 0:
         raise ConfigError("must be >= 0", key="workers", value=workers)
+    if client not in typing.get_args(LocustClient):
+        raise ConfigError(f"unknown Locust client: got {client!r}", key="client", value=client,
+                          allowed=", ".join(typing.get_args(LocustClient)))  # fmt: skip
     if distributed not in ("workers", "processes"):
         raise ConfigError("unknown distributed mode", key="distributed", value=distributed,
                           allowed="workers, processes")  # fmt: skip
@@ -190,7 +199,8 @@ def run_locust(
     rate = spawn_rate or (spec.users / spec.ramp_s if spec.ramp_s > 0 else float(spec.users))
     host = target.base_url  # for AWS: https://bedrock-runtime.<region>.amazonaws.com (a valid endpoint too)
     common = ["-f", str(locustfile or LOCUSTFILE), "--host", host, "--loglevel", "WARNING",
-              *locust_options(spec, target, records_dir, per_process_requests=per_proc), *(extra_args or [])]  # fmt: skip
+              *locust_options(spec, target, records_dir, per_process_requests=per_proc, client=client),
+              *(extra_args or [])]  # fmt: skip
     head = ["--headless", "-u", str(spec.users), "-r", f"{rate:g}", "-t", f"{max(1, math.ceil(duration))}s",
             "--csv", str(out / "locust"), "--only-summary", "--stop-timeout", f"{spec.read_timeout_s:g}"]  # fmt: skip
     head += ["--json-file", str(out / "locust")]  # final totals (the CSV is a snapshot taken every second)

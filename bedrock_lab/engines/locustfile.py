@@ -51,6 +51,7 @@ from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, LocalRunner, WorkerRunner
 
 from bedrock_lab.cellspec import pick_tier, tier_weights
+from bedrock_lab.engines.direct import DirectClient
 from bedrock_lab.engines.fallback import (
     FallbackPolicy,
     FallbackSettings,
@@ -61,16 +62,14 @@ from bedrock_lab.engines.fallback import (
 from bedrock_lab.engines.formats import (
     CHAT_API,
     ResponseParser,
-    SseDecoder,
     build_request,
     classify_http_error,
     classify_stream_error,
-    error_info,
 )
 from bedrock_lab.engines.health import CircuitBreaker, HealthPolicy
 from bedrock_lab.engines.locust_plugin import OPTIONS  # noqa: F401  (registers the --bl-* options, LLM stats)
 from bedrock_lab.engines.measure import Measurement
-from bedrock_lab.engines.target import ClientSettings, RequestSigner, Target
+from bedrock_lab.engines.target import ClientSettings, Target
 from bedrock_lab.engines.workloads import load_workload, validate_answer
 from bedrock_lab.records import records_table, write_table
 from bedrock_lab.records import warm_up as warm_up_records
@@ -173,34 +172,21 @@ def _target(env: Any) -> Target:
 
 def _client(env: Any) -> Any:
     """One client per process (thread-safe, pooled), rebuilt only if the target changes (web UI host): boto3 for
-    the Bedrock Runtime APIs, :class:`_ChatClient` for chat-completions (boto3 has no such operation)."""
+    the Bedrock Runtime APIs, or :class:`~bedrock_lab.engines.direct.DirectClient` with ``--bl-client direct`` and
+    for chat-completions (boto3 has no such operation)."""
     host = env.host or ""
     key = (host, _opt(env, "aws-region"), _opt(env, "aws-profile"), _opt(env, "api"), _opt(env, "target-kind"),
-           _opt(env, "auth"), _opt(env, "api-key-env"), _opt(env, "ca-bundle"))  # fmt: skip
+           _opt(env, "auth"), _opt(env, "api-key-env"), _opt(env, "ca-bundle"), _opt(env, "client"))  # fmt: skip
     if _STATE.get("client_key") != key:
         target = _target(env)
         pool = _opt(env, "pool") or max(int(getattr(env.parsed_options, "num_users", 0) or 0), 10) + 8
         settings = ClientSettings(max_attempts=_opt(env, "max-attempts"), pool_size=pool,
                                   connect_timeout_s=_opt(env, "connect-timeout"),
                                   read_timeout_s=_opt(env, "read-timeout"))  # fmt: skip
-        client = _ChatClient(target, settings) if _opt(env, "api") == CHAT_API else target.boto3_client(settings)
+        direct = _opt(env, "api") == CHAT_API or _opt(env, "client") == "direct"
+        client = DirectClient(target, settings) if direct else target.boto3_client(settings)
         _STATE["client"], _STATE["client_key"] = client, key
     return _STATE["client"]
-
-
-class _ChatClient:
-    """The chat-completions API over urllib3 (gevent-patched sockets, like botocore's own transport): requests
-    signed by :class:`RequestSigner` (SigV4 or an API key), no retries (each attempt is a record)."""
-
-    def __init__(self, target: Target, settings: ClientSettings) -> None:
-        import urllib3
-
-        if not target.is_openai and target.auth == "sigv4":
-            target.credentials()  # fail here, not on every request, when there are none
-        self.signer = RequestSigner(target)
-        self.timeout = urllib3.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s)
-        tls: dict[str, Any] = {"ca_certs": target.ca_bundle} if target.ca_bundle else {}
-        self.pool = urllib3.PoolManager(num_pools=4, maxsize=settings.pool_size, block=False, retries=False, **tls)
 
 
 class _ShardWriter:
@@ -408,59 +394,6 @@ def tokens_per_s(output_tokens: int | None, e2e_s: float | None, ttft_s: float |
     return output_tokens / denom if denom > 0 else None
 
 
-def _chat_attempt(client: _ChatClient, prep: Any, parser: ResponseParser, m: Measurement) -> None:
-    """One chat-completions request: status and headers, then the SSE stream into ``parser`` (a chunk time per
-    content event), or the error answer classified like the Bedrock APIs'."""
-    import urllib3
-
-    url, headers = client.signer.sign(prep.api, prep.path, prep.body, prep.headers)
-    try:
-        resp = client.pool.request("POST", url, body=prep.body, headers=headers, preload_content=False,
-                                   timeout=client.timeout)  # fmt: skip
-    except urllib3.exceptions.ConnectTimeoutError as exc:
-        m.finish()
-        m.fail("connection", "ConnectTimeout", message=str(exc))
-        return
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        m.finish()
-        m.fail("timeout", "ReadTimeout", message=str(exc))
-        return
-    except urllib3.exceptions.HTTPError as exc:
-        m.finish()
-        m.fail("connection", type(exc).__name__, message=str(exc))
-        return
-    try:
-        m.http_status, m.headers = resp.status, dict(resp.headers)
-        if resp.status != 200:
-            raw = resp.read()
-            m.finish()
-            code, message = error_info(resp.headers, raw)
-            m.fail(classify_http_error(resp.status, code), code, resp.status, message)
-            return
-        parser.apply_headers(m.headers)
-        sse = SseDecoder()
-        for data in resp.read_chunked() if resp.chunked else resp.stream(65536):
-            for obj in sse.feed(data):
-                err = parser.feed_chat_event(obj)
-                if err is not None:
-                    m.finish()
-                    m.fail(classify_stream_error(err[0]), err[0], message=err[1])
-                    return
-                if parser.chat_text:
-                    m.chunk()
-        m.finish()
-        if not parser.completed:
-            m.fail("stream", "TruncatedStream")
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        m.finish()
-        m.fail("timeout", "ReadTimeout", message=str(exc))
-    except (urllib3.exceptions.HTTPError, ValueError) as exc:  # a broken stream, an undecodable event
-        m.finish()
-        m.fail("stream", type(exc).__name__, message=str(exc))
-    finally:
-        resp.release_conn()
-
-
 class BedrockFailure(Exception):
     """What Locust shows in its failures table: ``<error_kind>: <error_code>``."""
 
@@ -560,9 +493,10 @@ class BedrockUser(User):
         return parser.text, m.error_kind is None, parser.tool_uses
 
     def _call(self, api: str, prep: Any, parser: ResponseParser, m: Measurement) -> None:
-        """One attempt with boto3: the answer into ``parser``, clock readings and the outcome into ``m``."""
-        if api == CHAT_API:
-            self._call_chat(prep, parser, m)
+        """One request (boto3 retries inside it): the answer into ``parser``, clock readings and the outcome into
+        ``m``."""
+        if isinstance(self.client, DirectClient):
+            self.client.send(prep, parser, m)
             return
         try:
             resp = getattr(self.client, prep.boto3_method)(**prep.boto3_kwargs)
@@ -613,6 +547,3 @@ class BedrockUser(User):
             name = type(exc).__name__
             kind = "timeout" if "Timeout" in name else ("stream" if m.http_status == 200 else "client")
             m.fail(kind, name, message=str(exc))
-
-    def _call_chat(self, prep: Any, parser: ResponseParser, m: Measurement) -> None:
-        _chat_attempt(self.client, prep, parser, m)

@@ -82,7 +82,7 @@ class BurstSpec:
     @classmethod
     def from_cell(cls, spec: CellSpec, **knobs: Any) -> BurstSpec:
         """The engine spec of a cell (``knobs``: ``run_id``, ``cell_id`` and the engine-only fields)."""
-        cell = spec.model_dump(exclude={"engine", "locust_workers"})
+        cell = spec.model_dump(exclude={"engine", "locust_workers", "locust_client"})
         return cls(**cell, **knobs)
 
     def cell_spec(self) -> CellSpec:

@@ -137,7 +137,8 @@ def run_cell(
         result: BurstResult | LocustResult
         if engine == "locust":
             # Locust writes records/ below its out_dir, next to its own CSV/HTML stats and logs
-            result = run_locust(spec, target=target, out_dir=out, workers=cell.locust_workers)
+            result = run_locust(spec, target=target, out_dir=out, workers=cell.locust_workers,
+                                client=cell.locust_client)
         elif engine == "burst":
             result = run_burst_sync(spec, target=target, out_dir=records_dir, progress=False)
         else:

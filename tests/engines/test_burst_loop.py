@@ -15,7 +15,8 @@ from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, ParserErro
 
 from bedrock_lab.emulator.eventstream import event_frame, exception_frame
 from bedrock_lab.engines import BurstSpec, Target, run_burst, run_burst_sync
-from bedrock_lab.engines.burst import STALL_MS, _FrameDecoder, _saturation
+from bedrock_lab.engines.burst import STALL_MS, _saturation
+from bedrock_lab.engines.eventstream import FrameDecoder
 
 MODEL = "amazon.nova-lite-v1:0"
 
@@ -89,7 +90,7 @@ def _botocore(stream: bytes) -> list[tuple[dict[str, Any], bytes]]:
 @pytest.mark.parametrize("cut", [1, 7, 13, 64, 1000])
 def test_frame_decoder_matches_botocore_at_any_read_size(cut: int) -> None:
     stream = b"".join(_answer())
-    dec = _FrameDecoder()
+    dec = FrameDecoder()
     got = [f for i in range(0, len(stream), cut) for f in dec.feed(stream[i : i + cut])]
     assert got == _botocore(stream) and len(got) == len(_answer())
 
@@ -99,11 +100,11 @@ def test_frame_decoder_checks_both_crcs() -> None:
     bad_payload = frame.copy()
     bad_payload[-6] ^= 0x01
     with pytest.raises(ChecksumMismatch):
-        _FrameDecoder().feed(bytes(bad_payload))
+        FrameDecoder().feed(bytes(bad_payload))
     bad_prelude = frame.copy()
     bad_prelude[3] ^= 0x01
     with pytest.raises(ChecksumMismatch):
-        _FrameDecoder().feed(bytes(bad_prelude) + bytes(frame) * 2)
+        FrameDecoder().feed(bytes(bad_prelude) + bytes(frame) * 2)
     assert isinstance(ChecksumMismatch(1, 2), ParserError)  # the engine records it as a stream error
 
 
