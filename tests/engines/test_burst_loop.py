@@ -1,22 +1,18 @@
-"""The burst engine's own loop: saturation warnings, the collector's tuning, the frame decoder, the progress bar."""
+"""The burst engine's own loop: saturation warnings, the collector's tuning, the progress bar."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import random
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, ParserError
 
-from bedrock_lab.emulator.eventstream import event_frame, exception_frame
 from bedrock_lab.engines import BurstSpec, Target, run_burst, run_burst_sync
 from bedrock_lab.engines.burst import STALL_MS, _saturation
-from bedrock_lab.engines.eventstream import FrameDecoder
 
 MODEL = "amazon.nova-lite-v1:0"
 
@@ -70,42 +66,6 @@ def test_collector_is_restored_after_a_failed_run(tmp_path: Path) -> None:
     target = Target.emulator("http://127.0.0.1:9")  # nothing listens: every request is a connection error
     res = run_burst_sync(BurstSpec(MODEL, users=1, requests=3, max_tokens=8), target, tmp_path, progress=False)
     assert res.n_ok == 0 and gc.get_threshold() == before
-
-
-def _answer() -> list[bytes]:
-    frames = [event_frame("messageStart", b'{"role":"assistant"}')]
-    frames += [event_frame("contentBlockDelta", json.dumps({"delta": {"text": f"w{i} \u00e9"}}).encode())
-               for i in range(12)]  # fmt: skip
-    frames += [event_frame("messageStop", b'{"stopReason":"end_turn"}'), event_frame("metadata", b""),
-               exception_frame("throttlingException", b'{"message":"slow down"}')]  # fmt: skip
-    return frames
-
-
-def _botocore(stream: bytes) -> list[tuple[dict[str, Any], bytes]]:
-    buf = EventStreamBuffer()
-    buf.add_data(stream)
-    return [(m.headers, m.payload) for m in buf]
-
-
-@pytest.mark.parametrize("cut", [1, 7, 13, 64, 1000])
-def test_frame_decoder_matches_botocore_at_any_read_size(cut: int) -> None:
-    stream = b"".join(_answer())
-    dec = FrameDecoder()
-    got = [f for i in range(0, len(stream), cut) for f in dec.feed(stream[i : i + cut])]
-    assert got == _botocore(stream) and len(got) == len(_answer())
-
-
-def test_frame_decoder_checks_both_crcs() -> None:
-    frame = bytearray(_answer()[1])
-    bad_payload = frame.copy()
-    bad_payload[-6] ^= 0x01
-    with pytest.raises(ChecksumMismatch):
-        FrameDecoder().feed(bytes(bad_payload))
-    bad_prelude = frame.copy()
-    bad_prelude[3] ^= 0x01
-    with pytest.raises(ChecksumMismatch):
-        FrameDecoder().feed(bytes(bad_prelude) + bytes(frame) * 2)
-    assert isinstance(ChecksumMismatch(1, 2), ParserError)  # the engine records it as a stream error
 
 
 def test_progress_bar_is_redrawn_a_few_times_a_second_not_per_request(target: Target, tmp_path: Path,
