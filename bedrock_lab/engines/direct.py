@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import urllib3
+from botocore.httpsession import get_cert_path
 
 from bedrock_lab.engines.eventstream import EventStreamReader, ParserError
 from bedrock_lab.engines.formats import (
@@ -51,8 +52,10 @@ class DirectClient:
         self.signer = RequestSigner(target)
         self.max_attempts = settings.max_attempts
         self.timeout = urllib3.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s)
-        tls: dict[str, Any] = {"ca_certs": target.ca_bundle} if target.ca_bundle else {}
-        self.pool = urllib3.PoolManager(num_pools=4, maxsize=settings.pool_size, block=False, retries=False, **tls)
+        # the CAs boto3 would trust: the target's bundle, else botocore's default (certifi's when installed)
+        ca = target.ca_bundle or get_cert_path(True)
+        self.pool = urllib3.PoolManager(num_pools=4, maxsize=settings.pool_size, block=False, retries=False,
+                                        cert_reqs="CERT_REQUIRED", ca_certs=ca)  # fmt: skip
         self._rng = random.Random(seed)
 
     def send(self, prep: PreparedRequest, parser: ResponseParser, m: Measurement) -> None:

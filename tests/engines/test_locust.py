@@ -122,3 +122,19 @@ def test_run_locust_rejects_an_unknown_client(target: Target, tmp_path: Path) ->
 
     with pytest.raises(ConfigError, match="client.*lean.*boto3, direct"):
         run_locust(BurstSpec(MODEL, users=1, requests=1), target, tmp_path, client="lean")  # type: ignore[arg-type]
+
+
+def test_direct_client_over_tls_trusts_the_given_ca_only(tmp_path: Path) -> None:
+    from conftest import FAST
+
+    from bedrock_lab.emulator import run_emulator
+
+    with run_emulator(seed=0, latency=FAST, tls=True) as emu:
+        spec = BurstSpec(MODEL, users=2, requests=4, max_tokens=8)
+        ok = run_locust(spec, Target.emulator(emu.url, ca_bundle=emu.ca_bundle), tmp_path / "ca", html=False,
+                        client="direct").records()  # fmt: skip
+        # without the emulator's CA its certificate is not trusted (botocore's default bundle): no request gets through
+        bad = run_locust(spec, Target.emulator(emu.url), tmp_path / "none", html=False, client="direct").records()
+    assert len(ok) == 4 and (ok["status"] == "ok").all(), ok[["error_code", "error_message"]]
+    assert len(bad) == 4 and set(bad["error_kind"]) == {"connection"} and set(bad["error_code"]) == {"SSLError"}
+    assert bad["error_message"].str.contains("CERTIFICATE_VERIFY_FAILED").all()
