@@ -116,6 +116,14 @@ class Cell:
                      self.cache_read_tokens_per_request, self.cache_write_tokens_per_request,
                      self.price_cache_read_per_1k, self.price_cache_write_per_1k)  # fmt: skip
 
+    def cost_of_tokens(self, input_tokens: float, output_tokens: float, cache_read_tokens: float = 0.0,
+                       cache_write_tokens: float = 0.0) -> float:  # fmt: skip
+        """USD of token totals at this cell's prices (``input_tokens``: the uncached ones), e.g. what a finished
+        cell's records say it used: what the sweep's budget cap counts as spent."""
+        return _cost(1.0, input_tokens, output_tokens, self.price_input_per_1k, self.price_output_per_1k,
+                     cache_read_tokens, cache_write_tokens, self.price_cache_read_per_1k,
+                     self.price_cache_write_per_1k)  # fmt: skip
+
     def notebook_parameters(self) -> dict[str, Any]:
         """Parameters of notebooks/cell.py for this cell (target, output folder and run id are added by the runner)."""
         return {"cell_id": self.cell_id, **notebook_parameters(self.spec)}

@@ -54,6 +54,8 @@ def summarize_records(df: pd.DataFrame, *, wall_s: float | None = None) -> dict[
             out[f"{name}_p{p}_s"] = _finite(s.quantile(p / 100)) if len(s) else None
     out["input_tokens"] = int(pd.to_numeric(df.get("input_tokens"), errors="coerce").fillna(0).sum()) if n else 0
     out["output_tokens"] = int(pd.to_numeric(df.get("output_tokens"), errors="coerce").fillna(0).sum()) if n else 0
+    for col in ("cache_read_tokens", "cache_write_tokens"):  # billed too (absent in old shards: none)
+        out[col] = int(pd.to_numeric(df[col], errors="coerce").fillna(0).sum()) if n and col in df else 0
     if n:
         start = pd.to_numeric(df["start"], errors="coerce")
         ends = start + pd.to_numeric(df["e2e_s"], errors="coerce").fillna(0)

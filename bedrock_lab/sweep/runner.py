@@ -189,9 +189,26 @@ def _error_info(exc: BaseException) -> dict[str, Any]:
 
 
 def _actual_cost(cell: Cell, summary: Mapping[str, Any]) -> float:
+    """What a cell's records say it cost: billed input, output and prompt-cache tokens at the cell's prices."""
     stats = summary.get("stats", {})
-    return (float(stats.get("input_tokens") or 0) * cell.price_input_per_1k
-            + float(stats.get("output_tokens") or 0) * cell.price_output_per_1k) / 1000.0  # fmt: skip
+    return cell.cost_of_tokens(*(float(stats.get(k) or 0) for k in ("input_tokens", "output_tokens",
+                                                                     "cache_read_tokens", "cache_write_tokens")))
+
+
+def _failed_cost(cell: Cell, cell_dir: Path, run_id: str, partial: Mapping[str, Any]) -> float | None:
+    """What a failed attempt spent: its summary's tokens, or (a kernel that died before writing one) the tokens of
+    the records it left, so the budget cap counts them; None when nothing was sent."""
+    if partial.get("stats"):
+        return _actual_cost(cell, partial)
+    from bedrock_lab.records import load_records
+    from bedrock_lab.sweep.cell import summarize_records
+
+    try:
+        df = load_records(cell_dir / "records")
+    except OSError:  # RecordsError: a shard a killed writer left unreadable; nothing to count
+        return None
+    df = df[df["run_id"] == run_id] if len(df) else df
+    return _actual_cost(cell, {"stats": summarize_records(df)}) if len(df) else None
 
 
 def _stop_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -652,7 +669,7 @@ def _run_one(
             error["first_error"] = health["first_error"]
         manifest.update(cell.cell_id, status=FAILED, finished_at=now(), duration_s=duration, error=error,
                         requests=stats.get("requests"), ok=stats.get("ok"),
-                        cost_usd=_actual_cost(cell, partial) if partial else None)  # fmt: skip
+                        cost_usd=_failed_cost(cell, cell_dir, run_id, partial))  # fmt: skip
         return False
     summary = read_json(summary_path)
     stats = summary.get("stats", {})
