@@ -11,7 +11,7 @@ Cost is an estimate: expected requests x the cost of a mean request by the catal
 cache-write tokens at the tier's prices); output tokens default to ``max_tokens`` (an upper bound). Input tokens
 per request are, in order: the sweep file's ``estimates.input_tokens``, counts given to
 :meth:`Plan.with_input_tokens` (the sweep runner asks an AWS target's CountTokens operation), else the local token
-estimate of the request texts the engines send (:func:`bedrock_lab.params.estimate_request_tokens`: the texts are
+estimate of the request texts the engines send (:func:`bedrock_lab.token_estimate.estimate_request_tokens`: the texts are
 assembled by :mod:`bedrock_lab.prompts` for the engines and the plan alike, counted with :mod:`bedrock_lab.tokens`,
 which is also the emulator's count). Each cell says which (``input_tokens_source``) and the plan text prints it.
 

@@ -7,8 +7,9 @@ size) becomes a ``single`` workload with one prompt per size, so ``cell.workload
 ``PROMPTS_FILE``) runs the sample's prompts unchanged.
 
 The request texts are assembled here too (:class:`RequestText`, ``*_requests``, :func:`tool_specs`,
-:func:`tool_result`): the engines' workloads send them and the plan (``params.estimate_request_tokens``) counts
-them, one implementation for both (the plan may not import the engines).
+:func:`tool_result`): the engines' workloads send them and the plan and the preflight
+(``token_estimate.estimate_request_tokens``) count them, one implementation for both (the plan may not import
+the engines).
 
 >>> from_sample_json({"small": {"text": "Hi?", "description": "tiny"}}, source="prompts.json")["prompts"]["small"]
 [{'id': 'small', 'text': 'Hi?', 'description': 'tiny'}]

@@ -7,7 +7,8 @@ Every way of sending load to a target that is not this machine (``bedrock-lab bu
 1. resolves the credentials once (a clear error when there are none; they are never printed);
 2. checks the model against the catalog: an unknown id may be new on AWS, so it is only noted and the probe
    decides; a known model must offer the tier and accept ``max_tokens``;
-3. estimates the cost (expected requests x (input + max_tokens output tokens) x the catalog's list prices) and asks
+3. estimates the cost (expected requests x (input + max_tokens output tokens) x the catalog's list prices; a
+   prompt cache's reads and writes as plain input, an upper bound unless most requests write) and asks
    for confirmation (``yes`` skips it; with no terminal it refuses), and honours a budget cap. Input tokens are
    counted by the target's CountTokens operation (free on AWS) for every distinct request of the workload; where
    it refuses (many models have no token counting: Amazon Nova answers ValidationException) or cannot be reached,
@@ -30,6 +31,7 @@ from typing import Any
 from bedrock_lab._money import fmt_usd
 from bedrock_lab.engines.workloads import WorkItem, Workload, load_workload
 from bedrock_lab.errors import ConfigError, EngineError
+from bedrock_lab.token_estimate import estimate_request_tokens
 from bedrock_lab.tokens import count_request
 
 _ARN = re.compile(r"arn:aws[\w-]*:\S*")
@@ -66,9 +68,14 @@ class InputTokens:
     tokens: float
     counted: bool
     reason: str = ""  #: why the local estimate stands in (CountTokens refused, unreachable, not asked)
+    #: of ``tokens``, what CountTokens is not asked about (tool specs, later agent turns): the local estimate's
+    not_counted: float = 0.0
 
     def describe(self) -> str:
-        return "counted by CountTokens" if self.counted else f"local estimate ({self.reason or 'CountTokens not asked'})"
+        how = "counted by CountTokens" if self.counted else f"local estimate ({self.reason or 'CountTokens not asked'})"
+        if self.not_counted and self.counted:
+            how += f", plus ~{self.not_counted:,.0f} of tool specs and later turns by the local estimate"
+        return how
 
 
 def workload_requests(workload: Workload, *, answer_tokens: int) -> list[tuple[WorkItem, float]]:
@@ -157,10 +164,15 @@ def count_inputs(
 
 
 def _input_tokens(spec: Any, target: Any) -> InputTokens:
-    """The run's input tokens per request: CountTokens on ``target`` (None: not asked), else the local estimate."""
+    """The run's input tokens per request: CountTokens on ``target`` (None: not asked), else the local estimate,
+    plus what CountTokens is not asked about (an agent's tool specs on every turn and its later turns), by the
+    plan's estimator (:func:`bedrock_lab.token_estimate.estimate_request_tokens`): both price the same requests."""
     key = (spec.model_id, spec.prompt_size)
-    return count_inputs(target, [key], workload=spec.workload, api=spec.api, max_tokens=spec.max_tokens,
-                        prompts_dir=spec.prompts_dir)[key]  # fmt: skip
+    got = count_inputs(target, [key], workload=spec.workload, api=spec.api, max_tokens=spec.max_tokens,
+                       prompts_dir=spec.prompts_dir)[key]  # fmt: skip
+    local = estimate_request_tokens(spec.workload, spec.prompt_size, spec.prompts_dir, answer_tokens=spec.max_tokens)
+    extra = local.not_counted if local is not None else 0.0
+    return InputTokens(got.tokens + extra, got.counted, got.reason, extra)
 
 
 def estimate(spec: Any, model: Any | None, input_tokens: float | None = None) -> tuple[float | None, float | None]:

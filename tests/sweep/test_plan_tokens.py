@@ -171,3 +171,37 @@ def test_the_preflight_prices_with_count_tokens(emu: Any, capsys: pytest.Capture
     quiet = preflight(spec, Target.aws("us-east-1", endpoint_url=emu.url), yes=True, probe=False)
     assert quiet.input_tokens is not None and not quiet.input_tokens.counted
     assert quiet.input_tokens.tokens == pytest.approx(287.0) and quiet.est_cost_usd == pytest.approx(res.est_cost_usd)
+
+
+def test_the_preflight_prices_an_agent_run_as_the_plan_does(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every turn of an agent task (tool specs on each, the tool round), not only the first one CountTokens sees:
+    a single AWS run and a sweep cell of the same settings are priced on the same input tokens per request."""
+    from bedrock_lab.engines import BurstSpec, Target
+    from bedrock_lab.engines.preflight import count_inputs, preflight
+    from bedrock_lab.sweep.runner import count_plan_tokens
+
+    target = Target.aws("us-east-1", endpoint_url=emu.url)
+    spec = BurstSpec(model_id="us.amazon.nova-2-lite-v1:0", workload="agent", users=2, requests=10, max_tokens=64)
+    data = {"name": "agent", "target": {"kind": "aws"},
+            "grid": {"models": ["amazon.nova-2-lite-v1:0"], "region_prefixes": ["us."], "tiers": ["default"],
+                     "users": [2]},
+            "cell": {"workload": "agent", "requests": 10, "duration_s": None, "max_tokens": 64}}  # fmt: skip
+    config = parse_sweep(data, source="agent.yaml", env={})
+    for counted in (True, False):
+        res = preflight(spec, target, yes=True, probe=False, count_tokens=counted)
+        plan = build_plan(config)
+        (cell,) = (count_plan_tokens(plan, target) if counted else plan).cells
+        assert res.input_tokens is not None and res.input_tokens.counted == counted
+        assert res.input_tokens.tokens == pytest.approx(cell.input_tokens_per_request)
+    first_turns = count_inputs(target, [(spec.model_id, "small")], workload="agent", api=spec.api, max_tokens=64)
+    assert res.input_tokens.tokens > 3 * first_turns[spec.model_id, "small"].tokens  # what was priced before
+    assert "of tool specs and later turns by the local estimate" in capsys.readouterr().out
+
+
+def test_the_token_estimate_examples_run() -> None:
+    import doctest
+
+    from bedrock_lab import token_estimate
+
+    result = doctest.testmod(token_estimate)
+    assert result.attempted >= 2 and result.failed == 0
