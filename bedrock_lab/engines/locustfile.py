@@ -408,7 +408,11 @@ class BedrockUser(User):
         self.index = next(_STATE["users"])
         self.client = _client(env)
         self.workload = load_workload(_opt(env, "workload"), _opt(env, "prompt-size"))
-        self.conv = self.workload.conversation(random.Random(_opt(env, "seed") * 1_000_003 + self.index + 7919 * os.getpid()))
+        # seeded per user and worker (Locust's worker index, given by the master: stable from run to run, unlike a
+        # pid), so workers do not send the same prompt and tier sequences and a run can be repeated
+        self.process = getattr(env.runner, "worker_index", 0) if isinstance(env.runner, WorkerRunner) else -1
+        self.conv = self.workload.conversation(random.Random(_opt(env, "seed") * 1_000_003 + self.index
+                                                             + 7919 * (self.process + 1)))  # fmt: skip
         self.seq = 0
         self.worker_name = f"{socket.gethostname()}-{os.getpid()}-u{self.index}"
 
@@ -441,7 +445,8 @@ class BedrockUser(User):
         tier = _opt(env, "tier") or None
         mix = _opt(env, "tier-mix")
         if mix:  # tiers competing in one run: one drawn per request, seeded (bedrock_lab.cellspec.pick_tier)
-            tier = pick_tier(tier_weights(mix), int(_opt(env, "seed")), f"u{self.index}:{self.seq}")
+            who = f"u{self.index}" if self.process < 0 else f"w{self.process}.u{self.index}"
+            tier = pick_tier(tier_weights(mix), int(_opt(env, "seed")), f"{who}:{self.seq}")
         temp = _opt(env, "temperature")
         options = request_options(item, _opt(env, "stop-sequences") or None, _opt(env, "guardrail") or None)
         policy = _fallback(env)

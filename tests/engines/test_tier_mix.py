@@ -65,3 +65,19 @@ def test_locust_sends_and_records_each_requests_tier(target: Target, tmp_path: P
     assert set(df["tier_requested"]) == {"priority", "flex"}
     assert (df["tier_served"] == df["tier_requested"]).all()
     assert set(df["background_load"]) == {0.0}
+
+
+@pytest.mark.slow
+def test_locust_workers_draw_their_own_tier_sequences(target: Target, tmp_path: Path) -> None:
+    """Each worker's user k drew the same tiers as every other worker's user k (seeded by user only); now the
+    worker's index is in the seed, so two workers are two independent samples of the mix."""
+    spec = BurstSpec(MODEL, users=4, duration_s=3, max_tokens=8, tier_mix="priority:1,flex:1", seed=4, run_id="w")
+    df = run_locust(spec, target, tmp_path, workers=2, html=False).records()
+    df = df.assign(pid=df["worker"].str.rsplit("-", n=2).str[1], user=df["worker"].str.rsplit("-u", n=1).str[1])
+    assert df["pid"].nunique() == 2
+    seqs = {key: tuple(g.sort_values("seq")["tier_requested"])[:20] for key, g in df.groupby(["pid", "user"])}
+    by_user: dict[str, list[tuple[str, ...]]] = {}
+    for (_pid, user), seq in seqs.items():
+        by_user.setdefault(user, []).append(seq)
+    pairs = [v for v in by_user.values() if len(v) == 2 and min(map(len, v)) >= 10]
+    assert pairs and all(a != b for a, b in pairs)
