@@ -25,7 +25,7 @@ from bedrock_lab.engines.spec import BurstSpec
 from bedrock_lab.engines.stopping import StopController, StopRule, bound_reason, describe_stop, watched_value
 from bedrock_lab.engines.target import Target
 from bedrock_lab.errors import ConfigError, EngineError
-from bedrock_lab.records import load_records
+from bedrock_lab.records import load_records, shard_paths
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -285,20 +285,49 @@ def run_locust(
         result.stop_reason = bound_reason(interrupted=False, breaker_tripped=result.health.breaker_tripped,
                                           issued=len(df), requests=spec.requests)  # fmt: skip
     if rule is not None:
-        final = _controller(rule, df)
+        final = _controller(rule, _watched(rule, df))
         final.finish()
         result.sequential = {**final.summary(), "looks": (result.sequential or {}).get("looks", 0)}
     return result
 
 
-def _controller(rule: StopRule, df: Any) -> StopController:
-    """A stop controller fed every finished request of ``df`` (warm-up counted from the first request)."""
-    t0 = float(df["start"].min()) if len(df) else time.time()
-    ctl = StopController(rule, t0)
+class _RecordFeed:
+    """A sequential Locust cell's stop controller, fed shard by shard as the Locust processes publish them: a
+    shard is written once (atomic rename), so each is read once, and the controller (one for the run, as in the
+    burst engine) gets only the requests that are new at each look. Its warm-up is counted from the earliest
+    start of the first shards read."""
+
+    def __init__(self, rule: StopRule, run_id: str | None, records_dir: Path) -> None:
+        self.rule, self.run_id, self.records_dir = rule, run_id, records_dir
+        self.seen: set[Path] = set()
+        self.ctl: StopController | None = None
+
+    def read_new(self) -> StopController | None:
+        """Feed the shards published since the last call; the controller (None until a record of this run)."""
+        for path in [p for p in shard_paths(self.records_dir) if p not in self.seen]:
+            df = load_records(path)
+            self.seen.add(path)
+            items = _watched(self.rule, df[df["run_id"] == self.run_id] if len(df) else df)
+            if items and self.ctl is None:
+                self.ctl = StopController(self.rule, min(start for start, _ in items))
+            if self.ctl is not None:
+                self.ctl.add_many(items)
+        return self.ctl
+
+
+def _watched(rule: StopRule, df: Any) -> list[tuple[float, float | None]]:
+    """(start, watched value) of each finished request of ``df``."""
     cols = [df[c].tolist() if c in df else [None] * len(df) for c in ("start", "status", "error_kind", "ttft_s",
                                                                       "e2e_s", "tpot_s")]  # fmt: skip
-    for start, status, kind, ttft, e2e, tpot in zip(*cols, strict=True):
-        ctl.add(float(start), watched_value(rule.metric, status, kind, _num(ttft), _num(e2e), _num(tpot)))
+    return [(float(start), watched_value(rule.metric, status, kind, _num(ttft), _num(e2e), _num(tpot)))
+            for start, status, kind, ttft, e2e, tpot in zip(*cols, strict=True)]  # fmt: skip
+
+
+def _controller(rule: StopRule, items: list[tuple[float, float | None]]) -> StopController:
+    """A stop controller fed ``items`` (warm-up counted from the earliest start: shards of several processes
+    arrive in any order)."""
+    ctl = StopController(rule, min(start for start, _ in items) if items else time.time())
+    ctl.add_many(items)
     return ctl
 
 
@@ -314,17 +343,16 @@ def _watch_records(main: subprocess.Popen[bytes], rule: StopRule, spec: BurstSpe
     main process has not ended a read timeout later, it gets SIGTERM. The look lags the requests by up to a shard
     flush (2 s): it can only stop later, never on less evidence."""
     looks = 0
+    feed = _RecordFeed(rule, spec.run_id, records_dir)
     while main.poll() is None and time.monotonic() < deadline:
         try:
             main.wait(timeout=rule.check_every_s)
             return
         except subprocess.TimeoutExpired:
             pass
-        df = load_records(records_dir)
-        df = df[df["run_id"] == spec.run_id] if len(df) else df
-        if not len(df):
+        ctl = feed.read_new()
+        if ctl is None:
             continue
-        ctl = _controller(rule, df)
         looks += 1
         reason = ctl.look(time.time())
         if reason is not None:

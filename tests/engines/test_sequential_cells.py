@@ -123,3 +123,30 @@ def test_a_locust_cell_is_stopped_by_its_runner(seq_target: Target, tmp_path: Pa
     assert res.html is not None and res.json is not None
     assert (res.sequential or {})["n"] == int((res.records()["status"] == "ok").sum()) > 0
     assert "sequential (verdict): stopped settled_above" in res.summary()
+
+
+def test_the_locust_watcher_reads_each_shard_once(tmp_path: Path) -> None:
+    """The parent of a sequential Locust cell feeds one controller with the shards published since its last look
+    (it re-read every shard at every look); another run's shards in the folder are not counted."""
+    from bedrock_lab.engines.locust_runner import _RecordFeed
+    from bedrock_lab.records import RecordWriter, RequestRecord
+
+    def shard(run_id: str, first: int, n: int) -> None:
+        with RecordWriter(tmp_path, worker=f"w{first}") as w:
+            for i in range(first, first + n):
+                w.add(RequestRecord(run_id=run_id, cell_id="", engine="locust", worker="w", seq=i, api="converse",
+                                    model_id="m", tier_requested=None, tier_served=None, prompt_id="p",
+                                    prompt_size="small", users=1, rate_rps=None, intended_start=None,
+                                    start=1000.0 + i, schedule_lag_s=None, ttft_s=0.3, e2e_s=1.0))  # fmt: skip
+
+    rule = StopRule.from_spec(_spec(slo_target_s=0.5))
+    assert rule is not None
+    feed = _RecordFeed(rule, "this", tmp_path)
+    assert feed.read_new() is None  # nothing published yet
+    shard("this", 0, 30)
+    shard("stale", 100, 50)
+    ctl = feed.read_new()
+    assert ctl is not None and ctl.n == 30 and len(feed.seen) == 2 and ctl.t0 == 1000.0
+    assert feed.read_new() is ctl and ctl.n == 30  # no new shard: nothing read, nothing added twice
+    shard("this", 30, 20)
+    assert feed.read_new() is ctl and ctl.n == 50 and len(feed.seen) == 3
