@@ -27,7 +27,8 @@ from aiohttp import web
 from bedrock_lab.catalog import TIERS, ModelSpec, split_model_id
 from bedrock_lab.emulator.load import MSG_TOO_MANY_TOKENS, Schedule
 from bedrock_lab.emulator.providers import FORMATS, ApiError, Format, Prompt, Result, validation
-from bedrock_lab.emulator.text import count_tokens, generated_text, generated_words
+from bedrock_lab.emulator.streamjob import ScheduledStream
+from bedrock_lab.emulator.text import count_tokens, generated_text
 
 if TYPE_CHECKING:
     from bedrock_lab.emulator.server import EmulatorServer, _Req
@@ -349,77 +350,38 @@ async def respond(server: EmulatorServer, request: web.BaseRequest, req: _Req, s
     return resp
 
 
-_MAX_BUFFERED = 4 << 20  # a client this far behind is treated as gone (bounded memory per stream)
-
-
 def _event(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
-class _SseJob:
-    """Writes one SSE stream on the schedule with the server's frame scheduler (one callback per tick, one HTTP
-    chunk per tick, like the event-stream writer): the role chunk with the first content, one chunk per content
-    chunk, then the finish chunk, the usage chunk (when asked) and ``data: [DONE]`` with the last content."""
+class _SseJob(ScheduledStream):
+    """Writes one SSE stream on the schedule (:class:`~bedrock_lab.emulator.streamjob.ScheduledStream`, like the
+    event-stream writer): the role chunk with the first content, one chunk per content chunk, then the finish
+    chunk, the usage chunk (when asked) and ``data: [DONE]`` with the last content."""
 
-    __slots__ = ("admitted", "created", "done", "i", "include_usage", "loop", "n", "req", "result", "sch", "sched",
-                 "server", "tier", "tokens", "transport")  # fmt: skip
+    __slots__ = ("created", "include_usage")
+    what = "SSE event"
 
     def __init__(self, server: EmulatorServer, transport: asyncio.BaseTransport, req: _Req, sch: Schedule,
                  result: Result, admitted: float, loop: asyncio.AbstractEventLoop, tier: str, created: int,
                  include_usage: bool) -> None:  # fmt: skip
-        self.server, self.transport, self.req, self.sch, self.result = server, transport, req, sch, result
-        self.admitted, self.loop, self.tier, self.created, self.include_usage = admitted, loop, tier, created, include_usage
-        self.sched = server.scheduler(loop)
-        self.n = len(sch.chunk_tokens)
-        self.i = 0
-        self.tokens = 0
-        self.done: asyncio.Future[bool] = loop.create_future()
-        req.writes = []
-
-    async def run(self) -> bool:
-        """True when the stream ended (normally or with an error event): send the chunked terminator."""
-        self.sched.at(self.admitted + self.sch.chunk_offsets[0], self._tick)
-        return await self.done
-
-    def _finish(self, ok: bool) -> None:
-        if not self.done.done():
-            self.done.set_result(ok)
-
-    def _send(self, data: bytes) -> None:
-        self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))  # type: ignore[attr-defined]
-        self.req.writes.append(time.time())  # type: ignore[union-attr]
-
-    def _tick(self) -> None:
-        try:
-            self._emit()
-        except Exception:  # never leave the handler waiting
-            log.exception("emulator: SSE event failed")
-            self._finish(False)
+        super().__init__(server, transport, req, sch, result, admitted, loop, tier)
+        self.created, self.include_usage = created, include_usage
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         return _event(chunk(self.result, self.created, delta, finish, include_usage=self.include_usage,
                             tier=self.tier))  # fmt: skip
 
     def _emit(self) -> None:
-        tr, req, sch, i, r = self.transport, self.req, self.sch, self.i, self.result
-        if tr.is_closing() or tr.get_write_buffer_size() > _MAX_BUFFERED:  # type: ignore[attr-defined]
-            req.error_code = req.error_code or "ClientDisconnected"
-            req.outcome = "client_disconnected"
-            if not tr.is_closing():
-                tr.abort()  # type: ignore[attr-defined]
-            self._finish(False)
+        if self._client_gone():
             return
-        self.server.emit.add(self.loop.time() - self.admitted - sch.chunk_offsets[i])
+        sch, i, r = self.sch, self.i, self.result
         if sch.fault is not None and i == sch.fault_chunk:
             self._fault(sch.fault)
             return
         k = sch.chunk_tokens[i]
         last = i == self.n - 1
-        if last and r.stop_sequence is not None:  # the cut may fall inside a word: the rest of the cut text
-            text = r.text[len(generated_text(sch.text_offset, self.tokens)):]
-        else:
-            text = generated_words(sch.text_offset, self.tokens, k)
-        self.tokens += k
+        text = self._text(k, last)
         parts: list[bytes] = []
         if i == 0:
             parts.append(self._chunk({"role": "assistant", "content": "", "refusal": None}))
@@ -432,20 +394,13 @@ class _SseJob:
                                      "system_fingerprint": None, "choices": [], "usage": usage(r)}))  # fmt: skip
             parts.append(b"data: [DONE]\n\n")
         self._send(b"".join(parts))
-        if last:
-            self._finish(True)
-            return
-        self.i = i + 1
-        self.sched.at(self.admitted + sch.chunk_offsets[i + 1], self._tick)
+        self._next(last)
 
     def _fault(self, fault: str) -> None:
         """Mid-stream faults: ``drop`` closes the connection; the others send an ``error`` event (the OpenAI SDK
         raises ``APIError`` on it) and end the stream without ``[DONE]``."""
         req = self.req
-        if fault == "drop":
-            req.error_code, req.outcome = "EmulatedDrop", "emulated_drop"
-            self.transport.abort()  # type: ignore[attr-defined]
-            self._finish(False)
+        if self._dropped():
             return
         throttle = fault == "stream_throttle"
         code = "throttlingException" if throttle else "modelStreamErrorException"

@@ -61,7 +61,8 @@ from bedrock_lab.emulator.providers import (
     validation,
 )
 from bedrock_lab.emulator.scheduler import FrameScheduler
-from bedrock_lab.emulator.text import generated_text, generated_words
+from bedrock_lab.emulator.streamjob import ScheduledStream
+from bedrock_lab.emulator.text import generated_text
 
 log = logging.getLogger("bedrock_lab.emulator")
 
@@ -792,75 +793,32 @@ class EmulatorServer:
         return m
 
 
-_MAX_BUFFERED = 4 << 20  # a client this far behind is treated as gone (bounded memory per stream)
+class _StreamJob(ScheduledStream):
+    """Writes one event stream (ConverseStream, InvokeModelWithResponseStream) on schedule
+    (:class:`~bedrock_lab.emulator.streamjob.ScheduledStream`). Frames due at the same tick (messageStart + first
+    delta, last delta + stop + metadata) go out in one HTTP chunk."""
 
-
-class _StreamJob:
-    """Writes one event stream on schedule with ``loop.call_at`` callbacks, straight to the transport.
-
-    Why not a coroutine with ``await asyncio.sleep`` per frame: a callback costs one timer handle instead of
-    a future plus a task step, which matters at thousands of concurrent streams. Frames due at the same tick
-    (messageStart + first delta, last delta + stop + metadata) go out in one HTTP chunk; every tick is its
-    own write (one flush per scheduled frame). HTTP chunked framing is added here; aiohttp sent the headers
-    and writes the terminating chunk.
-    """
-
-    __slots__ = ("admitted", "chunk", "done", "fault", "first_byte_ms", "fmt", "i", "loop", "n", "req",
-                 "result", "sch", "sched", "served_perf", "server", "spec", "tier", "tokens", "transport")  # fmt: skip
+    __slots__ = ("first_byte_ms", "fmt", "served_perf", "spec")
 
     def __init__(self, server: EmulatorServer, transport: asyncio.BaseTransport, req: _Req, spec: ModelSpec,
                  fmt_name: str, tier: str, served_perf: str | None, sch: Schedule, result: Result, admitted: float,
                  loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
-        self.server, self.transport, self.req, self.spec = server, transport, req, spec
+        super().__init__(server, transport, req, sch, result, admitted, loop, tier)
+        self.spec = spec
         self.fmt = None if fmt_name == "converse" else FORMATS[fmt_name]
-        self.tier, self.served_perf, self.sch, self.result = tier, served_perf, sch, result
-        self.admitted, self.loop = admitted, loop
-        self.sched = server.scheduler(loop)
-        self.n = len(sch.chunk_tokens)
-        self.i = 0
-        self.tokens = 0
+        self.served_perf = served_perf
         self.first_byte_ms = 0
-        self.fault = sch.fault
-        self.done: asyncio.Future[bool] = loop.create_future()
-        req.writes = []  # the wall clock of every write: one list append per tick
-
-    async def run(self) -> bool:
-        """True when the stream ended normally or with an exception frame (send the terminator)."""
-        self.sched.at(self.admitted + self.sch.chunk_offsets[0], self._tick)
-        return await self.done
-
-    def _finish(self, ok: bool) -> None:
-        if not self.done.done():
-            self.done.set_result(ok)
-
-    def _send(self, data: bytes) -> None:
-        self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))  # type: ignore[attr-defined]
-        self.req.writes.append(_time())  # type: ignore[union-attr]
 
     def _chunk(self, obj: dict[str, Any]) -> bytes:
         inner = base64.b64encode(json.dumps(obj).encode())
         return es.event_frame("chunk", b'{"bytes":"' + inner + b'"}')
 
-    def _tick(self) -> None:
-        try:
-            self._emit()
-        except Exception:  # never leave the handler waiting
-            log.exception("emulator: stream frame failed")
-            self._finish(False)
-
     def _emit(self) -> None:
-        tr = self.transport
-        if tr.is_closing() or tr.get_write_buffer_size() > _MAX_BUFFERED:  # type: ignore[attr-defined]
-            self.req.error_code = self.req.error_code or "ClientDisconnected"
-            self.req.outcome = "client_disconnected"
-            if not tr.is_closing():
-                tr.abort()  # type: ignore[attr-defined]
-            self._finish(False)
+        if self._client_gone():
             return
         loop, sch, i, req = self.loop, self.sch, self.i, self.req
         now = loop.time()
-        self.server.emit.add(now - self.admitted - sch.chunk_offsets[i])
-        if self.fault is not None and i == sch.fault_chunk:
+        if sch.fault is not None and i == sch.fault_chunk:
             self._fault()
             return
         k = sch.chunk_tokens[i]
@@ -869,11 +827,7 @@ class _StreamJob:
         if result.blocks:  # a structured answer (reasoning, a tool call, a blocked text): providers builds the events
             self._emit_blocks(i, k, last, now)
             return
-        if last and result.stop_sequence is not None:  # the cut may fall inside a word: the rest of the cut text
-            text = result.text[len(generated_text(sch.text_offset, self.tokens)):]
-        else:
-            text = generated_words(sch.text_offset, self.tokens, k)
-        self.tokens += k
+        text = self._text(k, last)
         frames: list[bytes] = []
         if i == 0:
             self.first_byte_ms = int(round((now - req.arrival) * 1000))
@@ -897,11 +851,7 @@ class _StreamJob:
             frames.append(self._chunk(obj))
             frames += [self._chunk(c) for c in tail]
         self._send(b"".join(frames))
-        if last:
-            self._finish(True)
-            return
-        self.i = i + 1
-        self.sched.at(self.admitted + sch.chunk_offsets[i + 1], self._tick)
+        self._next(last)
 
     def _emit_blocks(self, i: int, k: int, last: bool, now: float) -> None:
         result, fmt, req = self.result, self.fmt, self.req
@@ -929,11 +879,7 @@ class _StreamJob:
                                                                                       self.first_byte_ms, self.loop)
             frames += [self._chunk(c) for c in objs]
         self._send(b"".join(frames))
-        if last:
-            self._finish(True)
-            return
-        self.i = i + 1
-        self.sched.at(self.admitted + self.sch.chunk_offsets[i + 1], self._tick)
+        self._next(last)
 
     def _converse_tail(self, now: float, block_stop: bool = True) -> list[bytes]:
         r = self.result
@@ -954,12 +900,9 @@ class _StreamJob:
 
     def _fault(self) -> None:
         req = self.req
-        if self.fault == "drop":
-            req.error_code, req.outcome = "EmulatedDrop", "emulated_drop"
-            self.transport.abort()  # type: ignore[attr-defined]
-            self._finish(False)
+        if self._dropped():
             return
-        throttle = self.fault == "stream_throttle"
+        throttle = self.sch.fault == "stream_throttle"
         exc = "throttlingException" if throttle else "modelStreamErrorException"
         payload: dict[str, Any] = {"message": MSG_TOO_MANY_TOKENS if throttle else (
             "The system encountered an unexpected error during processing. Try your request again.")}
