@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bedrock_lab.engines.eventstream import EventStreamReader, ParserError
+from bedrock_lab.engines.eventstream import ParserError, stream_reader
 from bedrock_lab.engines.fallback import FallbackPolicy, answer_fields, request_options, restart
 from bedrock_lab.engines.formats import (
     CHAT_API,
@@ -33,7 +33,6 @@ from bedrock_lab.engines.formats import (
     RETRYABLE_STATUS,
     PreparedRequest,
     ResponseParser,
-    SseDecoder,
     build_request,
     classify_http_error,
     classify_stream_error,
@@ -366,43 +365,23 @@ class _Runner:
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser,
                            idle: _IdleTimeout) -> None:  # fmt: skip
+        """An event stream or a Chat Completions SSE stream (:func:`~bedrock_lab.engines.eventstream.stream_reader`):
+        one arrival time per content event, an in-stream error as the request's failure."""
+        reader = stream_reader(parser)
         try:
-            await (self._read_sse if parser.api == CHAT_API else self._read_frames)(resp, m, parser, idle)
-        except (ParserError, ValueError, TypeError, AttributeError) as exc:  # corrupt frame / payload
-            m.finish()
-            m.fail("stream", type(exc).__name__, message=str(exc) or None)
-
-    async def _read_frames(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser,
-                           idle: _IdleTimeout) -> None:  # fmt: skip
-        reader = EventStreamReader(parser)
-        async for data in resp.content.iter_any():
-            now = idle.last = time.monotonic()
-            texts, err = reader.feed(data)
-            if texts:
-                m.chunk_mono.extend([now] * texts)
-            if err is not None:
-                m.fail(classify_stream_error(err[0]), err[0], message=err[1])
-                m.finish()
-                return
-        m.finish()
-        if not parser.completed:
-            m.fail("stream", "TruncatedStream")
-
-    async def _read_sse(self, resp: aiohttp.ClientResponse, m: Measurement, parser: ResponseParser,
-                        idle: _IdleTimeout) -> None:  # fmt: skip
-        """A Chat Completions stream: server-sent events, ``data: {chunk}`` each, ``data: [DONE]`` at the end; an
-        ``error`` object mid-stream is the stream's failure (the OpenAI SDK raises on it too)."""
-        sse = SseDecoder()
-        async for data in resp.content.iter_any():
-            now = idle.last = time.monotonic()
-            for obj in sse.feed(data):
-                err = parser.feed_chat_event(obj)
+            async for data in resp.content.iter_any():
+                now = idle.last = time.monotonic()
+                texts, err = reader.feed(data)
+                if texts:
+                    m.chunk_mono.extend([now] * texts)
                 if err is not None:
                     m.fail(classify_stream_error(err[0]), err[0], message=err[1])
                     m.finish()
                     return
-                if parser.chat_text:
-                    m.chunk_mono.append(now)
+        except (ParserError, ValueError, TypeError, AttributeError) as exc:  # corrupt frame / payload
+            m.finish()
+            m.fail("stream", type(exc).__name__, message=str(exc) or None)
+            return
         m.finish()
         if not parser.completed:
             m.fail("stream", "TruncatedStream")

@@ -22,14 +22,12 @@ from typing import Any
 import urllib3
 from botocore.httpsession import get_cert_path
 
-from bedrock_lab.engines.eventstream import EventStreamReader, ParserError
+from bedrock_lab.engines.eventstream import ParserError, stream_reader
 from bedrock_lab.engines.formats import (
-    CHAT_API,
     RETRYABLE_CODES,
     RETRYABLE_STATUS,
     PreparedRequest,
     ResponseParser,
-    SseDecoder,
     classify_http_error,
     classify_stream_error,
     error_info,
@@ -80,12 +78,11 @@ class DirectClient:
             m.finish()
             if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 m.fail("timeout", "ReadTimeout", message=str(exc))
-            elif isinstance(exc, urllib3.exceptions.NewConnectionError):  # a subclass of ConnectTimeoutError
-                m.fail("connection", type(exc).__name__, message=str(exc))
-            elif isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-                m.fail("connection", "ConnectTimeout", message=str(exc))
-            else:
-                m.fail("connection", type(exc).__name__, message=str(exc))
+                return True
+            # NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError: it keeps its own name
+            timed_out = isinstance(exc, urllib3.exceptions.ConnectTimeoutError) and not isinstance(
+                exc, urllib3.exceptions.NewConnectionError)
+            m.fail("connection", "ConnectTimeout" if timed_out else type(exc).__name__, message=str(exc))
             return True
         read_all = False
         try:
@@ -123,31 +120,17 @@ class DirectClient:
 
 def _read_stream(resp: Any, parser: ResponseParser, m: Measurement) -> bool:
     """A streamed answer, chunk by chunk as it arrives (one arrival time per content event); True when it was read
-    to its end (an exception frame ends the reading early)."""
-    chunks = resp.read_chunked() if resp.chunked else resp.stream(65536)
-    if parser.api == CHAT_API:
-        sse = SseDecoder()
-        for data in chunks:
-            now = time.monotonic()
-            for obj in sse.feed(data):
-                err = parser.feed_chat_event(obj)
-                if err is not None:
-                    m.finish()
-                    m.fail(classify_stream_error(err[0]), err[0], message=err[1])
-                    return False
-                if parser.chat_text:
-                    m.chunk_mono.append(now)
-    else:
-        reader = EventStreamReader(parser)
-        for data in chunks:
-            now = time.monotonic()
-            texts, failure = reader.feed(data)
-            if texts:
-                m.chunk_mono.extend([now] * texts)
-            if failure is not None:
-                m.finish()
-                m.fail(classify_stream_error(failure[0]), failure[0], message=failure[1])
-                return False
+    to its end (an in-stream error ends the reading early)."""
+    reader = stream_reader(parser)
+    for data in resp.read_chunked() if resp.chunked else resp.stream(65536):
+        now = time.monotonic()
+        texts, failure = reader.feed(data)
+        if texts:
+            m.chunk_mono.extend([now] * texts)
+        if failure is not None:
+            m.finish()
+            m.fail(classify_stream_error(failure[0]), failure[0], message=failure[1])
+            return False
     m.finish()
     if not parser.completed:
         m.fail("stream", "TruncatedStream")

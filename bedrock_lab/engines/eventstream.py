@@ -1,5 +1,6 @@
-"""Reading ``application/vnd.amazon.eventstream`` answers (ConverseStream, InvokeModelWithResponseStream) without
-botocore's parser: frames decoded and checked, their events fed to a :class:`ResponseParser`.
+"""Reading streamed answers: ``application/vnd.amazon.eventstream`` (ConverseStream, InvokeModelWithResponseStream)
+without botocore's parser, frames decoded and checked, their events fed to a :class:`ResponseParser`; and Chat
+Completions' server-sent events (:class:`SseReader`, the same interface: :func:`stream_reader` picks one).
 
 Sans-IO, so both engines share it: the burst engine feeds it aiohttp's bytes, the Locust user's direct client
 urllib3's. Why not botocore's ``EventStreamBuffer`` and ``EventStream``: the same checks and errors at ~2.5 instead
@@ -22,9 +23,9 @@ from botocore.eventstream import (
     ParserError,
 )
 
-from bedrock_lab.engines.formats import ResponseParser
+from bedrock_lab.engines.formats import CHAT_API, ResponseParser, SseDecoder
 
-__all__ = ["EventStreamReader", "FrameDecoder", "ParserError", "frame_message"]
+__all__ = ["EventStreamReader", "FrameDecoder", "ParserError", "SseReader", "frame_message", "stream_reader"]
 
 _PRELUDE = struct.Struct("!III")
 _U16 = struct.Struct("!H")
@@ -159,3 +160,31 @@ class EventStreamReader:
             if text:
                 texts += 1
         return texts, None
+
+
+class SseReader:
+    """A Chat Completions stream's bytes in (server-sent events, ``data: {chunk}`` each, ``data: [DONE]`` last),
+    its chunks fed to ``parser``; :meth:`feed` answers like :meth:`EventStreamReader.feed`: the content chunks in
+    ``data`` and, for an ``error`` object mid-stream (the OpenAI SDK raises on it too), its ``(code, message)``."""
+
+    __slots__ = ("_sse", "_parser")
+
+    def __init__(self, parser: ResponseParser) -> None:
+        self._sse = SseDecoder()
+        self._parser = parser
+
+    def feed(self, data: bytes) -> tuple[int, tuple[str, str | None] | None]:
+        texts = 0
+        parser = self._parser
+        for obj in self._sse.feed(data):
+            err = parser.feed_chat_event(obj)
+            if err is not None:
+                return texts, err
+            if parser.chat_text:
+                texts += 1
+        return texts, None
+
+
+def stream_reader(parser: ResponseParser) -> EventStreamReader | SseReader:
+    """The reader of a streamed answer of ``parser.api``: SSE for chat-completions, else the event stream."""
+    return SseReader(parser) if parser.api == CHAT_API else EventStreamReader(parser)

@@ -308,10 +308,10 @@ class _RecordFeed:
             df = load_records(path)
             self.seen.add(path)
             items = _watched(self.rule, df[df["run_id"] == self.run_id] if len(df) else df)
-            if items and self.ctl is None:
-                self.ctl = StopController(self.rule, min(start for start, _ in items))
             if self.ctl is not None:
                 self.ctl.add_many(items)
+            elif items:
+                self.ctl = _controller(self.rule, items)
         return self.ctl
 
 

@@ -410,7 +410,7 @@ class BedrockUser(User):
         self.workload = load_workload(_opt(env, "workload"), _opt(env, "prompt-size"))
         # seeded per user and worker (Locust's worker index, given by the master: stable from run to run, unlike a
         # pid), so workers do not send the same prompt and tier sequences and a run can be repeated
-        self.process = getattr(env.runner, "worker_index", 0) if isinstance(env.runner, WorkerRunner) else -1
+        self.process = env.runner.worker_index if isinstance(env.runner, WorkerRunner) else -1
         self.conv = self.workload.conversation(random.Random(_opt(env, "seed") * 1_000_003 + self.index
                                                              + 7919 * (self.process + 1)))  # fmt: skip
         self.seq = 0
